@@ -1,0 +1,1 @@
+"""Telegram side of the compliance scanner: settings, storage, handlers and the CLI."""

@@ -1,0 +1,59 @@
+"""The one settings object, read from the environment and ``.env`` once at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("data")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org/bot"
+    moderator_chat_id: int | None = None
+    moderator_user_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    database_path: Path = DEFAULT_DATA_DIR / "compliance.db"
+    model_path: Path = DEFAULT_DATA_DIR / "model.joblib"
+    training_data_dir: Path | None = None
+    alert_threshold: float = Field(0.8, ge=0.0, le=1.0)
+    digest_interval_minutes: int = Field(60, ge=1)
+    store_benign_text: bool = False
+    webhook_url: str | None = None
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = Field(8443, ge=1, le=65535)
+
+    @field_validator("moderator_user_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value):
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            try:
+                return frozenset(int(p) for p in parts)
+            except ValueError:
+                raise ValueError("must be comma-separated numeric Telegram user ids") from None
+        return value
+
+    def require_token(self) -> str:
+        if self.telegram_bot_token is None or not self.telegram_bot_token.get_secret_value():
+            raise ConfigError("TELEGRAM_BOT_TOKEN is not set: get a token from @BotFather and set it in the environment or .env")
+        return self.telegram_bot_token.get_secret_value()
+
+
+def load_settings(**overrides) -> Settings:
+    """Read the settings, turning a validation error into one line that names the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+        raise ConfigError(f"{name}: {first['msg']}") from None
