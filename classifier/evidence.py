@@ -1,0 +1,224 @@
+"""Structured evidence pulled out of a post: links, exchanges, referral codes, handles, addresses, OTC slang.
+
+Evidence is kept as data so that a moderator sees *what* was found ("referral code 88X on binance"), and
+the model reads it as features next to the n-grams.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlsplit
+
+from classifier.normalize import clean, normalize
+
+# Exchange → patterns over normalized text (lower case, spaced letters joined). "gate" alone is an
+# ordinary English word, so Gate needs its domain or a Chinese name.
+EXCHANGES: dict[str, str] = {
+    "binance": r"binance|币安|幣安",
+    "okx": r"\bokx\b|\bokex\b|okx\.com|欧易|歐易",
+    "bitfinex": r"bitfinex",
+    "kucoin": r"kucoin|库币|庫幣",
+    "huobi": r"huobi|火币|火幣|\bhtx\b|htx\.com",
+    "bybit": r"bybit",
+    "gate": r"gate\.io|gateio|gate\.com|芝麻开门|芝麻開門",
+    "mexc": r"\bmexc\b|mexc\.com|抹茶交易所",
+    "bitget": r"bitget",
+    "coinbase": r"coinbase",
+    "kraken": r"\bkraken\b",
+    "xt": r"\bxt\.com\b",
+    "hotbit": r"hotbit",
+    "lbank": r"\blbank\b",
+    "bingx": r"bingx",
+    "bitmart": r"bitmart",
+    "coinex": r"\bcoinex\b",
+    "phemex": r"phemex",
+    "pionex": r"pionex|派网",
+    "bitmex": r"bitmex",
+    "deribit": r"deribit",
+    "poloniex": r"poloniex",
+}
+_EXCHANGE_PATTERNS = {name: re.compile(p) for name, p in EXCHANGES.items()}
+
+_TLDS = (
+    "com|io|net|org|app|xyz|finance|exchange|top|vip|cc|me|co|pro|club|site|online|info|ai|fi|gg|world|"
+    "tech|link|live|cn|hk|tw|ru|uk|us|biz|fun|space|store|shop|trade|money|market|network|cash|bet|win|"
+    "one|ly|to|sh|so|lol|meme|dev|tv|asia|example"
+)
+_URL = re.compile(
+    rf"(?:https?://|www\.)[^\s<>\"'，。、）)】]+|(?<![@\w.-])(?:[a-z0-9][a-z0-9-]*\.)+(?:{_TLDS})\b(?:/[^\s<>\"'，。、）)】]*)?",
+    re.IGNORECASE,
+)
+_REFERRAL_PARAMS = {
+    "ref", "referral", "refcode", "ref_code", "referralcode", "referral_code", "invite", "invitecode",
+    "invite_code", "invitationcode", "inviter", "code", "r", "aff", "affiliate", "affiliate_id", "promo",
+    "promocode", "channelcode", "shareid", "vipcode", "start",
+}
+_REFERRAL_PATH = re.compile(r"/(?:ref|join|invite|referral|register|r|i|signup)/([A-Za-z0-9_-]{3,})", re.IGNORECASE)
+_REFERRAL_TEXT = re.compile(
+    r"(?:ref(?:erral)?|invite|invitation|promo|bonus|sign[- ]?up)\s*(?:code|id)\s*[:：=]?\s*[\"'“]?([A-Za-z0-9]{4,12})\b"
+    r"|\bcode\s*[:：]?\s*([A-Z0-9]*\d[A-Z0-9]*)\b"
+    r"|(?:邀请码|邀請碼|推荐码|推薦碼|注册码|註冊碼|邀请ID|返佣码)\s*[:：]?\s*([A-Za-z0-9]{4,12})",
+    re.IGNORECASE,
+)
+_TELEGRAM_LINK = re.compile(r"(?:https?://)?(?:t|telegram)\.me/(?:joinchat/|\+)?[A-Za-z0-9_+/-]+|tg://\S+", re.IGNORECASE)
+_HANDLE = re.compile(r"(?<![\w.@/])@([A-Za-z][A-Za-z0-9_]{3,31})\b")
+
+_BASE58 = "1-9A-HJ-NP-Za-km-z"
+ADDRESS_PATTERNS: dict[str, re.Pattern] = {
+    "evm": re.compile(r"\b0x[a-fA-F0-9]{40}\b"),
+    "tron": re.compile(rf"\bT[{_BASE58}]{{33}}\b"),
+    "btc": re.compile(rf"\bbc1[ac-hj-np-z02-9]{{11,71}}\b|\b[13][{_BASE58}]{{25,34}}\b"),
+    "ton": re.compile(r"\b(?:EQ|UQ)[A-Za-z0-9_-]{46}\b"),
+    "solana": re.compile(rf"\b[{_BASE58}]{{32,44}}\b"),
+}
+
+# Chinese OTC and money-moving slang of LABELS.md, matched on normalized (lower-case) text.
+OTC_TERMS = (
+    "收u", "出u", "换u", "换币", "回u", "u商", "承兑", "换汇", "跑分", "代收", "代付", "搬砖", "车队", "料主",
+    "卸货", "洗米", "出金", "入金", "汇率", "打款", "秒到", "担保", "面交", "u卡", "一道", "二道", "卡接",
+    "收币", "出币", "兑u", "usdt兑", "现金换", "换现金", "收購u", "收購", "承兌", "跑分", "代收代付",
+)
+_OTC = re.compile("|".join(sorted({re.escape(t) for t in OTC_TERMS}, key=len, reverse=True)))
+_PERCENT = re.compile(r"\d[\d,.]*\s?%")
+_MONEY = re.compile(r"[$¥€]\s?\d|\d\s?(?:usdt|usd|u\b|bnb|eth|sol|btc|元|万|刀)", re.IGNORECASE)
+_EMOJI = re.compile("[\u2600-\u27bf\U0001f000-\U0001faff]")
+
+
+@dataclass
+class Evidence:
+    """What was found in one post. Every list holds the matched strings, de-duplicated, in order."""
+
+    urls: list[str] = field(default_factory=list)
+    domains: list[str] = field(default_factory=list)
+    exchanges: list[str] = field(default_factory=list)
+    referrals: list[str] = field(default_factory=list)
+    telegram_links: list[str] = field(default_factory=list)
+    handles: list[str] = field(default_factory=list)
+    addresses: dict[str, list[str]] = field(default_factory=dict)
+    otc_terms: list[str] = field(default_factory=list)
+    emoji: int = 0
+    percents: int = 0
+    amounts: int = 0
+    length: int = 0
+
+    def features(self) -> dict[str, float]:
+        """Numeric features for the model, named so that a weight reads as a reason."""
+        f: dict[str, float] = {}
+
+        def flag(name: str, count: int) -> None:
+            if count:
+                f[name] = 1.0 + math.log(count)
+
+        flag("link", len(self.urls))
+        flag("exchange named", len(self.exchanges))
+        flag("referral code or link", len(self.referrals))
+        flag("telegram link", len(self.telegram_links))
+        flag("telegram handle", len(self.handles))
+        for kind, found in self.addresses.items():
+            flag(f"{kind} address", len(found))
+        flag("chinese otc slang", len(self.otc_terms))
+        flag("emoji", self.emoji)
+        flag("percentages", self.percents)
+        flag("amounts", self.amounts)
+        if self.exchanges and self.referrals:
+            f["exchange with referral"] = 1.0
+        if self.exchanges and (self.urls or self.telegram_links or self.handles):
+            f["exchange with contact or link"] = 1.0
+        if self.addresses and (self.urls or self.telegram_links):
+            f["address with link"] = 1.0
+        if not (self.urls or self.telegram_links or self.handles or self.addresses):
+            f["no link, handle or address"] = 1.0
+        f["short post" if self.length < 60 else "long post" if self.length > 600 else "medium post"] = 1.0
+        return f
+
+    def describe(self, feature: str) -> str:
+        """The feature with what was found behind it, for a moderator."""
+        found: list[str] = {
+            "link": self.domains or self.urls,
+            "exchange named": self.exchanges,
+            "referral code or link": self.referrals,
+            "telegram link": self.telegram_links,
+            "telegram handle": ["@" + h for h in self.handles],
+            "chinese otc slang": self.otc_terms,
+            "exchange with referral": self.exchanges + self.referrals,
+            "exchange with contact or link": self.exchanges,
+        }.get(feature) or self.addresses.get(feature.removesuffix(" address"), [])
+        if not found:
+            return feature
+        shown = ", ".join(_shorten(x) for x in found[:3])
+        return f"{feature}: {shown}" + (" …" if len(found) > 3 else "")
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v}
+
+
+def _shorten(value: str, width: int = 40) -> str:
+    return value if len(value) <= width else value[: width - 1] + "…"
+
+
+def _unique(items) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _referrals_in_url(url: str) -> list[str]:
+    try:
+        parts = urlsplit(url if "://" in url else "http://" + url)
+        query = parse_qsl(parts.query, keep_blank_values=False)
+    except ValueError:
+        return []
+    found = [f"{k}={v}" for k, v in query if k.lower() in _REFERRAL_PARAMS and v]
+    found += [m.group(0) for m in _REFERRAL_PATH.finditer(parts.path)]
+    return found
+
+
+def _domain(url: str) -> str | None:
+    try:
+        host = urlsplit(url if "://" in url else "http://" + url).hostname
+    except ValueError:
+        return None
+    return host.removeprefix("www.") if host else None
+
+
+def extract(text: str, *, cleaned: str | None = None, normalized: str | None = None) -> Evidence:
+    """Find the evidence in a post. Pass ``cleaned``/``normalized`` when already computed."""
+    cleaned = clean(text) if cleaned is None else cleaned
+    normalized = normalize(text) if normalized is None else normalized
+    telegram_links = _unique(m.group(0) for m in _TELEGRAM_LINK.finditer(cleaned))
+    urls = _unique(
+        m.group(0).rstrip(".,;:!?")
+        for m in _URL.finditer(cleaned)
+        if not _TELEGRAM_LINK.match(m.group(0))
+    )
+    referrals = [r for u in urls + telegram_links for r in _referrals_in_url(u)]
+    referrals += [next(g for g in m.groups() if g) for m in _REFERRAL_TEXT.finditer(cleaned)]
+    addresses: dict[str, list[str]] = {}
+    taken: set[str] = set()
+    for kind, pattern in ADDRESS_PATTERNS.items():
+        found = [a for a in _unique(pattern.findall(cleaned)) if a not in taken and _looks_random(a, kind)]
+        if found:
+            addresses[kind] = found
+            taken.update(found)
+    exchanges = [name for name, p in _EXCHANGE_PATTERNS.items() if p.search(normalized)]
+    return Evidence(
+        urls=urls,
+        domains=_unique(d for d in map(_domain, urls) if d),
+        exchanges=exchanges,
+        referrals=_unique(referrals),
+        telegram_links=telegram_links,
+        handles=_unique(_HANDLE.findall(cleaned)),
+        addresses=addresses,
+        otc_terms=_unique(_OTC.findall(normalized)),
+        emoji=len(_EMOJI.findall(text)),
+        percents=len(_PERCENT.findall(cleaned)),
+        amounts=len(_MONEY.findall(cleaned)),
+        length=len(cleaned),
+    )
+
+
+def _looks_random(candidate: str, kind: str) -> bool:
+    # A base58 run of 32+ letters could in principle be a long word; real addresses mix digits and case.
+    if kind in ("evm", "ton") or candidate.startswith("bc1"):
+        return True
+    return any(c.isdigit() for c in candidate) and any(c.isupper() for c in candidate[1:])

@@ -1,0 +1,92 @@
+"""Undo the obfuscation that promoters use to slip past keyword filters.
+
+Two stages. :func:`clean` keeps case and punctuation (addresses and referral codes are case-sensitive)
+and only removes what no reader sees or what merely imitates a Latin letter. :func:`normalize` goes on to
+the form the n-gram features read: case-folded, emoji gone, spaced-out letters joined again.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Characters a reader does not see but that split a keyword for a filter.
+_INVISIBLE = dict.fromkeys(
+    [0x00AD, 0x034F, 0x061C, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x180E, 0x3164, 0xFEFF, 0xFFA0]
+    + list(range(0x200B, 0x2010))
+    + list(range(0x202A, 0x202F))
+    + list(range(0x2060, 0x2070))
+    + list(range(0xFE00, 0xFE10)),
+    None,
+)
+
+# Cyrillic and Greek letters that look like Latin ones. Applied only inside words that also hold a Latin
+# letter, so real Russian or Greek text is left alone while "Вinаnce" becomes "Binance".
+_HOMOGLYPHS = str.maketrans(
+    "АВЕКМНОРСТХаеорсухіјѕԁԛԝӏІЈЅАΑΒΕΖΗΙΚΜΝΟΡΤΥΧαοριτυνκ",
+    "ABEKMHOPCTXaeopcyxijsdqwlIJSAABEZHIKMNOPTYXaopitvvk",
+)
+_CYRILLIC_GREEK = re.compile(r"[\u0370-\u03ff\u0400-\u04ff]")
+_MIXED_WORD = re.compile(r"\w*[A-Za-z]\w*[\u0370-\u03ff\u0400-\u04ff]\w*|\w*[\u0370-\u03ff\u0400-\u04ff]\w*[A-Za-z]\w*")
+
+# Emoji, pictographs, dingbats, keycaps, regional indicators and other symbols with no letters in them.
+_SYMBOLS = re.compile(
+    "[\u2190-\u21ff\u2300-\u23ff\u2460-\u24ff\u25a0-\u27bf\u2900-\u297f\u2b00-\u2bff\u3030\u303d"
+    "\u3297\u3299\U0001f000-\U0001faff\U0001fc00-\U0001ffff\u20e3\u2122\u2139\u2640\u2642]"
+)
+# Letters separated by single spaces, dots, dashes, underscores, stars or middle dots: "B i n a n c e".
+_SPACED = re.compile(r"(?<![\w])(?:[^\W_][ .\-_*·•|]{1,2}){2,}[^\W_](?![\w])")
+_SPACED_SEPARATORS = re.compile(r"[ .\-_*·•|]")
+_CJK = r"\u3400-\u9fff\uf900-\ufaff"
+_CJK_GAP = re.compile(rf"(?<=[{_CJK}])[ \t]+(?=[{_CJK}])")
+_WHITESPACE = re.compile(r"[ \t\r\f\v]+")
+_BLANK_LINES = re.compile(r"\n\s*\n+")
+
+
+def safe_text(text: str) -> str:
+    """A string that can be encoded: lone surrogates (from broken JSON or UTF-16) become U+FFFD."""
+    if not _has_surrogates(text):
+        return text
+    # surrogatepass keeps a valid pair together; only a lone half becomes U+FFFD.
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _fold_mixed_word(match: re.Match) -> str:
+    return match.group(0).translate(_HOMOGLYPHS)
+
+
+def clean(text: str) -> str:
+    """NFKC (full-width forms and styled letters to plain), invisible and control characters removed,
+    Cyrillic/Greek look-alikes inside Latin words replaced. Case and punctuation are kept."""
+    text = unicodedata.normalize("NFKC", safe_text(text)).translate(_INVISIBLE)
+    text = "".join(ch if ch in "\n\t" or unicodedata.category(ch) != "Cc" else " " for ch in text)
+    if _CYRILLIC_GREEK.search(text):
+        text = _MIXED_WORD.sub(_fold_mixed_word, text)
+    return text
+
+
+def _join_spaced(match: re.Match) -> str:
+    return _SPACED_SEPARATORS.sub("", match.group(0))
+
+
+def normalize(text: str) -> str:
+    """The form the n-gram features read: :func:`clean`, then :func:`fold`."""
+    return fold(clean(text))
+
+
+def fold(cleaned: str) -> str:
+    """Case-fold a :func:`clean` text, replace symbols and emoji by a space, join spaced-out letters
+    ("b i n a n c e" → "binance", "空 投" → "空投") and squeeze whitespace."""
+    text = _SYMBOLS.sub(" ", cleaned.casefold())
+    text = _CJK_GAP.sub("", text)
+    text = _SPACED.sub(_join_spaced, text)
+    text = _WHITESPACE.sub(" ", text)
+    return _BLANK_LINES.sub("\n", text).strip()
