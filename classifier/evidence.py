@@ -128,9 +128,6 @@ class Evidence:
             f["exchange with contact or link"] = 1.0
         if self.addresses and (self.urls or self.telegram_links):
             f["address with link"] = 1.0
-        if not (self.urls or self.telegram_links or self.handles or self.addresses):
-            f["no link, handle or address"] = 1.0
-        f["short post" if self.length < 60 else "long post" if self.length > 600 else "medium post"] = 1.0
         return f
 
     def describe(self, feature: str) -> str:

@@ -27,6 +27,9 @@ _HOMOGLYPHS = str.maketrans(
     "ABEKMHOPCTXaeopcyxijsdqwlIJSAABEZHIKMNOPTYXaopitvvk",
 )
 _CYRILLIC_GREEK = re.compile(r"[\u0370-\u03ff\u0400-\u04ff]")
+# A look-alike standing alone, as in the spaced-out "В i n а n с е", when the text also has Latin letters.
+_LONE_LOOKALIKE = re.compile(r"(?<!\w)[\u0370-\u03ff\u0400-\u04ff](?!\w)")
+_LATIN = re.compile(r"[A-Za-z]")
 _MIXED_WORD = re.compile(r"\w*[A-Za-z]\w*[\u0370-\u03ff\u0400-\u04ff]\w*|\w*[\u0370-\u03ff\u0400-\u04ff]\w*[A-Za-z]\w*")
 
 # Emoji, pictographs, dingbats, keycaps, regional indicators and other symbols with no letters in them.
@@ -70,6 +73,8 @@ def clean(text: str) -> str:
     text = "".join(ch if ch in "\n\t" or unicodedata.category(ch) != "Cc" else " " for ch in text)
     if _CYRILLIC_GREEK.search(text):
         text = _MIXED_WORD.sub(_fold_mixed_word, text)
+        if _LATIN.search(text):
+            text = _LONE_LOOKALIKE.sub(_fold_mixed_word, text)
     return text
 
 

@@ -46,7 +46,7 @@ def tune_thresholds(y_true: Sequence[str], probabilities: np.ndarray, classes: S
     best, best_score = None, -1.0
     for combo in product(THRESHOLD_GRID, repeat=len(PROMOTION_LABELS)):
         thresholds = dict(zip(PROMOTION_LABELS, map(float, combo)))
-        score = f1_score(y_true, decide(probabilities, classes, thresholds), labels=list(LABELS), average="macro")
+        score = f1_score(y_true, decide(probabilities, classes, thresholds), labels=list(LABELS), average="macro", zero_division=0)
         if score > best_score + 1e-9 or (abs(score - best_score) <= 1e-9 and sum(combo) > sum(best.values())):
             best, best_score = thresholds, score
     return best

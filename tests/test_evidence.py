@@ -1,0 +1,82 @@
+import pytest
+
+from classifier.evidence import extract
+
+
+@pytest.mark.parametrize(
+    "text, exchange",
+    [
+        ("sign up on Binance today", "binance"),
+        ("OKX and OKEx are one", "okx"),
+        ("欧易注册", "okx"),
+        ("withdraw from bitfinex", "bitfinex"),
+        ("KuCoin listing", "kucoin"),
+        ("火币返佣", "huobi"),
+        ("HTX app", "huobi"),
+        ("bybit futures", "bybit"),
+        ("gate.io account", "gate"),
+        ("MEXC spot", "mexc"),
+        ("Bitget copy trading", "bitget"),
+        ("Coinbase wallet", "coinbase"),
+        ("Kraken pro", "kraken"),
+        ("B i n a n c e", "binance"),
+        ("币安", "binance"),
+    ],
+)
+def test_known_exchanges_are_found(text, exchange):
+    assert exchange in extract(text).exchanges
+
+
+def test_gate_as_an_english_word_is_not_an_exchange():
+    assert extract("meet me at the gate").exchanges == []
+
+
+def test_urls_domains_and_referral_parameters():
+    ev = extract("Buy: https://presale.moonpad.io/?ref=LUctm8ReAm now, or www.binance.com/join?ref=XYZ99.")
+    assert ev.domains == ["presale.moonpad.io", "binance.com"]
+    assert "ref=LUctm8ReAm" in ev.referrals and "ref=XYZ99" in ev.referrals
+
+
+def test_referral_codes_in_text_and_paths():
+    assert "88X" in extract("mirror binance-cn.example, code 88X for 20% off").referrals
+    assert "ABC123" in extract("币安注册邀请码：ABC123 返佣40%").referrals
+    assert "/join/QWE88" in extract("https://partner.bybit.com/join/QWE88").referrals
+    assert extract("code review at noon").referrals == []
+
+
+def test_telegram_links_and_handles_but_not_emails():
+    ev = extract("Join t.me/pump_signals or https://t.me/+AbCdEf, DM @vip_admin; mail me@example.com")
+    assert ev.telegram_links == ["t.me/pump_signals", "https://t.me/+AbCdEf"]
+    assert ev.handles == ["vip_admin"]
+
+
+@pytest.mark.parametrize(
+    "kind, address",
+    [
+        ("evm", "0x1234567890abcdef1234567890ABCDEF12345678"),
+        ("tron", "TN3W4H6rK2ce4vX9YnFQHwKENnHjoxb3m9"),
+        ("btc", "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"),
+        ("btc", "1BoatSLRHtKNngkdXEeobR76b53LETtpyT"),
+        ("solana", "92tbcNAx7MhZbme3EP6BisYgD9SweTPsGvC7GbTdpump"),
+        ("ton", "EQD4FPq-PRDieyQKkizFTRtSDyucUIqrj0v_zXJmqaDp6_0t"),
+    ],
+)
+def test_wallet_and_contract_addresses(kind, address):
+    assert extract(f"CA: {address} buy now").addresses == {kind: [address]}
+
+
+def test_chinese_otc_vocabulary():
+    ev = extract("长期收U，汇率置顶，见U打款，承兑跑分勿扰")
+    assert {"收u", "汇率", "打款", "承兑", "跑分"} <= set(ev.otc_terms)
+
+
+def test_features_name_what_was_found():
+    ev = extract("币安注册邀请码：ABC123 https://www.binance.com/zh-CN/register?ref=ABC123")
+    features = ev.features()
+    assert features["exchange with referral"] == 1.0
+    assert "referral code or link" in features
+    assert ev.describe("exchange named") == "exchange named: binance"
+
+
+def test_plain_chat_has_no_evidence_features_beyond_none():
+    assert extract("see you tomorrow at lunch").features() == {}

@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+
+from classifier.labels import LABELS
+from classifier.model import decide
+
+# The hard cases of ../shared/LABELS.md: the model must get the table right.
+HARD_CASES = [
+    ("China orders 124 overseas exchanges blocked; Binance and OKEx unreachable", "benign"),
+    ("Binance blocked? Use our mirror binance-cn.example, code 88X for 20% off fees", "trading_service"),
+    ("BTC breaks 100k, alts next", "benign"),
+    ("BTC breaks 100k — our VIP called it, join @signals_vip for the next call", "trading_service"),
+    ("Presale of $MOON ends Friday, 1 BNB = 50,000 MOON, buy at moon-sale.example", "ico"),
+    ("The SEC sued the organisers of a 2017 ICO", "benign"),
+    ("长期收U，汇率置顶，见U打款", "trading_service"),
+    ("请问哪个交易所不用KYC?", "benign"),
+    ("Pump starts in 10 minutes on KuCoin, pair USDT", "trading_service"),
+]
+
+
+@pytest.mark.parametrize("text, label", HARD_CASES)
+def test_hard_cases_of_the_label_guide(trained_model, text, label):
+    assert trained_model.predict(text).label == label
+
+
+def test_verdict_has_probabilities_reasons_and_version(trained_model):
+    verdict = trained_model.predict("Airdrop is LIVE 🎁 claim your free $ZAP at zap-drop.example/claim?ref=K9 now")
+    assert verdict.label == "ico"
+    assert set(verdict.scores) == set(LABELS)
+    assert sum(verdict.scores.values()) == pytest.approx(1.0, abs=1e-6)
+    assert verdict.reasons and all(r.weight > 0 for r in verdict.reasons)
+    assert verdict.reasons == sorted(verdict.reasons, key=lambda r: -r.weight)
+    assert verdict.model_version == trained_model.version != ""
+
+
+def test_reasons_show_the_evidence_found(trained_model):
+    verdict = trained_model.predict("币安注册邀请码 ABC123 返佣40% https://www.binance.com/register?ref=ABC123")
+    assert verdict.label == "trading_service"
+    shown = " ".join(str(r) for r in verdict.reasons)
+    assert "binance" in shown or "ABC123" in shown
+
+
+@pytest.mark.parametrize(
+    "plain, disguised",
+    [
+        ("Sign up on Binance with my referral code", "Sign up on В i n а n с е with my referral code"),
+        ("Presale is live, buy the token now", "P\u200br\u200be\u200bs\u200ba\u200bl\u200be is live, buy the token now"),
+        ("收U 出U 汇率置顶 飞机联系", "收Ｕ 出Ｕ 汇 率 置 顶 飞机联系"),
+    ],
+)
+def test_obfuscation_does_not_change_the_verdict(trained_model, plain, disguised):
+    a, b = trained_model.predict(plain), trained_model.predict(disguised)
+    assert a.label == b.label
+    assert a.scores[a.label] == pytest.approx(b.scores[a.label], abs=0.1)
+
+
+def test_batch_and_single_predictions_agree(trained_model):
+    texts = [t for t, _ in HARD_CASES]
+    batch = trained_model.predict_many(texts)
+    assert [v.label for v in batch] == [trained_model.predict(t).label for t in texts]
+    assert trained_model.predict_many([]) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "   ", "🚀🚀🔥💎", "x" * 100_000, "Presale 🚀 " * 10_000, "bad \ud800 surrogate", "ctrl\x00\x01\x1b[31m", "\u200b\u200b"],
+)
+def test_bad_input_still_gets_a_verdict(trained_model, text):
+    verdict = trained_model.predict(text)
+    assert verdict.label in LABELS
+
+
+def test_decide_applies_per_label_thresholds():
+    classes = ["benign", "ico", "trading_service"]
+    probabilities = np.array([[0.50, 0.45, 0.05], [0.30, 0.20, 0.50], [0.90, 0.05, 0.05], [0.2, 0.42, 0.38]])
+    thresholds = {"ico": 0.4, "trading_service": 0.6}
+    assert decide(probabilities, classes, thresholds) == ["ico", "benign", "benign", "ico"]
+    # The label furthest past its own threshold wins when two pass.
+    assert decide(np.array([[0.0, 0.45, 0.55]]), classes, {"ico": 0.3, "trading_service": 0.5}) == ["ico"]
