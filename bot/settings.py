@@ -26,7 +26,11 @@ class Settings(BaseSettings):
     model_path: Path = DEFAULT_DATA_DIR / "model.joblib"
     training_data_dir: Path | None = None
     alert_threshold: float = Field(0.8, ge=0.0, le=1.0)
-    digest_interval_minutes: int = Field(60, ge=1)
+    # A float so that tests (and impatient operators) can ask for a digest every few seconds.
+    digest_interval_minutes: float = Field(60, gt=0)
+    # Telegram allows 20 messages a minute to one group; alerts beyond that are batched.
+    alerts_per_minute: int = Field(20, ge=1, le=20)
+    outbox_interval_seconds: float = Field(2.0, gt=0)
     store_benign_text: bool = False
     webhook_url: str | None = None
     webhook_listen: str = "127.0.0.1"
