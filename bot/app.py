@@ -1,0 +1,152 @@
+"""Building and running the PTB application: handlers, jobs, rate limiter, logging without the token."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import sys
+from functools import partial
+
+from telegram import Update
+from telegram.ext import (AIORateLimiter, Application, ApplicationBuilder, CallbackQueryHandler, ChatMemberHandler,
+                          CommandHandler, ContextTypes, MessageHandler, TypeHandler, filters)
+from telegram.request import BaseRequest
+
+from bot import commands
+from bot.digest import queue_digest
+from bot.membership import on_my_chat_member
+from bot.review import on_review
+from bot.scanning import on_post, retry_unsaved
+from bot.services import Classifier, Services, services
+from bot.settings import ConfigError, Settings
+from bot.storage import Storage
+
+log = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CHANNEL_POST, Update.EDITED_CHANNEL_POST,
+                   Update.CALLBACK_QUERY, Update.MY_CHAT_MEMBER]
+
+POSTS = (filters.UpdateType.CHANNEL_POSTS | (filters.ChatType.GROUPS & filters.UpdateType.MESSAGES)) & ~filters.COMMAND
+
+
+async def outbox_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Store scans that waited for the database, then send what the outbox holds."""
+    svc = services(context)
+    try:
+        retry_unsaved(svc)
+        await svc.outbox.flush(context.bot, svc.secret)
+    except sqlite3.Error as exc:
+        log.error("outbox round skipped: database error %s; nothing is lost, retrying next round", exc)
+
+
+async def digest_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Queue the periodic digest (the outbox job sends it)."""
+    svc = services(context)
+    try:
+        queue_digest(svc.storage, svc.moderator_chat_id)
+        await svc.outbox.flush(context.bot, svc.secret)
+    except sqlite3.Error as exc:
+        log.error("digest skipped: database error %s; it will cover this period next time", exc)
+
+
+async def on_unhandled(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log updates no handler took, so an unexpected kind is visible rather than silently dropped."""
+    kind = next((k for k in ALLOWED_UPDATES + ["chat_member", "inline_query", "poll", "message_reaction"]
+                 if getattr(update, k, None) is not None), "unknown")
+    log.info("update %d (%s) ignored: nothing to do with it", update.update_id, kind)
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log a handler's failure with the update that caused it; the bot carries on."""
+    update_id = update.update_id if isinstance(update, Update) else None
+    log.error("error while handling update %s", update_id, exc_info=context.error)
+
+
+def build_application(settings: Settings, classifier: Classifier, storage: Storage, *, loader=None,
+                      request: BaseRequest | None = None, token: str | None = None) -> Application:
+    """The application with its handlers and jobs; `request` lets tests put an in-memory transport under it."""
+    builder = (ApplicationBuilder().token(token or settings.require_token()).base_url(settings.telegram_api_url)
+               .rate_limiter(AIORateLimiter(group_max_rate=settings.alerts_per_minute))
+               .post_init(partial(_post_init, settings)).post_shutdown(lambda app: _post_shutdown(storage)))
+    if request is not None:
+        builder = builder.request(request).get_updates_request(request)
+    app = builder.build()
+    app.bot_data["services"] = Services(
+        storage=storage, classifier=classifier, moderator_chat_id=settings.moderator_chat_id,
+        moderator_ids=settings.moderator_user_ids, alert_threshold=settings.alert_threshold,
+        store_benign_text=settings.store_benign_text, alerts_per_minute=settings.alerts_per_minute, loader=loader,
+    )
+    for name, callback in commands.COMMANDS.items():
+        app.add_handler(CommandHandler(name, callback))
+    app.add_handler(CallbackQueryHandler(on_review))
+    app.add_handler(ChatMemberHandler(on_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
+    app.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.FORWARDED, commands.check_forwarded))
+    app.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & ~filters.COMMAND,
+                                   commands.private_hint))
+    app.add_handler(MessageHandler(POSTS, on_post))
+    # Last in the group: only updates that no handler above took reach it.
+    app.add_handler(TypeHandler(Update, on_unhandled))
+    app.add_error_handler(on_error)
+    app.job_queue.run_repeating(outbox_job, interval=settings.outbox_interval_seconds, first=0.5, name="outbox")
+    digest_seconds = settings.digest_interval_minutes * 60
+    app.job_queue.run_repeating(digest_job, interval=digest_seconds, first=digest_seconds, name="digest")
+    return app
+
+
+async def _post_init(settings: Settings, app: Application) -> None:
+    try:
+        await commands.register_commands(app.bot, settings.moderator_chat_id)
+    except Exception as exc:  # a missing command menu is no reason not to scan
+        log.warning("setMyCommands failed: %s", exc)
+    log.info("bot @%s ready; alerts to chat %s", app.bot.username, settings.moderator_chat_id)
+
+
+async def _post_shutdown(storage: Storage) -> None:
+    storage.close()
+
+
+class RedactingFormatter(logging.Formatter):
+    """Replaces the token wherever it appears, tracebacks included: request URLs contain it."""
+
+    def __init__(self, token: str, fmt: str):
+        super().__init__(fmt)
+        self.token = token
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(record).replace(self.token, "<token>")
+
+
+def configure_logging(token: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter(token, "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    # httpx logs every request URL at INFO, and the URL holds the token; the formatter would redact it,
+    # but one line per long poll is noise anyway.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def run_bot(settings: Settings, webhook: bool = False) -> None:
+    """Load the model, open the database and serve updates until interrupted."""
+    token = settings.require_token()
+    configure_logging(token)
+    if webhook and not settings.webhook_url:
+        raise ConfigError("WEBHOOK_URL: required with --webhook")
+    try:
+        storage = Storage.open(settings.database_path)
+    except sqlite3.Error as exc:
+        raise ConfigError(f"DATABASE_PATH: cannot open {settings.database_path}: {exc}") from None
+    from classifier import ModelLoadError, load_or_train
+
+    loader = partial(load_or_train, settings.model_path, settings.training_data_dir)
+    try:
+        classifier = loader()
+    except ModelLoadError as exc:
+        raise ConfigError(f"MODEL_PATH: {exc}") from None
+    log.info("model %s loaded from %s", classifier.version, settings.model_path)
+    app = build_application(settings, classifier, storage, loader=loader, token=token)
+    if webhook:
+        app.run_webhook(listen=settings.webhook_listen, port=settings.webhook_port, webhook_url=settings.webhook_url,
+                        allowed_updates=ALLOWED_UPDATES)
+    else:
+        app.run_polling(allowed_updates=ALLOWED_UPDATES)

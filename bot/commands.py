@@ -1,0 +1,234 @@
+"""Commands: /check for everyone; /stats /recent /pending /chats /export /model /reload for moderators."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import functools
+import io
+import json
+import logging
+import sqlite3
+from datetime import datetime, timezone
+from html import escape
+
+from telegram import BotCommand, BotCommandScopeChat, InputFile, Update
+from telegram.constants import ParseMode
+from telegram.ext import ContextTypes
+
+from bot.alerts import LABEL_NAMES, AlertView, excerpt, fmt_time, post_link, render_alert
+from bot.ingest import scan_text
+from bot.outbox import NO_PREVIEW
+from bot.services import services
+
+log = logging.getLogger(__name__)
+
+PUBLIC_COMMANDS = [
+    BotCommand("start", "What this bot does"),
+    BotCommand("help", "Commands and how to check a post"),
+    BotCommand("check", "Check a text: /check TEXT, or reply /check to a post"),
+]
+MODERATOR_COMMANDS = [
+    BotCommand("stats", "Flags per label and status: /stats [days]"),
+    BotCommand("recent", "Latest flags: /recent [n]"),
+    BotCommand("pending", "Flags waiting for review, with buttons"),
+    BotCommand("chats", "Watched chats"),
+    BotCommand("export", "All flags as a CSV file"),
+    BotCommand("model", "Model version and metrics"),
+    BotCommand("reload", "Load a retrained model without a restart"),
+]
+HELP = (
+    "I scan the channels and groups I am added to for promotion of ICOs / token sales and of crypto "
+    "trading services, and alert the moderators.\n\n"
+    "/check TEXT: classify a text; reply /check to a message, or forward a post to me in private.\n"
+    "Moderators: /stats [days], /recent [n], /pending, /chats, /export, /model, /reload."
+)
+
+
+async def register_commands(bot, moderator_chat_id: int | None) -> None:
+    """Publish the command menu: public commands everywhere, all of them in the moderators' chat."""
+    await bot.set_my_commands(PUBLIC_COMMANDS)
+    if moderator_chat_id is not None:
+        await bot.set_my_commands(PUBLIC_COMMANDS + MODERATOR_COMMANDS, scope=BotCommandScopeChat(moderator_chat_id))
+
+
+def moderator_only(handler):
+    """Refuse politely unless the sender is in MODERATOR_USER_IDS."""
+    @functools.wraps(handler)
+    async def wrapper(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        user = update.effective_user
+        if not services(context).is_moderator(user.id if user else None):
+            await update.effective_message.reply_text("Sorry, that command is for the moderators only.")
+            return
+        try:
+            await handler(update, context)
+        except sqlite3.Error as exc:
+            log.error("/%s failed: database error %s", handler.__name__, exc)
+            await update.effective_message.reply_text("The database is unavailable right now; try again shortly.")
+    return wrapper
+
+
+async def reply_html(update: Update, text: str, **kwargs) -> None:
+    await update.effective_message.reply_text(text, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW, **kwargs)
+
+
+def int_arg(context, default: int, low: int, high: int) -> int:
+    try:
+        return max(low, min(high, int(context.args[0]))) if context.args else default
+    except ValueError:
+        return default
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Greet and explain."""
+    await update.effective_message.reply_text(HELP)
+
+
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """List the commands."""
+    await update.effective_message.reply_text(HELP)
+
+
+def format_verdict(verdict) -> str:
+    scores = " · ".join(f"{escape(k)} {v:.2f}" for k, v in sorted(verdict.scores.items(), key=lambda kv: -kv[1]))
+    lines = [f"<b>{escape(LABEL_NAMES.get(verdict.label, verdict.label))}</b> (p={verdict.score:.2f})", scores]
+    if verdict.reasons:
+        lines.append("Why:")
+        lines += [f"• <code>{escape(excerpt(str(r), 100))}</code>" for r in verdict.reasons[:8]]
+    lines.append(f"<i>model {escape(verdict.model_version)}</i>")
+    return "\n".join(lines)
+
+
+async def check(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Classify the text after /check, or the message /check replies to."""
+    message = update.effective_message
+    text = " ".join(context.args) if context.args else None
+    if not text and message.reply_to_message is not None:
+        text = scan_text(message.reply_to_message)
+    if not text:
+        await message.reply_text("Send /check followed by a text, or reply /check to a message.")
+        return
+    await _reply_verdict(update, context, text)
+
+
+async def check_forwarded(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Classify a post forwarded to the bot in private."""
+    text = scan_text(update.effective_message)
+    if not text:
+        await update.effective_message.reply_text("That message has no text to check.")
+        return
+    await _reply_verdict(update, context, text)
+
+
+async def private_hint(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Point a private chatter at /check."""
+    await update.effective_message.reply_text("Forward me a post, or send /check TEXT, and I will say whether it promotes.")
+
+
+async def _reply_verdict(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
+    verdict = await asyncio.to_thread(services(context).classifier.predict, text)
+    await reply_html(update, format_verdict(verdict))
+
+
+@moderator_only
+async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Flags per label and status over the last n days."""
+    svc = services(context)
+    days = int_arg(context, 7, 1, 3650)
+    s = svc.storage.stats(svc.storage.clock() - days * 86400)
+    by_label = ", ".join(f"{escape(k)} {n}" for k, n in sorted(s["by_label"].items())) or "none"
+    by_status = ", ".join(f"{escape(k)} {n}" for k, n in sorted(s["by_status"].items())) or "none"
+    await reply_html(update, f"<b>Last {days} days</b>\nPosts scanned: {s['posts_scanned']}\n"
+                             f"Flags by label: {by_label}\nFlags by status: {by_status}")
+
+
+def flag_line(f: dict) -> str:
+    link = post_link(f["chat_id"], f["chat_username"], f["message_id"])
+    where = f'<a href="{escape(link)}">post {f["message_id"]}</a>' if link else f"post {f['message_id']}"
+    return (f"#{f['id']} {escape(f['label'])} p={f['score']:.2f} · {escape(excerpt(f['chat_title'] or str(f['chat_id']), 40))}"
+            f" · {where} · {escape(f['status'])} · {fmt_time(f['created_at'])}")
+
+
+@moderator_only
+async def recent(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The latest n flags."""
+    flags = services(context).storage.recent_flags(int_arg(context, 10, 1, 30))
+    await reply_html(update, "\n".join(flag_line(f) for f in flags) if flags else "No flags yet.")
+
+
+@moderator_only
+async def pending(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The review queue: one message with buttons per waiting alert, highest probability first."""
+    svc = services(context)
+    alerts = svc.storage.pending_alerts(10)
+    total = svc.storage.count_pending_flags()
+    if not alerts:
+        await update.effective_message.reply_text("No flags wait for review.")
+        return
+    await update.effective_message.reply_text(f"{total} flags wait for review; the {len(alerts)} most probable:")
+    for a in alerts:
+        view = AlertView(svc.storage.alert(a["id"]), svc.storage.alert_flags(a["id"]), svc.storage.last_review(a["id"]))
+        text, markup = render_alert([view], svc.secret)
+        await reply_html(update, text, reply_markup=markup)
+
+
+@moderator_only
+async def chats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The chats the bot knows, watched ones first."""
+    rows = services(context).storage.chats()
+    lines = [f"{'👁' if c['status'] == 'watched' else '·'} {escape(excerpt(c['title'] or str(c['id']), 50))}"
+             f"{' @' + escape(c['username']) if c['username'] else ''} ({escape(c['status'])}) · "
+             f"{c['posts']} posts, {c['flags']} flags" for c in rows[:100]]
+    await reply_html(update, "\n".join(lines) if lines else "No chats yet: add the bot to a channel or group.")
+
+
+EXPORT_COLUMNS = ["id", "created_at", "chat_id", "chat_title", "message_id", "link", "label", "score", "status",
+                  "model_version", "reasons", "text"]
+
+
+@moderator_only
+async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Every flag as a CSV document."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for f in services(context).storage.all_flags():
+        writer.writerow(f | {
+            "created_at": datetime.fromtimestamp(f["created_at"], timezone.utc).isoformat(),
+            "link": post_link(f["chat_id"], f["chat_username"], f["message_id"]) or "",
+            "reasons": "; ".join(f"{r['kind']}:{r['feature']}" for r in json.loads(f["reasons"])),
+        })
+    name = f"flags-{datetime.now(timezone.utc):%Y%m%d-%H%M}.csv"
+    await update.effective_message.reply_document(InputFile(io.BytesIO(buffer.getvalue().encode("utf-8")), filename=name))
+
+
+@moderator_only
+async def model(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The model's version, training date and metrics."""
+    clf = services(context).classifier
+    manifest = getattr(clf, "manifest", {}) or {}
+    metrics = json.dumps(manifest.get("metrics", {}), ensure_ascii=False, indent=1)[:3000]
+    await reply_html(update, f"Model <b>{escape(str(clf.version))}</b>\ncreated {escape(str(manifest.get('created_at', '?')))}, "
+                             f"scikit-learn {escape(str(manifest.get('sklearn_version', '?')))}\n<pre>{escape(metrics)}</pre>")
+
+
+@moderator_only
+async def reload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Load the model file again; on failure keep the running model."""
+    svc = services(context)
+    if svc.loader is None:
+        await update.effective_message.reply_text("Reloading is not available in this setup.")
+        return
+    old = svc.classifier.version
+    try:
+        svc.classifier = await asyncio.to_thread(svc.loader)
+    except Exception as exc:  # ModelLoadError and anything else: the running model stays
+        log.error("model reload failed, keeping %s: %s", old, exc)
+        await update.effective_message.reply_text(f"Reload failed, still using {old}: {exc}")
+        return
+    log.info("model reloaded: %s -> %s", old, svc.classifier.version)
+    await update.effective_message.reply_text(f"Model reloaded: {old} → {svc.classifier.version}")
+
+
+COMMANDS = {"start": start, "help": help_command, "check": check, "stats": stats, "recent": recent,
+            "pending": pending, "chats": chats, "export": export, "model": model, "reload": reload}

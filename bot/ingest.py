@@ -1,0 +1,73 @@
+"""Turn a Telegram message into the text the classifier scans.
+
+A promotion often hides outside the visible text: behind a text link, in a URL button, or in the
+channel it was forwarded from. All of these are appended to the visible text, one per line.
+"""
+
+from __future__ import annotations
+
+from telegram import Message, MessageEntity, MessageOriginChannel, MessageOriginChat, MessageOriginUser
+
+from bot.storage import Post
+
+# Telegram caps text at 4096 characters and captions at 1024; the extras are bounded here so a
+# keyboard of a hundred buttons cannot make one scan arbitrarily expensive.
+MAX_SCAN_CHARS = 8000
+
+
+def hidden_parts(message: Message) -> list[str]:
+    """URLs behind text links and URL buttons, and the forwarded-from chat: what the reader can reach but not read."""
+    parts: list[str] = []
+    for entity in list(message.entities or ()) + list(message.caption_entities or ()):
+        if entity.type == MessageEntity.TEXT_LINK and entity.url:
+            parts.append(entity.url)
+    markup = message.reply_markup
+    if markup is not None:
+        for row in markup.inline_keyboard:
+            for button in row:
+                if button.url:
+                    parts.append(f"{button.text} {button.url}")
+    origin = message.forward_origin
+    if isinstance(origin, MessageOriginChannel):
+        parts.append(_chat_name(origin.chat.title, origin.chat.username))
+    elif isinstance(origin, MessageOriginChat):
+        parts.append(_chat_name(origin.sender_chat.title, origin.sender_chat.username))
+    elif isinstance(origin, MessageOriginUser) and origin.sender_user.username:
+        parts.append(f"@{origin.sender_user.username}")
+    return [p for p in parts if p]
+
+
+def scan_text(message: Message) -> str | None:
+    """The visible text or caption plus the hidden parts; None when there is nothing to read (a sticker)."""
+    visible = message.text or message.caption or ""
+    lines = [visible] if visible.strip() else []
+    lines.extend(p for p in hidden_parts(message) if p not in visible)
+    if not lines:
+        return None
+    return "\n".join(lines)[:MAX_SCAN_CHARS]
+
+
+def post_from_message(message: Message, text: str) -> Post:
+    chat = message.chat
+    return Post(
+        chat_id=chat.id,
+        message_id=message.message_id,
+        text=text,
+        date=message.date.timestamp() if message.date else None,
+        chat_type=chat.type,
+        chat_title=chat.title or chat.full_name,
+        chat_username=chat.username,
+    )
+
+
+def describe(message: Message) -> str:
+    """A short name for what a textless message carries, for the log."""
+    for kind in ("sticker", "photo", "video", "animation", "voice", "video_note", "audio", "document",
+                 "poll", "location", "contact", "dice", "new_chat_members", "left_chat_member", "pinned_message"):
+        if getattr(message, kind, None):
+            return kind
+    return "no text"
+
+
+def _chat_name(title: str | None, username: str | None) -> str:
+    return " ".join(x for x in (title, f"@{username}" if username else None) if x)

@@ -1,0 +1,41 @@
+"""The bot joining and leaving chats: a chat that adds the bot is watched, one that removes it is left."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from html import escape
+
+from telegram import ChatMember, Update
+from telegram.ext import ContextTypes
+
+from bot.services import services
+
+log = logging.getLogger(__name__)
+
+PRESENT = {ChatMember.MEMBER, ChatMember.ADMINISTRATOR, ChatMember.OWNER, ChatMember.RESTRICTED}
+
+
+async def on_my_chat_member(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Mark a chat watched or left when the bot's own membership changes, and tell the moderators."""
+    change = update.my_chat_member
+    svc = services(context)
+    chat = change.chat
+    was, now = change.old_chat_member.status in PRESENT, change.new_chat_member.status in PRESENT
+    if was == now or chat.type == chat.PRIVATE:
+        return  # a promotion to admin, or a user starting/blocking the bot in private
+    status = "watched" if now else "left"
+    title = chat.title or chat.full_name or str(chat.id)
+    try:
+        svc.storage.upsert_chat(chat.id, chat.type, title, chat.username, status)
+        if svc.moderator_chat_id is not None and chat.id != svc.moderator_chat_id:
+            by = change.from_user.full_name if change.from_user else "someone"
+            verb = "now watches" if now else "was removed from"
+            svc.storage.queue_message(
+                "notice", svc.moderator_chat_id,
+                f"ℹ️ The bot {verb} <b>{escape(title)}</b> ({escape(chat.type)}, id {chat.id}), by {escape(by)}.",
+            )
+    except sqlite3.Error as exc:
+        log.error("chat %d (%s) could not be marked %s: database error %s", chat.id, title, status, exc)
+        return
+    log.info("chat %d (%s) is now %s", chat.id, title, status)

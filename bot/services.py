@@ -1,0 +1,61 @@
+"""What the handlers share, built once in :func:`bot.app.build_application` and kept in ``bot_data``.
+
+Handlers read their configuration from here, never from the environment, so tests can hand them a
+fake classifier and an in-memory database.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from telegram.ext import ContextTypes
+
+from bot.outbox import Outbox
+from bot.storage import Post, Storage
+
+
+class Classifier(Protocol):
+    version: str
+    manifest: dict
+
+    def predict(self, text: str) -> Any: ...
+
+
+@dataclass
+class Services:
+    storage: Storage
+    classifier: Classifier
+    moderator_chat_id: int | None
+    moderator_ids: frozenset[int]
+    alert_threshold: float = 0.8
+    store_benign_text: bool = False
+    # Loads the model again for /reload; built in bot.app so handlers never see paths or the environment.
+    loader: Callable[[], Classifier] | None = None
+    alerts_per_minute: int = 20
+    outbox: Outbox = field(init=False)
+    # Scanned posts whose write failed (a locked or read-only database): kept and retried, not dropped.
+    unsaved: deque = field(default_factory=lambda: deque(maxlen=10_000))
+    _secret: bytes | None = field(default=None, init=False)
+
+    def __post_init__(self):
+        self.outbox = Outbox(self.storage, self.moderator_chat_id, self.alerts_per_minute)
+
+    @property
+    def secret(self) -> bytes:
+        if self._secret is None:
+            self._secret = self.storage.secret()
+        return self._secret
+
+    def is_moderator(self, user_id: int | None) -> bool:
+        return user_id is not None and user_id in self.moderator_ids
+
+    def store_scan(self, post: Post, verdict):
+        return self.storage.record_scan(post, verdict, threshold=self.alert_threshold,
+                                        store_benign_text=self.store_benign_text)
+
+
+def services(context: ContextTypes.DEFAULT_TYPE) -> Services:
+    return context.bot_data["services"]
