@@ -20,3 +20,72 @@ def trained_model(model_path):
     from classifier.persistence import load_model
 
     return load_model(model_path)
+
+
+# -- the bot: settings, an in-memory Telegram and a harness around the PTB application ----------------
+
+MODERATOR_CHAT_ID = -1007777777777
+TEST_TOKEN = "123456:TEST-token-never-logged"
+
+
+def make_settings(tmp_path, **overrides):
+    from bot.settings import Settings
+
+    values = dict(telegram_bot_token=TEST_TOKEN, telegram_api_url="http://fake.invalid/bot",
+                  moderator_chat_id=MODERATOR_CHAT_ID, moderator_user_ids=frozenset({111}),
+                  database_path=tmp_path / "bot.db", model_path=tmp_path / "model.joblib",
+                  alert_threshold=0.8, digest_interval_minutes=60)
+    return Settings(_env_file=None, **(values | overrides))
+
+
+class BotHarness:
+    """A built application over an in-memory Bot API; `send` processes one raw update, `flush` runs the outbox."""
+
+    def __init__(self, app, api, storage, classifier):
+        self.app, self.api, self.storage, self.classifier = app, api, storage, classifier
+
+    @property
+    def services(self):
+        return self.app.bot_data["services"]
+
+    async def send(self, update: dict) -> None:
+        from telegram import Update
+
+        update = {"update_id": len(self.api.calls) + 10_000} | update
+        await self.app.process_update(Update.de_json(update, self.app.bot))
+
+    async def flush(self) -> int:
+        return await self.services.outbox.flush(self.app.bot, self.services.secret)
+
+    def sent_texts(self, chat_id=MODERATOR_CHAT_ID) -> list[str]:
+        return [c.params["text"] for c in self.api.calls_to("sendMessage") if c.params["chat_id"] == chat_id]
+
+
+@pytest.fixture
+async def bot_factory(tmp_path):
+    """Builds harnesses (fake classifier, file database in tmp_path) and shuts them down after the test."""
+    from bot.app import build_application
+    from bot.storage import Storage
+    from tests.fakes.bot_api import FakeBotApi, InMemoryRequest
+    from tests.fakes.classifier import FakeClassifier
+
+    built = []
+
+    async def make(classifier=None, storage=None, loader=None, **overrides) -> BotHarness:
+        settings = make_settings(tmp_path, **overrides)
+        api = FakeBotApi()
+        storage = storage or Storage.open(settings.database_path)
+        classifier = classifier or FakeClassifier()
+        app = build_application(settings, classifier, storage, loader=loader, request=InMemoryRequest(api))
+        await app.initialize()
+        built.append(app)
+        return BotHarness(app, api, storage, classifier)
+
+    yield make
+    for app in built:
+        await app.shutdown()
+
+
+@pytest.fixture
+async def harness(bot_factory):
+    return await bot_factory()

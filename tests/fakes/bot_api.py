@@ -1,0 +1,236 @@
+"""A fake Telegram Bot API: one core that records calls and serves updates, behind two transports.
+
+- :class:`InMemoryRequest` plugs the core under a PTB ``Application`` in the same process (handler tests);
+- :class:`FakeBotApiServer` serves it over real HTTP on 127.0.0.1 with aiohttp, in a thread of its own,
+  for the end-to-end tests that run the real ``compliance-bot run`` process.
+
+Failures can be injected per method: ``api.fail("sendMessage", 429, retry_after=2)`` or ``api.fail("sendMessage", 500)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+
+from telegram.request import BaseRequest
+
+BOT_USER = {"id": 999000, "is_bot": True, "first_name": "Compliance", "username": "compliance_test_bot",
+            "can_join_groups": True, "can_read_all_group_messages": True, "supports_inline_queries": False}
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict
+    files: dict = field(default_factory=dict)  # part name -> (filename, bytes)
+    at: float = field(default_factory=time.time)
+    status: int = 200
+
+
+class FakeBotApi:
+    """The state of the fake Telegram: queued updates, recorded calls, messages the bot sent."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.calls: list[Call] = []
+        self.updates: list[dict] = []
+        self._next_update_id = 1
+        self._next_message_id = 5000
+        self._failures: dict[str, list[tuple[int, int | None]]] = {}
+        self.messages: dict[tuple[int, int], dict] = {}  # what the bot sent, as currently edited
+
+    # -- test side ------------------------------------------------------------------------------
+    def push_update(self, update: dict) -> int:
+        with self._lock:
+            update = {"update_id": self._next_update_id} | update
+            self._next_update_id += 1
+            self.updates.append(update)
+            return update["update_id"]
+
+    def fail(self, method: str, status: int, retry_after: int | None = None, times: int = 1) -> None:
+        with self._lock:
+            self._failures.setdefault(method, []).extend([(status, retry_after)] * times)
+
+    def calls_to(self, method: str, ok_only: bool = True) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.method == method and (c.status == 200 or not ok_only)]
+
+    def pending_updates(self) -> int:
+        with self._lock:
+            return len(self.updates)
+
+    # -- API side -------------------------------------------------------------------------------
+    def take_updates(self, offset: int | None, limit: int = 100) -> list[dict]:
+        with self._lock:
+            if offset:
+                # Telegram forgets updates below the offset: they were confirmed.
+                self.updates = [u for u in self.updates if u["update_id"] >= offset]
+            return list(self.updates[:limit])
+
+    def handle(self, method: str, params: dict, files: dict | None = None) -> tuple[int, dict]:
+        with self._lock:
+            failures = self._failures.get(method)
+            if failures:
+                status, retry_after = failures.pop(0)
+                self.calls.append(Call(method, params, files or {}, status=status))
+                body = {"ok": False, "error_code": status, "description": f"Injected failure {status}"}
+                if retry_after is not None:
+                    body["parameters"] = {"retry_after": retry_after}
+                    body["description"] = f"Too Many Requests: retry after {retry_after}"
+                return status, body
+            if method != "getUpdates":
+                self.calls.append(Call(method, params, files or {}))
+            return 200, {"ok": True, "result": self._result(method, params, files or {})}
+
+    def _result(self, method: str, params: dict, files: dict):
+        if method == "getMe":
+            return BOT_USER
+        if method in ("sendMessage", "sendDocument"):
+            chat_id = int(params["chat_id"])
+            self._next_message_id += 1
+            message = {"message_id": self._next_message_id, "date": int(time.time()),
+                       "chat": {"id": chat_id, "type": "supergroup" if chat_id < 0 else "private", "title": "Moderators"},
+                       "from": BOT_USER}
+            if method == "sendMessage":
+                message["text"] = params.get("text", "")
+                if params.get("reply_markup"):
+                    message["reply_markup"] = _as_json(params["reply_markup"])
+            else:
+                name = next(iter(files.values()), ("file", b""))[0]
+                message["document"] = {"file_id": "doc1", "file_unique_id": "doc1u", "file_name": name}
+            self.messages[(chat_id, message["message_id"])] = message
+            return message
+        if method == "editMessageText":
+            key = (int(params["chat_id"]), int(params["message_id"]))
+            message = self.messages.get(key, {"message_id": key[1], "date": int(time.time()),
+                                              "chat": {"id": key[0], "type": "supergroup"}})
+            message = message | {"text": params.get("text", ""), "edit_date": int(time.time())}
+            if params.get("reply_markup"):
+                message["reply_markup"] = _as_json(params["reply_markup"])
+            self.messages[key] = message
+            return message
+        if method == "getMyCommands":
+            return []
+        # setMyCommands, deleteWebhook, answerCallbackQuery, setWebhook, close, logOut …
+        return True
+
+
+def _as_json(value):
+    return json.loads(value) if isinstance(value, str) else value
+
+
+class InMemoryRequest(BaseRequest):
+    """A PTB transport that hands every request straight to a :class:`FakeBotApi`."""
+
+    def __init__(self, api: FakeBotApi):
+        self.api = api
+
+    @property
+    def read_timeout(self) -> float | None:
+        return 1.0
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+    async def do_request(self, url, method, request_data=None, read_timeout=None, write_timeout=None,
+                         connect_timeout=None, pool_timeout=None) -> tuple[int, bytes]:
+        name = url.rsplit("/", 1)[-1]
+        params = dict(request_data.parameters) if request_data else {}
+        files = {}
+        if request_data and request_data.contains_files:
+            for part, value in request_data.multipart_data.items():
+                filename, content = value[0], value[1]
+                files[part] = (filename, content if isinstance(content, bytes) else content.read())
+        if name == "getUpdates":
+            return 200, json.dumps({"ok": True, "result": self.api.take_updates(params.get("offset"))}).encode()
+        status, body = self.api.handle(name, params, files)
+        return status, json.dumps(body).encode()
+
+
+# Form fields arrive as strings; these carry numbers or JSON in the Bot API.
+_INT_FIELDS = {"chat_id", "message_id", "offset", "limit", "timeout", "user_id"}
+
+
+class FakeBotApiServer:
+    """The fake API over HTTP: ``http://127.0.0.1:<port>/bot<token>/<method>``, run in a background thread."""
+
+    def __init__(self, api: FakeBotApi | None = None):
+        self.api = api or FakeBotApi()
+        self.port: int | None = None
+        self.tokens_seen: set[str] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/bot"
+
+    def start(self) -> "FakeBotApiServer":
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, args=(ready,), daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("fake Bot API server did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+    def _serve(self, ready: threading.Event) -> None:
+        from aiohttp import web
+
+        self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        self._runner = web.AppRunner(app)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        self._loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]
+        ready.set()
+        self._loop.run_forever()
+
+    async def _handle(self, request):
+        from aiohttp import web
+
+        self.tokens_seen.add(request.match_info["token"])
+        method = request.match_info["method"]
+        params, files = await self._params(request)
+        if method == "getUpdates":
+            # Long polling: hold the request until an update is queued or the client's timeout passes.
+            deadline = time.monotonic() + min(float(params.get("timeout") or 0), 5.0)
+            while True:
+                updates = self.api.take_updates(params.get("offset"), int(params.get("limit") or 100))
+                if updates or time.monotonic() >= deadline:
+                    return web.json_response({"ok": True, "result": updates})
+                await asyncio.sleep(0.05)
+        status, body = self.api.handle(method, params, files)
+        return web.json_response(body, status=status)
+
+    @staticmethod
+    async def _params(request) -> tuple[dict, dict]:
+        if request.content_type == "application/json":
+            return await request.json(), {}
+        params, files = {}, {}
+        form = await request.post()
+        for key, value in form.items():
+            if hasattr(value, "file"):
+                files[key] = (value.filename, value.file.read())
+            elif key in _INT_FIELDS:
+                params[key] = int(value)
+            elif isinstance(value, str) and value[:1] in "[{":
+                params[key] = json.loads(value)
+            else:
+                params[key] = value
+        return params, files
