@@ -124,6 +124,8 @@ def configure_logging(token: str) -> None:
     # but one line per long poll is noise anyway.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # The rate limiter logs a 429 with a full traceback; the outbox logs it in one line and retries.
+    logging.getLogger("telegram.ext.AIORateLimiter").setLevel(logging.CRITICAL)
 
 
 def run_bot(settings: Settings, webhook: bool = False) -> None:
@@ -138,7 +140,7 @@ def run_bot(settings: Settings, webhook: bool = False) -> None:
         raise ConfigError(f"DATABASE_PATH: cannot open {settings.database_path}: {exc}") from None
     from classifier import ModelLoadError, load_or_train
 
-    loader = partial(load_or_train, settings.model_path, settings.training_data_dir)
+    loader = partial(load_or_train, settings.model_path, settings.training_data_dir, log=log.info)
     try:
         classifier = loader()
     except ModelLoadError as exc:
