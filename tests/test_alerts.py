@@ -1,0 +1,55 @@
+"""Alert text and buttons: links, escaping, Telegram's size limits, signed callback data."""
+
+import json
+
+from bot.alerts import (MAX_BATCH, AlertView, decode_callback, encode_callback, post_link, render_alert, utf16_len)
+
+SECRET = b"k" * 16
+
+
+def flag(i=1, text="Presale now", title="Gems", username="gems", chat_id=-1001234, **kw):
+    return {"id": i, "chat_id": chat_id, "message_id": 10 + i, "label": "ico", "score": 0.95, "status": "pending",
+            "scores": json.dumps({"ico": 0.95, "trading_service": 0.03, "benign": 0.02}),
+            "reasons": json.dumps([{"kind": "word", "feature": "presale", "weight": 1.2}]),
+            "chat_title": title, "chat_username": username, "text": text} | kw
+
+
+def view(i=1, flags=None):
+    return AlertView({"id": i, "label": "ico"}, flags if flags is not None else [flag(i)])
+
+
+def test_post_links():
+    assert post_link(-1001234567890, "gems", 5) == "https://t.me/gems/5"
+    assert post_link(-1001234567890, None, 5) == "https://t.me/c/1234567890/5"
+    assert post_link(-12345, None, 5) is None  # a basic group has no post links
+
+
+def test_post_text_cannot_inject_markup_or_links():
+    evil = '<a href="https://evil.example">click</a> <b>bold</b> @scammer https://evil.example #pump'
+    text, _ = render_alert([view(flags=[flag(text=evil, title="<i>Title</i>", username=None)])], SECRET)
+    assert "<a href=\"https://evil.example\">" not in text and "&lt;a href=" in text
+    assert "<i>Title</i>" not in text and "&lt;i&gt;Title&lt;/i&gt;" in text
+    # Inside <pre>, Telegram does not auto-link URLs, mentions or hashtags.
+    pre = text[text.index("<pre>"):text.index("</pre>")]
+    assert "@scammer" in pre and "https://evil.example" in pre
+    assert text.count("<a href=") == 1 and 'href="https://t.me/c/1234/11"' in text
+
+
+def test_alert_fits_in_4096_characters_even_when_everything_is_long():
+    long_flags = [flag(i, text="🚀" * 4096, title="T" * 128, username="u" * 32) for i in range(1, 40)]
+    text, markup = render_alert([view(1, long_flags)], SECRET)
+    assert utf16_len(text) <= 4096
+    batch = [view(i, [flag(i, text="币" * 4096, title="標" * 128, username=None)] * 3) for i in range(1, MAX_BATCH + 1)]
+    text, markup = render_alert(batch, SECRET)
+    assert utf16_len(text) <= 4096
+    assert len(markup.inline_keyboard) == MAX_BATCH
+
+
+def test_callback_data_round_trips_fits_64_bytes_and_refuses_forgeries():
+    data = encode_callback(SECRET, 2**62, "t")
+    assert len(data.encode()) <= 64
+    assert decode_callback(SECRET, data) == (2**62, "t")
+    assert decode_callback(SECRET, data.replace(":t:", ":c:")) is None  # action swapped, signature stale
+    assert decode_callback(b"other-secret", data) is None
+    for junk in (None, "", "rv", "rv:1:c", "rv:x:c:00", "rv:1:z:" + "0" * 16, "x" * 65, "rv:1:c:" + "0" * 16):
+        assert decode_callback(SECRET, junk) is None

@@ -1,0 +1,81 @@
+"""Post handlers: what gets scanned and stored, bad input, a locked database, joining and leaving chats."""
+
+import logging
+import sqlite3
+
+from tests.conftest import MODERATOR_CHAT_ID
+from tests.fakes import updates as U
+
+
+async def test_promotion_is_flagged_and_alerted_once(harness):
+    await harness.send(U.channel_post(10, "Presale of $MOON ends Friday"))
+    await harness.send(U.channel_post(11, "BTC breaks 100k, alts next"))
+    assert await harness.flush() == 1
+    assert await harness.flush() == 0
+    [alert] = harness.sent_texts()
+    assert "https://t.me/cryptogems/10" in alert
+    assert harness.storage.post(U.CHANNEL["id"], 11)["text"] is None
+
+
+async def test_group_messages_and_edits_are_scanned(harness):
+    await harness.send(U.group_message(5, "hello"))
+    await harness.send(U.group_message(5, "join our VIP signals", edited=True))
+    flags = harness.storage.all_flags()
+    assert [(f["message_id"], f["label"]) for f in flags] == [(5, "trading_service")]
+    assert len(harness.storage.post_versions(U.GROUP["id"], 5)) == 2
+
+
+async def test_an_edit_of_an_alerted_post_updates_the_alert(harness):
+    await harness.send(U.channel_post(10, "Presale live"))
+    await harness.flush()
+    await harness.send(U.channel_post(10, "Just news today", edited=True))
+    await harness.flush()
+    [edit] = harness.api.calls_to("editMessageText")
+    assert "Withdrawn" in edit.params["text"]
+
+
+async def test_moderator_chat_is_not_scanned(harness):
+    moderators = {"id": MODERATOR_CHAT_ID, "type": "supergroup", "title": "Mods"}
+    await harness.send(U.group_message(3, "look at this presale spam", chat=moderators))
+    assert harness.classifier.calls == [] and harness.storage.all_flags() == []
+
+
+async def test_bad_input_is_logged_and_the_bot_carries_on(harness, caplog):
+    caplog.set_level(logging.INFO)
+    sticker = {"file_id": "s", "file_unique_id": "su", "width": 1, "height": 1, "is_animated": False,
+               "is_video": False, "type": "regular"}
+    await harness.send(U.channel_post(1, None, sticker=sticker))
+    await harness.send({"future_update_kind": {"anything": 1}})  # a type newer than this PTB knows
+    await harness.send(U.channel_post(2, "presale " + "x" * 4088))  # a full 4096-character post
+    assert "message 1: sticker, nothing to scan" in caplog.text
+    assert "(unknown) ignored" in caplog.text
+    assert [f["message_id"] for f in harness.storage.all_flags()] == [2]
+    assert await harness.flush() == 1
+
+
+async def test_a_locked_database_loses_no_scan(bot_factory, tmp_path, caplog):
+    from bot.scanning import retry_unsaved
+    from bot.storage import Storage
+
+    harness = await bot_factory(storage=Storage.open(tmp_path / "bot.db", timeout=0.05))
+    await harness.send(U.channel_post(1, "Presale one"))
+    locker = sqlite3.connect(tmp_path / "bot.db", isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    await harness.send(U.channel_post(2, "Presale two"))
+    assert "database write failed" in caplog.text and len(harness.services.unsaved) == 1
+    assert retry_unsaved(harness.services) == 0  # still locked: kept
+    locker.execute("ROLLBACK")
+    locker.close()
+    assert retry_unsaved(harness.services) == 1
+    assert [f["message_id"] for f in harness.storage.all_flags()] == [1, 2]
+
+
+async def test_joining_and_leaving_chats(harness):
+    await harness.send(U.my_chat_member(U.PRIVATE_CHANNEL, "left", "administrator"))
+    assert harness.storage.chat(U.PRIVATE_CHANNEL["id"])["status"] == "watched"
+    await harness.send(U.my_chat_member(U.PRIVATE_CHANNEL, "administrator", "kicked"))
+    assert harness.storage.chat(U.PRIVATE_CHANNEL["id"])["status"] == "left"
+    await harness.flush()
+    notices = harness.sent_texts()
+    assert len(notices) == 2 and "now watches" in notices[0] and "removed" in notices[1]
+    assert "Hidden &lt;b&gt;Alpha&lt;/b&gt;" in notices[0]
