@@ -53,14 +53,18 @@ def excerpt(text: str | None, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def post_anchor(chat_id: int, username: str | None, message_id: int) -> str:
+    """`post 12`, linked to the post where Telegram allows a link."""
+    link = post_link(chat_id, username, message_id)
+    return f'<a href="{escape(link)}">post {message_id}</a>' if link else f"post {message_id}"
+
+
 def chat_line(flag: dict) -> str:
     """`Title (@username) · post 12` with the post linked; the title is escaped, the link is ours."""
     title = escape(flag.get("chat_title") or str(flag["chat_id"]))
     if flag.get("chat_username"):
         title += f" (@{escape(flag['chat_username'])})"
-    link = post_link(flag["chat_id"], flag.get("chat_username"), flag["message_id"])
-    post = f'<a href="{escape(link)}">post {flag["message_id"]}</a>' if link else f"post {flag['message_id']}"
-    return f"{title} · {post}"
+    return f"{title} · {post_anchor(flag['chat_id'], flag.get('chat_username'), flag['message_id'])}"
 
 
 def reason_texts(reasons_json: str, limit: int) -> list[str]:

@@ -16,7 +16,7 @@ from telegram import BotCommand, BotCommandScopeChat, InputFile, Update
 from telegram.constants import ParseMode
 from telegram.ext import ContextTypes
 
-from bot.alerts import LABEL_NAMES, AlertView, excerpt, fmt_time, post_link, render_alert
+from bot.alerts import LABEL_NAMES, AlertView, excerpt, fmt_time, post_anchor, post_link, render_alert
 from bot.ingest import scan_text
 from bot.outbox import NO_PREVIEW
 from bot.services import services
@@ -143,8 +143,7 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 def flag_line(f: dict) -> str:
-    link = post_link(f["chat_id"], f["chat_username"], f["message_id"])
-    where = f'<a href="{escape(link)}">post {f["message_id"]}</a>' if link else f"post {f['message_id']}"
+    where = post_anchor(f["chat_id"], f["chat_username"], f["message_id"])
     return (f"#{f['id']} {escape(f['label'])} p={f['score']:.2f} · {escape(excerpt(f['chat_title'] or str(f['chat_id']), 40))}"
             f" · {where} · {escape(f['status'])} · {fmt_time(f['created_at'])}")
 

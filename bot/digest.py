@@ -6,7 +6,7 @@ import logging
 from collections import Counter
 from html import escape
 
-from bot.alerts import LABEL_NAMES, excerpt, fmt_time, post_link
+from bot.alerts import LABEL_NAMES, excerpt, fmt_time, post_anchor
 from bot.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,7 @@ def build_digest(storage: Storage, start: float, end: float) -> tuple[str, int] 
     if flags:
         lines.append("\n<b>Top flagged posts</b>")
         for i, f in enumerate(flags[:TOP_POSTS], 1):
-            link = post_link(f["chat_id"], f["chat_username"], f["message_id"])
-            where = f'<a href="{escape(link)}">post {f["message_id"]}</a>' if link else f"post {f['message_id']}"
+            where = post_anchor(f["chat_id"], f["chat_username"], f["message_id"])
             lines.append(f"{i}. {escape(f['label'])} p={f['score']:.2f} · {escape(excerpt(f['chat_title'] or '', 40))} · "
                          f"{where} · {escape(f['status'])}")
     return "\n".join(lines), len(flags)
