@@ -114,3 +114,23 @@ def corpus_hash(posts: Iterable[LabelledPost]) -> str:
     for post in sorted(posts, key=lambda p: (p.text, p.label)):
         digest.update(post.text.encode("utf-8", "replace") + b"\x00" + post.label.encode() + b"\n")
     return digest.hexdigest()
+
+
+def counts_table(posts: Iterable[LabelledPost]) -> str:
+    """Markdown table of posts per label and language (and hard negatives), as training_data/README.md shows."""
+    posts = list(posts)
+    rows = ["| label | en | zh | total |", "|---|---|---|---|"]
+    for label in LABELS:
+        en = sum(p.label == label and p.lang == "en" for p in posts)
+        zh = sum(p.label == label and p.lang == "zh" for p in posts)
+        rows.append(f"| `{label}` | {en} | {zh} | {en + zh} |")
+    en = sum(p.lang == "en" for p in posts)
+    rows.append(f"| all | {en} | {len(posts) - en} | {len(posts)} |")
+    hard = sum(p.hard for p in posts)
+    rows.append(f"| of which `benign` hard negatives | {sum(p.hard and p.lang == 'en' for p in posts)} | "
+                f"{sum(p.hard and p.lang == 'zh' for p in posts)} | {hard} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(counts_table(load_corpus([BUNDLED_DATA_DIR])))

@@ -13,33 +13,47 @@ from urllib.parse import parse_qsl, urlsplit
 
 from classifier.normalize import clean, normalize
 
-# Exchange → patterns over normalized text (lower case, spaced letters joined). "gate" alone is an
-# ordinary English word, so Gate needs its domain or a Chinese name.
-EXCHANGES: dict[str, str] = {
-    "binance": r"binance|币安|幣安",
-    "okx": r"\bokx\b|\bokex\b|okx\.com|欧易|歐易",
-    "bitfinex": r"bitfinex",
-    "kucoin": r"kucoin|库币|庫幣",
-    "huobi": r"huobi|火币|火幣|\bhtx\b|htx\.com",
-    "bybit": r"bybit",
-    "gate": r"gate\.io|gateio|gate\.com|芝麻开门|芝麻開門",
-    "mexc": r"\bmexc\b|mexc\.com|抹茶交易所",
-    "bitget": r"bitget",
-    "coinbase": r"coinbase",
-    "kraken": r"\bkraken\b",
-    "xt": r"\bxt\.com\b",
-    "hotbit": r"hotbit",
-    "lbank": r"\blbank\b",
-    "bingx": r"bingx",
-    "bitmart": r"bitmart",
-    "coinex": r"\bcoinex\b",
-    "phemex": r"phemex",
-    "pionex": r"pionex|派网",
-    "bitmex": r"bitmex",
-    "deribit": r"deribit",
-    "poloniex": r"poloniex",
+# Exchange → names and domains, looked for in normalized text (lower case, spaced letters joined).
+# Names that are also parts of ordinary words must stand alone ("okx", not "tokxyz"); "gate" alone is an
+# ordinary English word, so Gate needs its domain or its Chinese name.
+EXCHANGES: dict[str, tuple[str, ...]] = {
+    "binance": ("binance", "币安", "幣安"),
+    "okx": ("okx", "okex", "欧易", "歐易"),
+    "bitfinex": ("bitfinex",),
+    "kucoin": ("kucoin", "库币", "庫幣"),
+    "huobi": ("huobi", "火币", "火幣", "htx"),
+    "bybit": ("bybit",),
+    "gate": ("gate.io", "gateio", "gate.com", "芝麻开门", "芝麻開門"),
+    "mexc": ("mexc", "抹茶交易所"),
+    "bitget": ("bitget",),
+    "coinbase": ("coinbase",),
+    "kraken": ("kraken",),
+    "xt": ("xt.com",),
+    "hotbit": ("hotbit",),
+    "lbank": ("lbank",),
+    "bingx": ("bingx",),
+    "bitmart": ("bitmart",),
+    "coinex": ("coinex",),
+    "phemex": ("phemex",),
+    "pionex": ("pionex", "派网"),
+    "bitmex": ("bitmex",),
+    "deribit": ("deribit",),
+    "poloniex": ("poloniex",),
 }
-_EXCHANGE_PATTERNS = {name: re.compile(p) for name, p in EXCHANGES.items()}
+# Names that are also parts of other words ("okx" in "tokxyz") count only as whole tokens; the others
+# count anywhere, so "binance-cn.example" and "mybinancebonus" name Binance.
+_WHOLE_TOKEN = {"okx", "okex", "htx", "mexc", "kraken", "lbank", "coinex"}
+_TOKEN_NAMES = {needle: name for name, needles in EXCHANGES.items() for needle in needles if needle in _WHOLE_TOKEN}
+_SUBSTRING_NAMES = [(needle, name) for name, needles in EXCHANGES.items() for needle in needles if needle not in _WHOLE_TOKEN]
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def find_exchanges(normalized: str) -> list[str]:
+    """Exchanges named in a normalized text, in the order of :data:`EXCHANGES`."""
+    found = {name for needle, name in _SUBSTRING_NAMES if needle in normalized}
+    found.update(_TOKEN_NAMES[t] for t in _TOKEN_NAMES.keys() & set(_TOKEN.findall(normalized)))
+    return [name for name in EXCHANGES if name in found]
+
 
 _TLDS = (
     "com|io|net|org|app|xyz|finance|exchange|top|vip|cc|me|co|pro|club|site|online|info|ai|fi|gg|world|"
@@ -62,6 +76,7 @@ _REFERRAL_TEXT = re.compile(
     r"|(?:邀请码|邀請碼|推荐码|推薦碼|注册码|註冊碼|邀请ID|返佣码)\s*[:：]?\s*([A-Za-z0-9]{4,12})",
     re.IGNORECASE,
 )
+_REFERRAL_HINT = re.compile("code|码|碼|id")
 _TELEGRAM_LINK = re.compile(r"(?:https?://)?(?:t|telegram)\.me/(?:joinchat/|\+)?[A-Za-z0-9_+/-]+|tg://\S+", re.IGNORECASE)
 _HANDLE = re.compile(r"(?<![\w.@/])@([A-Za-z][A-Za-z0-9_]{3,31})\b")
 
@@ -81,6 +96,7 @@ OTC_TERMS = (
     "收币", "出币", "兑u", "usdt兑", "现金换", "换现金", "收購u", "收購", "承兌", "跑分", "代收代付",
 )
 _OTC = re.compile("|".join(sorted({re.escape(t) for t in OTC_TERMS}, key=len, reverse=True)))
+_LONG_TOKEN = re.compile(r"[A-Za-z0-9_-]{25,}")  # every address kind is at least 26 characters
 _PERCENT = re.compile(r"\d[\d,.]*\s?%")
 _MONEY = re.compile(r"[$¥€]\s?\d|\d\s?(?:usdt|usd|u\b|bnb|eth|sol|btc|元|万|刀)", re.IGNORECASE)
 _EMOJI = re.compile("[\u2600-\u27bf\U0001f000-\U0001faff]")
@@ -182,33 +198,38 @@ def extract(text: str, *, cleaned: str | None = None, normalized: str | None = N
     """Find the evidence in a post. Pass ``cleaned``/``normalized`` when already computed."""
     cleaned = clean(text) if cleaned is None else cleaned
     normalized = normalize(text) if normalized is None else normalized
-    telegram_links = _unique(m.group(0) for m in _TELEGRAM_LINK.finditer(cleaned))
+    # Cheap substring tests first: most posts have no link, handle or address, and the regexes cost more.
+    telegram_links = (_unique(m.group(0) for m in _TELEGRAM_LINK.finditer(cleaned))
+                      if ".me/" in normalized or "tg://" in normalized else [])
+    # Only whitespace-separated pieces with a dot can hold a link; scanning just those is far cheaper.
     urls = _unique(
         m.group(0).rstrip(".,;:!?")
-        for m in _URL.finditer(cleaned)
+        for piece in cleaned.split() if "." in piece
+        for m in _URL.finditer(piece)
         if not _TELEGRAM_LINK.match(m.group(0))
     )
     referrals = [r for u in urls + telegram_links for r in _referrals_in_url(u)]
-    referrals += [next(g for g in m.groups() if g) for m in _REFERRAL_TEXT.finditer(cleaned)]
+    if _REFERRAL_HINT.search(normalized):
+        referrals += [next(g for g in m.groups() if g) for m in _REFERRAL_TEXT.finditer(cleaned)]
     addresses: dict[str, list[str]] = {}
     taken: set[str] = set()
-    for kind, pattern in ADDRESS_PATTERNS.items():
-        found = [a for a in _unique(pattern.findall(cleaned)) if a not in taken and _looks_random(a, kind)]
-        if found:
-            addresses[kind] = found
-            taken.update(found)
-    exchanges = [name for name, p in _EXCHANGE_PATTERNS.items() if p.search(normalized)]
+    if _LONG_TOKEN.search(cleaned):
+        for kind, pattern in ADDRESS_PATTERNS.items():
+            found = [a for a in _unique(pattern.findall(cleaned)) if a not in taken and _looks_random(a, kind)]
+            if found:
+                addresses[kind] = found
+                taken.update(found)
     return Evidence(
         urls=urls,
         domains=_unique(d for d in map(_domain, urls) if d),
-        exchanges=exchanges,
+        exchanges=find_exchanges(normalized),
         referrals=_unique(referrals),
         telegram_links=telegram_links,
-        handles=_unique(_HANDLE.findall(cleaned)),
+        handles=_unique(_HANDLE.findall(cleaned)) if "@" in cleaned else [],
         addresses=addresses,
         otc_terms=_unique(_OTC.findall(normalized)),
         emoji=len(_EMOJI.findall(text)),
-        percents=len(_PERCENT.findall(cleaned)),
+        percents=len(_PERCENT.findall(cleaned)) if "%" in cleaned else 0,
         amounts=len(_MONEY.findall(cleaned)),
         length=len(cleaned),
     )

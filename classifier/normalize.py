@@ -42,6 +42,7 @@ _SPACED = re.compile(r"(?<![\w])(?:[^\W_][ .\-_*·•|]{1,2}){2,}[^\W_](?![\w])"
 _SPACED_SEPARATORS = re.compile(r"[ .\-_*·•|]")
 _CJK = r"\u3400-\u9fff\uf900-\ufaff"
 _CJK_GAP = re.compile(rf"(?<=[{_CJK}])[ \t]+(?=[{_CJK}])")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # Cc without tab and newline
 _WHITESPACE = re.compile(r"[ \t\r\f\v]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 
@@ -70,7 +71,7 @@ def clean(text: str) -> str:
     """NFKC (full-width forms and styled letters to plain), invisible and control characters removed,
     Cyrillic/Greek look-alikes inside Latin words replaced. Case and punctuation are kept."""
     text = unicodedata.normalize("NFKC", safe_text(text)).translate(_INVISIBLE)
-    text = "".join(ch if ch in "\n\t" or unicodedata.category(ch) != "Cc" else " " for ch in text)
+    text = _CONTROL.sub(" ", text)
     if _CYRILLIC_GREEK.search(text):
         text = _MIXED_WORD.sub(_fold_mixed_word, text)
         if _LATIN.search(text):

@@ -1,0 +1,143 @@
+"""Classifier speed, memory and accuracy against two baselines, all from one run on one core.
+
+    python benchmarks/classifier_benchmark.py [--dev ../shared/eval/dev.jsonl] [--posts 20000]
+
+Prints a Markdown table: training time, model load time, batch throughput (posts/s), single-post latency
+p50/p99, peak memory, and macro-F1 on the dev set when it is present. Machines here are noisy: compare
+the ratios within one run rather than absolute figures across runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+# One core, as the targets say; must be set before numpy and scikit-learn load their thread pools.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import gc  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import tracemalloc  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import joblib  # noqa: E402
+from sklearn.metrics import f1_score  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from baselines import KeywordBaseline, naive_bayes  # noqa: E402
+
+from classifier.corpus import BUNDLED_DATA_DIR, LabelledPost, load_corpus, read_labelled  # noqa: E402
+from classifier.labels import LABELS  # noqa: E402
+from classifier.persistence import load_model  # noqa: E402
+from classifier.train import train_and_save  # noqa: E402
+
+DEFAULT_DEV = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
+
+
+def measure(fn):
+    """(result, seconds, peak traced MiB) of one call."""
+    gc.collect()
+    tracemalloc.start()
+    started = time.perf_counter()
+    result = fn()
+    seconds = time.perf_counter() - started
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    return result, seconds, peak
+
+
+def latencies(predict_one, texts, repeat: int) -> tuple[float, float]:
+    times = []
+    for i in range(repeat):
+        text = texts[i % len(texts)]
+        started = time.perf_counter()
+        predict_one(text)
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.99) - 1]
+
+
+def macro_f1(y_true, y_pred) -> float:
+    present = [label for label in LABELS if label in set(y_true)]
+    return f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)
+
+
+def bench_classifier(corpus_dir: Path, batch_texts, dev, workdir: Path) -> dict:
+    path = workdir / "model.joblib"
+    _, train_s, train_mb = measure(lambda: train_and_save(path, data=[corpus_dir], log=lambda m: None, report_dir=workdir / "r"))
+    fit_only = load_model(path).manifest  # training_seconds includes the 5-fold cross-validation
+    model, load_s, load_mb = measure(lambda: load_model(path))
+    model.predict("warm up")
+    _, batch_s, batch_mb = measure(lambda: model.predict_many(batch_texts))
+    _, bare_s, _ = measure(lambda: model.predict_many(batch_texts, reasons=0))
+    p50, p99 = latencies(model.predict, batch_texts, 2000)
+    row = {
+        "method": "this classifier (char+word n-grams, evidence, calibrated linear SVM)",
+        "train_s": train_s, "load_s": load_s, "posts_per_s": len(batch_texts) / batch_s,
+        "posts_per_s_no_reasons": len(batch_texts) / bare_s, "p50_ms": p50, "p99_ms": p99,
+        "peak_mb": max(train_mb, load_mb, batch_mb), "size_mb": path.stat().st_size / 2**20,
+        "note": f"train includes 5-fold CV ({fit_only['training_seconds']} s measured inside)",
+    }
+    if dev:
+        row["dev_macro_f1"] = macro_f1([p.label for p in dev], [v.label for v in model.predict_many([p.text for p in dev], reasons=0)])
+    return row
+
+
+def bench_baseline(name: str, make, posts: list[LabelledPost], batch_texts, dev, workdir: Path) -> dict:
+    texts, labels = [p.text for p in posts], [p.label for p in posts]
+    model, train_s, train_mb = measure(lambda: make().fit(texts, labels))
+    path = workdir / f"{name}.joblib"
+    joblib.dump(model, path)
+    model, load_s, load_mb = measure(lambda: joblib.load(path))
+    _, batch_s, batch_mb = measure(lambda: model.predict(batch_texts))
+    p50, p99 = latencies(lambda t: model.predict([t]), batch_texts, 2000)
+    row = {"method": name, "train_s": train_s, "load_s": load_s, "posts_per_s": len(batch_texts) / batch_s,
+           "p50_ms": p50, "p99_ms": p99, "peak_mb": max(train_mb, load_mb, batch_mb), "size_mb": path.stat().st_size / 2**20}
+    if dev:
+        row["dev_macro_f1"] = macro_f1([p.label for p in dev], list(model.predict([p.text for p in dev])))
+    return row
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dev", type=Path, default=DEFAULT_DEV, help="labelled evaluation set (read only, never trained on)")
+    parser.add_argument("--posts", type=int, default=20000, help="posts in the batch-throughput run")
+    args = parser.parse_args()
+
+    posts = load_corpus([BUNDLED_DATA_DIR])
+    dev = list(read_labelled(args.dev, [])) if args.dev.exists() else []
+    print(f"corpus: {len(posts)} posts; dev set: " + (f"{len(dev)} posts from {args.dev}" if dev else f"absent ({args.dev}), macro-F1 not measured"))
+    # The batch is corpus posts repeated: real post lengths, and the same work for every method.
+    batch = [posts[i % len(posts)].text for i in range(args.posts)]
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+          f"threads pinned to 1; batch of {len(batch)} posts; latency over 2000 single calls\n")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        rows = [
+            bench_classifier(BUNDLED_DATA_DIR, batch, dev, workdir),
+            bench_baseline("keyword list", KeywordBaseline, posts, batch, dev, workdir),
+            bench_baseline("word-unigram naive Bayes (tg-spam's method)", naive_bayes, posts, batch, dev, workdir),
+        ]
+    print("| method | dev macro-F1 | train s | load s | posts/s (batch) | p50 ms | p99 ms | peak MiB | file MiB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        f1 = f"{r['dev_macro_f1']:.3f}" if "dev_macro_f1" in r else "–"
+        print(f"| {r['method']} | {f1} | {r['train_s']:.2f} | {r['load_s']:.3f} | {r['posts_per_s']:,.0f} | "
+              f"{r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['peak_mb']:.0f} | {r['size_mb']:.2f} |")
+    ours = rows[0]
+    print(f"\nthis classifier without reasons: {ours['posts_per_s_no_reasons']:,.0f} posts/s; {ours['note']}")
+    print("peak MiB is the largest Python-traced allocation of one phase (train, load or batch), not process RSS")
+    if dev:
+        for r in rows[1:]:
+            print(f"macro-F1 margin over {r['method']}: {ours['dev_macro_f1'] - r['dev_macro_f1']:+.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
