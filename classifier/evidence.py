@@ -79,6 +79,13 @@ _REFERRAL_TEXT = re.compile(
 _REFERRAL_HINT = re.compile("code|码|碼|id")
 _TELEGRAM_LINK = re.compile(r"(?:https?://)?(?:t|telegram)\.me/(?:joinchat/|\+)?[A-Za-z0-9_+/-]+|tg://\S+", re.IGNORECASE)
 _HANDLE = re.compile(r"(?<![\w.@/])@([A-Za-z][A-Za-z0-9_]{3,31})\b")
+# Words that make a handle a point of contact ("DM @x", "联系 @x") rather than a mention of an account,
+# which is everywhere in forwarded X posts and news.
+_CONTACT_CUE = re.compile(
+    r"(?:dm|pm|contact|message|inbox|text|write|join|admin|support|manager|telegram|tg|whatsapp|signal|"
+    r"飞机|纸飞机|联系|聯繫|咨询|諮詢|私聊|私信|客服|频道|頻道|群|vx|v信|微信|威|薇|商务|商務|对接|對接|找)\W{0,6}$",
+    re.IGNORECASE,
+)
 
 _BASE58 = "1-9A-HJ-NP-Za-km-z"
 ADDRESS_PATTERNS: dict[str, re.Pattern] = {
@@ -112,6 +119,7 @@ class Evidence:
     referrals: list[str] = field(default_factory=list)
     telegram_links: list[str] = field(default_factory=list)
     handles: list[str] = field(default_factory=list)
+    contact_handles: list[str] = field(default_factory=list)
     addresses: dict[str, list[str]] = field(default_factory=dict)
     otc_terms: list[str] = field(default_factory=list)
     emoji: int = 0
@@ -132,6 +140,7 @@ class Evidence:
         flag("referral code or link", len(self.referrals))
         flag("telegram link", len(self.telegram_links))
         flag("telegram handle", len(self.handles))
+        flag("handle given as contact", len(self.contact_handles))
         for kind, found in self.addresses.items():
             flag(f"{kind} address", len(found))
         flag("chinese otc slang", len(self.otc_terms))
@@ -154,6 +163,7 @@ class Evidence:
             "referral code or link": self.referrals,
             "telegram link": self.telegram_links,
             "telegram handle": ["@" + h for h in self.handles],
+            "handle given as contact": ["@" + h for h in self.contact_handles],
             "chinese otc slang": self.otc_terms,
             "exchange with referral": self.exchanges + self.referrals,
             "exchange with contact or link": self.exchanges,
@@ -208,6 +218,7 @@ def extract(text: str, *, cleaned: str | None = None, normalized: str | None = N
         for m in _URL.finditer(piece)
         if not _TELEGRAM_LINK.match(m.group(0))
     )
+    handles = list(_HANDLE.finditer(cleaned)) if "@" in cleaned else []
     referrals = [r for u in urls + telegram_links for r in _referrals_in_url(u)]
     if _REFERRAL_HINT.search(normalized):
         referrals += [next(g for g in m.groups() if g) for m in _REFERRAL_TEXT.finditer(cleaned)]
@@ -225,7 +236,8 @@ def extract(text: str, *, cleaned: str | None = None, normalized: str | None = N
         exchanges=find_exchanges(normalized),
         referrals=_unique(referrals),
         telegram_links=telegram_links,
-        handles=_unique(_HANDLE.findall(cleaned)) if "@" in cleaned else [],
+        handles=_unique(m.group(1) for m in handles),
+        contact_handles=_unique(m.group(1) for m in handles if _CONTACT_CUE.search(cleaned, max(0, m.start() - 16), m.start())),
         addresses=addresses,
         otc_terms=_unique(_OTC.findall(normalized)),
         emoji=len(_EMOJI.findall(text)),
