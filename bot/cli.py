@@ -79,7 +79,8 @@ def classify(source, output, reasons, model_path):
     from bot.batch import classify_stream
 
     model = _model(_settings(), model_path)
-    summary = classify_stream(model, source, output, lambda m: click.echo(f"{source.name}: {m}", err=True), reasons=reasons)
+    name = getattr(source, "name", "-")
+    summary = classify_stream(model, source, output, lambda m: click.echo(f"{name}: {m}", err=True), reasons=reasons)
     click.echo(f"{summary.classified} posts classified, {summary.flagged} flagged, {summary.skipped} skipped", err=True)
     if summary.skipped:
         sys.exit(1)

@@ -132,5 +132,33 @@ def counts_table(posts: Iterable[LabelledPost]) -> str:
     return "\n".join(rows)
 
 
+README_MARKERS = ("<!-- counts: python -m classifier.corpus --update-readme -->", "<!-- /counts -->")
+
+
+def readme_with_counts(readme: str, table: str) -> str:
+    """The corpus README with the table between its markers replaced by ``table``."""
+    start, end = README_MARKERS
+    head, rest = readme.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{table}\n{end}{tail}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m classifier.corpus", description="Counts of the bundled corpus.")
+    parser.add_argument("--update-readme", action="store_true", help="rewrite the table in training_data/README.md")
+    args = parser.parse_args(argv)
+    problems: list[Problem] = []
+    table = counts_table(load_corpus([BUNDLED_DATA_DIR], problems))
+    for problem in problems:
+        print(f"skipped {problem}")
+    if args.update_readme:
+        readme = BUNDLED_DATA_DIR / "README.md"
+        readme.write_text(readme_with_counts(readme.read_text(encoding="utf-8"), table), encoding="utf-8")
+    print(table)
+    return 1 if problems else 0
+
+
 if __name__ == "__main__":
-    print(counts_table(load_corpus([BUNDLED_DATA_DIR])))
+    raise SystemExit(main())

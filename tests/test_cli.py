@@ -1,0 +1,113 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from bot.cli import cli
+
+
+@pytest.fixture
+def run(model_path, monkeypatch, tmp_path):
+    """Invoke `compliance-bot` with MODEL_PATH set to the session's trained model, from an empty folder."""
+    monkeypatch.setenv("MODEL_PATH", str(model_path))
+    monkeypatch.chdir(tmp_path)
+
+    def invoke(*args, input=None):
+        return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.mark.parametrize("command", ["run", "check", "classify", "train"])
+def test_every_command_has_help(command):
+    result = CliRunner().invoke(cli, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage:" in result.output and len(result.output.splitlines()) > 3
+
+
+def test_check_prints_label_probabilities_and_reasons(run):
+    result = run("check", "Binance blocked? Use our mirror binance-cn.example, code 88X for 20% off fees")
+    assert result.exit_code == 0
+    assert result.output.startswith("trading_service (")
+    assert "Reasons:" in result.output and "binance" in result.output
+
+
+def test_check_refuses_empty_text(run):
+    result = run("check", "  ")
+    assert result.exit_code == 2
+    assert "TEXT is empty" in result.output
+
+
+def test_classify_jsonl_keeps_fields_and_adds_verdicts(run):
+    lines = [
+        {"id": 1, "text": "Presale of $MOON ends Friday, 1 BNB = 50,000 MOON, buy at moon-sale.example", "chat": "a"},
+        {"id": 2, "text": "The SEC sued the organisers of a 2017 ICO"},
+    ]
+    result = run("classify", "-", input="".join(json.dumps(x) + "\n" for x in lines))
+    assert result.exit_code == 0
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(o["id"], o["label"]) for o in out] == [(1, "ico"), (2, "benign")]
+    assert out[0]["chat"] == "a"
+    assert set(out[0]["scores"]) == {"ico", "trading_service", "benign"}
+    assert out[0]["reasons"] and isinstance(out[0]["reasons"][0], str)
+
+
+def test_classify_plain_lines(run, tmp_path):
+    source = tmp_path / "posts.txt"
+    source.write_text("长期收U，汇率置顶，见U打款\n\nsee you at lunch\n", encoding="utf-8")
+    result = run("classify", str(source), "--reasons", "0")
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o["label"] for o in out] == ["trading_service", "benign"]
+    assert out[1]["reasons"] == []
+
+
+def test_classify_reports_bad_lines_by_number_and_keeps_going(run):
+    source = '{"text": "ok post"}\n{broken\n{"text": ""}\n["a list"]\n{"text": "bad \\ud800 surrogate"}\n{"text": "🚀🚀🚀"}\n'
+    result = run("classify", "-", input=source)
+    assert result.exit_code == 1
+    assert "line 2: not valid JSON" in result.stderr
+    assert 'line 3: "text" is empty' in result.stderr
+    assert "line 4: expected a JSON object, got list" in result.stderr
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(out) == 3 and out[1]["text"] == "bad \ufffd surrogate"
+    assert "3 posts classified, 0 flagged, 3 skipped" in result.stderr
+
+
+def test_classify_handles_a_100_kb_post(run):
+    result = run("classify", "-", input=json.dumps({"text": "presale " * 13_000}) + "\n")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["label"] in {"ico", "trading_service", "benign"}
+
+
+def test_a_tampered_model_is_a_clear_error(tmp_path, monkeypatch, model_path):
+    import shutil
+
+    from classifier.persistence import manifest_path
+
+    bad = tmp_path / "bad.joblib"
+    shutil.copy(model_path, bad)
+    shutil.copy(manifest_path(model_path), manifest_path(bad))
+    bad.write_bytes(bad.read_bytes()[:-10])
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["check", "hello", "--model", str(bad)])
+    assert result.exit_code == 1
+    assert "does not match its manifest" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_malformed_setting_is_one_clear_line(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ALERT_THRESHOLD", "high")
+    result = CliRunner().invoke(cli, ["check", "hello"])
+    assert result.exit_code == 1
+    assert "configuration error: ALERT_THRESHOLD" in result.output
+
+
+def test_train_command_with_extra_file_and_gate(run, tmp_path):
+    extra = tmp_path / "extra.jsonl"
+    extra.write_text('{"text": "x", "label": "nonsense"}\n', encoding="utf-8")
+    model = tmp_path / "new.joblib"
+    result = run("train", "--extra", str(extra), "--model", str(model))
+    assert result.exit_code == 1  # a line was skipped…
+    assert "extra.jsonl:1: \"label\" must be one of" in result.output
+    assert model.exists()  # …but the model was still trained and saved
