@@ -28,3 +28,14 @@ def test_run_without_a_token_stops_with_one_line(monkeypatch, tmp_path):
     result = CliRunner().invoke(cli, ["run"])
     assert result.exit_code == 1
     assert result.output.strip().startswith("Error: configuration error: TELEGRAM_BOT_TOKEN is not set")
+
+
+def test_the_env_example_copied_as_is_is_a_valid_configuration(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parent.parent / ".env.example"
+    (tmp_path / ".env").write_text(example.read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings()
+    assert settings.moderator_chat_id is None and settings.moderator_user_ids == frozenset()
+    assert settings.alert_threshold == 0.8
