@@ -1,11 +1,15 @@
 """Train the classifier: cross-validate, tune thresholds, report, pass the quality gate, save.
 
     python -m classifier.train [--data DIR_OR_FILE …] [--extra FILE.jsonl …] [--model PATH] [--force]
+
+Moderators' reviews come in as ``reviewed`` posts from the caller (``compliance-bot train`` reads them
+from the bot's database): this package is pure machine learning and never opens the database itself.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import time
 from dataclasses import dataclass, field
@@ -20,14 +24,19 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
 
 from classifier.corpus import BUNDLED_DATA_DIR, LabelledPost, Problem, corpus_hash, load_corpus
-from classifier.labels import LABELS, PROMOTION_LABELS
-from classifier.model import PromotionClassifier, build_pipeline, decide
+from classifier.labels import BENIGN, LABELS, PROMOTION_LABELS
+from classifier.model import DEFAULT_THRESHOLDS, PromotionClassifier, build_pipeline, decide
 from classifier.report import compute_metrics, to_markdown, write_reports
+from classifier.versions import (MODEL_NAME, SNAPSHOT_NAME, install, prune, read_snapshot, snapshot_of,
+                                 unique_version, version_dir, write_snapshot)
 
 DEFAULT_MODEL_PATH = Path("data") / "model.joblib"
 GATE_TOLERANCE = 0.01
 MAX_HARD_FP = 0.05  # the issue's target for real posts, applied to the out-of-fold predictions
 THRESHOLD_GRID = np.round(np.arange(0.20, 0.91, 0.05), 2)
+# One text in HELDOUT_MODULUS goes to the gate's held-out split, chosen by a hash of the text: the same
+# texts every run, whatever the order of the files, so the current and the new model meet on equal terms.
+HELDOUT_MODULUS = 5
 
 
 @dataclass
@@ -39,6 +48,103 @@ class TrainingResult:
     data_hash: str
     seconds: float
     problems: list[Problem] = field(default_factory=list)
+    reviews_used: int = 0
+    conflicts: int = 0
+    gate: dict = field(default_factory=dict)
+    version_dir: Path | None = None
+
+
+def merge_reviewed(posts: Sequence[LabelledPost], reviewed: Sequence[LabelledPost]) -> tuple[list[LabelledPost], int, int]:
+    """The corpus with moderators' reviews laid over it: a review replaces the corpus post of the same
+    text, and of several reviews of one text the last in ``reviewed`` wins (the caller orders them by
+    time). Returns the posts, how many reviewed texts were used, and how many disagreed with the corpus."""
+    by_text = {p.text: p for p in posts}
+    latest: dict[str, LabelledPost] = {}
+    for post in reviewed:
+        latest.pop(post.text, None)
+        latest[post.text] = post
+    conflicts = 0
+    for text, post in latest.items():
+        old = by_text.pop(text, None)
+        if old is not None and old.label != post.label:
+            conflicts += 1
+        if old is not None and old.hard and post.label == BENIGN:
+            post = LabelledPost(post.text, post.label, post.lang, True, post.source)
+        by_text[text] = post
+    return list(by_text.values()), len(latest), conflicts
+
+
+def in_heldout(text: str) -> bool:
+    """Whether a text belongs to the quality gate's held-out split (about one in five, stable)."""
+    return int(hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:8], 16) % HELDOUT_MODULUS == 0
+
+
+def heldout_macro_f1(train_posts: Sequence[LabelledPost], heldout: Sequence[LabelledPost],
+                     thresholds: dict[str, float]) -> float:
+    """Fit the current recipe on ``train_posts`` and score it, with ``thresholds``, on ``heldout``."""
+    labels = [p.label for p in train_posts]
+    if len(set(labels)) < 2:
+        raise ValueError("fewer than two labels to fit on")
+    pipeline = build_pipeline().fit([p.text for p in train_posts], labels)
+    probabilities = pipeline.predict_proba([p.text for p in heldout])
+    predicted = decide(probabilities, list(pipeline.classes_), {**DEFAULT_THRESHOLDS, **thresholds})
+    y = [p.label for p in heldout]
+    present = [label for label in LABELS if label in set(y)]
+    return round(float(f1_score(y, predicted, labels=present, average="macro", zero_division=0)), 4)
+
+
+def compare_on_heldout(posts: Sequence[LabelledPost], result: "TrainingResult", model_path: Path,
+                       log: Callable = print) -> dict:
+    """The quality gate's figures: the candidate and the current model on the same held-out split.
+
+    The candidate is fitted on the new training set minus the held-out texts; the current model is
+    refitted with its own thresholds on its own training snapshot minus the same texts; both are scored
+    against the new labels of the held-out texts, which neither saw. A current model without a snapshot
+    (trained before versions were kept) is compared by its cross-validated macro-F1 instead, as the
+    report says. ``refusal`` is the reason not to install, or None."""
+    from classifier.persistence import ModelLoadError, read_manifest
+
+    gate: dict = {"tolerance": GATE_TOLERANCE, "refusal": None}
+    if not Path(model_path).exists():
+        return gate | {"method": "no current model"}
+    try:
+        current = read_manifest(model_path)
+    except ModelLoadError as exc:
+        return gate | {"method": f"current model unreadable ({exc}); replaced"}
+    gate["current_version"] = current.get("model_version")
+    heldout = [p for p in posts if in_heldout(p.text)]
+    rest = [p for p in posts if not in_heldout(p.text)]
+    held_texts = {p.text for p in heldout}
+    snapshot = snapshot_of(model_path, current.get("model_version"))
+    try:
+        if snapshot is None or not heldout:
+            raise ValueError("the current model has no training snapshot" if snapshot is None else "empty held-out split")
+        log(f"Quality gate: both models on the same held-out split of {len(heldout)} posts…")
+        candidate_f1 = heldout_macro_f1(rest, heldout, result.thresholds)
+        current_train = [p for p in read_snapshot(snapshot) if p.text not in held_texts]
+        current_f1 = heldout_macro_f1(current_train, heldout, current.get("thresholds") or {})
+        gate |= {"method": "same held-out split", "heldout_posts": len(heldout), "candidate_train_posts": len(rest),
+                 "current_train_posts": len(current_train)}
+    except (ValueError, OSError, KeyError) as exc:
+        candidate_f1 = result.metrics["macro_f1"]
+        current_f1 = (current.get("metrics") or {}).get("macro_f1")
+        gate["method"] = f"cross-validated macro-F1 from the manifests ({exc})"
+    gate |= {"candidate_macro_f1": candidate_f1, "current_macro_f1": current_f1}
+    if current_f1 is not None and candidate_f1 < current_f1 - GATE_TOLERANCE:
+        gate["refusal"] = (f"macro-F1 would drop from {current_f1:.3f} (current model {gate['current_version']}) to "
+                           f"{candidate_f1:.3f} on {gate['method']} (more than {GATE_TOLERANCE}); "
+                           "the current model is kept. Use --force to replace it anyway")
+    return gate
+
+
+def describe_gate(gate: dict) -> str:
+    if "candidate_macro_f1" not in gate:
+        return f"Quality gate: {gate['method']}"
+    where = (f"same held-out split of {gate['heldout_posts']} posts" if gate["method"] == "same held-out split"
+             else gate["method"])
+    return (f"Quality gate ({where}): new model macro-F1 {gate['candidate_macro_f1']:.3f}, current "
+            f"{gate['current_version']} {gate['current_macro_f1'] if gate['current_macro_f1'] is None else format(gate['current_macro_f1'], '.3f')}"
+            f" → {'refused' if gate['refusal'] else 'passes'}")
 
 
 def tune_thresholds(
@@ -94,56 +200,60 @@ def train(posts: Sequence[LabelledPost], *, folds: int = 5, log: Callable = prin
     return TrainingResult(model, metrics, thresholds, len(posts), data_hash, time.perf_counter() - started)
 
 
-def quality_gate(new_macro_f1: float, model_path: Path) -> str | None:
-    """Why the new model must not replace the current one, or None when it may."""
-    from classifier.persistence import ModelLoadError, read_manifest
-
-    if not Path(model_path).exists():
-        return None
-    try:
-        current = read_manifest(model_path).get("metrics", {}).get("macro_f1")
-    except ModelLoadError:
-        return None  # an unreadable current model is no reason to keep it
-    if current is not None and new_macro_f1 < current - GATE_TOLERANCE:
-        return (f"macro-F1 would drop from {current:.3f} to {new_macro_f1:.3f} (more than {GATE_TOLERANCE}); "
-                "the current model is kept. Use --force to replace it anyway")
-    return None
-
-
 def train_and_save(
     model_path: Path = DEFAULT_MODEL_PATH,
     *,
     data: Sequence[Path] | None = None,
     extra: Sequence[Path] = (),
+    reviewed: Sequence[LabelledPost] = (),
     force: bool = False,
     report_dir: Path | None = None,
     log: Callable = print,
 ) -> TrainingResult:
-    """Load the corpus, train, write the reports; save the model unless the quality gate refuses."""
+    """Load the corpus, lay the reviewed posts over it, train, write the reports; install the model as a
+    new kept version unless the quality gate refuses (``force`` overrides)."""
     from classifier.persistence import save_model
 
+    model_path = Path(model_path)
     problems: list[Problem] = []
     posts = load_corpus([*(data or [BUNDLED_DATA_DIR]), *extra], problems)
     for problem in problems:
         log(f"skipped {problem}")
+    posts, used, conflicts = merge_reviewed(posts, reviewed)
+    if reviewed:
+        log(f"Reviews used: {used} texts ({conflicts} disagreed with the corpus; the reviews won)")
     result = train(posts, log=log)
-    result.problems = problems
-    report_dir = Path(report_dir) if report_dir else Path(model_path).parent / "reports"
+    result.problems, result.reviews_used, result.conflicts = problems, used, conflicts
+    result.gate = compare_on_heldout(posts, result, model_path, log)
+    if force and result.gate["refusal"]:
+        result.gate["forced"] = True
+    result.metrics["reviews"] = {"used": used, "conflicts": conflicts}
+    result.metrics["gate"] = result.gate
+    report_dir = Path(report_dir) if report_dir else model_path.parent / "reports"
     written = write_reports(result.metrics, report_dir, "training", "Cross-validation on the training corpus")
     log(to_markdown(result.metrics, "Cross-validation on the training corpus"))
+    log(describe_gate(result.gate) + (" (overridden by --force)" if result.gate.get("forced") else ""))
     log(f"Reports: {', '.join(map(str, written))}")
-    refusal = None if force else quality_gate(result.metrics["macro_f1"], model_path)
-    if refusal:
-        raise GateRefused(refusal, result)
-    save_model(result.model, model_path, {
+    if result.gate["refusal"] and not force:
+        raise GateRefused(result.gate["refusal"], result)
+    version = unique_version(model_path, result.model.version)
+    result.model.version = version
+    result.version_dir = version_dir(model_path, version)
+    save_model(result.model, result.version_dir / MODEL_NAME, {
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "training_data_sha256": result.data_hash,
         "training_posts": result.posts,
         "training_seconds": round(result.seconds, 1),
+        "reviews": {"used": used, "conflicts": conflicts},
+        "gate": result.gate,
         "metrics": {k: result.metrics[k] for k in ("macro_f1", "accuracy", "per_label", "hard_benign", "evaluation")},
         "per_language_macro_f1": {k: v["macro_f1"] for k, v in result.metrics["per_language"].items()},
     })
-    log(f"Saved model {result.model.version} to {model_path} ({result.seconds:.1f} s)")
+    write_snapshot(result.version_dir / SNAPSHOT_NAME, posts)
+    install(model_path, version)
+    for old in prune(model_path):
+        log(f"Removed old model version {old}")
+    log(f"Saved model {version} to {model_path} (kept in {result.version_dir}; {result.seconds:.1f} s)")
     return result
 
 

@@ -3,9 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from classifier.corpus import BUNDLED_DATA_DIR, load_corpus
+from classifier.corpus import BUNDLED_DATA_DIR, LabelledPost, load_corpus
 from classifier.persistence import load_model, manifest_path
-from classifier.train import GateRefused, main, train_and_save, tune_thresholds
+from classifier.train import GateRefused, in_heldout, main, merge_reviewed, train_and_save, tune_thresholds
+from classifier.versions import VersionError, install, list_versions, previous_version, read_snapshot, version_dir
 
 
 @pytest.fixture(scope="module")
@@ -45,18 +46,86 @@ def test_training_writes_model_manifest_and_reports(small_corpus, tmp_path):
     assert (reports / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_quality_gate_keeps_a_better_model_unless_forced(small_corpus, tmp_path):
+@pytest.fixture(scope="module")
+def noisy_extra(small_corpus, tmp_path_factory):
+    """Near-copies of every promotion post of the small corpus, wrongly labelled benign."""
+    path = tmp_path_factory.mktemp("noise") / "noisy.jsonl"
+    with open(path, "w", encoding="utf-8") as out:
+        for line in small_corpus.read_text(encoding="utf-8").splitlines():
+            post = json.loads(line)
+            if post["label"] != "benign":
+                out.write(json.dumps(post | {"text": post["text"] + " !!", "label": "benign"}, ensure_ascii=False) + "\n")
+    return path
+
+
+def test_quality_gate_compares_on_the_same_heldout_split_and_keeps_the_better_model(small_corpus, noisy_extra, tmp_path):
     model_path = tmp_path / "model.joblib"
     first = train_and_save(model_path, data=[small_corpus], log=quiet)
+    assert first.gate["method"] == "no current model"
+    before = model_path.read_bytes()
+    with pytest.raises(GateRefused, match="would drop from") as refused:
+        train_and_save(model_path, data=[small_corpus], extra=[noisy_extra], log=quiet)
+    gate = refused.value.result.gate
+    assert gate["method"] == "same held-out split" and gate["current_version"] == first.model.version
+    assert gate["candidate_macro_f1"] < gate["current_macro_f1"] - 0.01
+    # Both were scored on the same held-out texts: about a fifth of the new training set, none trained on.
+    assert 0.1 < gate["heldout_posts"] / (gate["heldout_posts"] + gate["candidate_train_posts"]) < 0.3
+    assert model_path.read_bytes() == before and len(list_versions(model_path)) == 1
+    report = json.loads((tmp_path / "reports" / "training.json").read_text())
+    assert report["gate"]["refusal"].startswith("macro-F1 would drop")
+
+    forced = train_and_save(model_path, data=[small_corpus], extra=[noisy_extra], force=True, log=quiet)
+    assert forced.gate["forced"] is True and model_path.read_bytes() != before
+    assert [v["model_version"] for v in list_versions(model_path)] == [first.model.version, forced.model.version]
+    assert load_model(model_path).version == forced.model.version
+
+
+def test_an_equal_model_passes_and_every_installed_version_is_kept(small_corpus, tmp_path):
+    model_path = tmp_path / "model.joblib"
+    first = train_and_save(model_path, data=[small_corpus], log=quiet)
+    second = train_and_save(model_path, data=[small_corpus], log=quiet)
+    assert second.gate["refusal"] is None and second.gate["candidate_macro_f1"] == second.gate["current_macro_f1"]
+    assert second.model.version != first.model.version  # unique even within one second
+    kept = list_versions(model_path)
+    assert [(v["model_version"], v["installed"], v["has_snapshot"]) for v in kept] == [
+        (first.model.version, False, True), (second.model.version, True, True)]
+    snapshot = read_snapshot(version_dir(model_path, second.model.version) / "training.jsonl.gz")
+    assert len(snapshot) == second.posts == 180
+    assert previous_version(model_path) == first.model.version
+    install(model_path, first.model.version)
+    assert load_model(model_path).version == first.model.version
+    with pytest.raises(VersionError, match="oldest kept version"):
+        previous_version(model_path)
+    with pytest.raises(VersionError, match="no kept model version 'nope'"):
+        install(model_path, "nope")
+
+
+def test_a_model_without_snapshot_is_compared_by_its_manifest(small_corpus, tmp_path):
+    model_path = tmp_path / "model.joblib"
+    first = train_and_save(model_path, data=[small_corpus], log=quiet)
+    (version_dir(model_path, first.model.version) / "training.jsonl.gz").unlink()
     manifest = json.loads(manifest_path(model_path).read_text())
     manifest["metrics"]["macro_f1"] = first.metrics["macro_f1"] + 0.05  # pretend the current model is better
     manifest_path(model_path).write_text(json.dumps(manifest))
-    before = model_path.read_bytes()
-    with pytest.raises(GateRefused, match="would drop"):
+    with pytest.raises(GateRefused, match="cross-validated macro-F1 from the manifests"):
         train_and_save(model_path, data=[small_corpus], log=quiet)
-    assert model_path.read_bytes() == before
-    train_and_save(model_path, data=[small_corpus], force=True, log=quiet)
-    assert model_path.read_bytes() != before
+
+
+def test_reviews_override_the_corpus_and_are_counted():
+    corpus = [LabelledPost("a", "ico", "en"), LabelledPost("b", "benign", "en", hard=True), LabelledPost("c", "ico", "en")]
+    reviewed = [LabelledPost("a", "benign", "en"), LabelledPost("b", "benign", "en"), LabelledPost("d", "ico", "en"),
+                LabelledPost("c", "benign", "en"), LabelledPost("c", "ico", "en")]  # the later review of "c" wins
+    posts, used, conflicts = merge_reviewed(corpus, reviewed)
+    assert {p.text: p.label for p in posts} == {"a": "benign", "b": "benign", "c": "ico", "d": "ico"}
+    assert (used, conflicts) == (4, 1)  # only "a" disagrees with the corpus in the end
+    assert [p.hard for p in posts if p.text == "b"] == [True]  # a confirmed hard negative stays hard
+
+
+def test_the_heldout_split_is_stable_and_about_a_fifth():
+    texts = [f"post number {i}" for i in range(2000)]
+    share = sum(map(in_heldout, texts)) / len(texts)
+    assert 0.17 < share < 0.23
+    assert [in_heldout(t) for t in texts[:50]] == [in_heldout(t) for t in texts[:50]]
 
 
 def test_extra_data_with_bad_lines_is_used_and_the_bad_lines_named(small_corpus, tmp_path, capsys):
