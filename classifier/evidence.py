@@ -157,21 +157,30 @@ class Evidence:
 
     def describe(self, feature: str) -> str:
         """The feature with what was found behind it, for a moderator."""
-        found: list[str] = {
-            "link": self.domains or self.urls,
-            "exchange named": self.exchanges,
-            "referral code or link": self.referrals,
-            "telegram link": self.telegram_links,
-            "telegram handle": ["@" + h for h in self.handles],
-            "handle given as contact": ["@" + h for h in self.contact_handles],
-            "chinese otc slang": self.otc_terms,
-            "exchange with referral": self.exchanges + self.referrals,
-            "exchange with contact or link": self.exchanges,
-        }.get(feature) or self.addresses.get(feature.removesuffix(" address"), [])
+        found = self._found(feature)
         if not found:
             return feature
         shown = ", ".join(_shorten(x) for x in found[:3])
         return f"{feature}: {shown}" + (" …" if len(found) > 3 else "")
+
+    def _found(self, feature: str) -> list[str]:
+        if feature.endswith(" address"):
+            return self.addresses.get(feature.removesuffix(" address"), [])
+        if feature == "link":
+            return self.domains or self.urls
+        if feature == "telegram handle":
+            return ["@" + h for h in self.handles]
+        if feature == "handle given as contact":
+            return ["@" + h for h in self.contact_handles]
+        if feature == "exchange with referral":
+            return self.exchanges + self.referrals
+        return {
+            "exchange named": self.exchanges,
+            "exchange with contact or link": self.exchanges,
+            "referral code or link": self.referrals,
+            "telegram link": self.telegram_links,
+            "chinese otc slang": self.otc_terms,
+        }.get(feature, [])
 
     def to_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v}

@@ -8,6 +8,7 @@ per-label thresholds tuned on cross-validated predictions turn them into a label
 
 from __future__ import annotations
 
+from itertools import repeat
 from operator import attrgetter
 from typing import NamedTuple, Sequence
 
@@ -77,7 +78,8 @@ class WordCachedCharNgrams(TransformerMixin, BaseEstimator):
         """Vocabulary indices of one word's n-grams (a miss of the cache)."""
         vocabulary = self.counter_.vocabulary_
         grams = self.counter_._char_wb_ngrams(word)
-        indices = np.fromiter((vocabulary[g] for g in grams if g in vocabulary), dtype=np.int32)
+        found = np.fromiter(map(vocabulary.get, grams, repeat(-1)), dtype=np.int32, count=len(grams))
+        indices = found[found >= 0]
         if len(word) <= self.CACHEABLE_LENGTH:  # long tokens (URLs, Chinese clauses) rarely come back
             if len(self._cache) >= self.CACHE_LIMIT:
                 self._cache.clear()
@@ -198,23 +200,27 @@ class PromotionClassifier:
         start, end = features.indptr[row], features.indptr[row + 1]
         indices = features.indices[start:end]
         contributions = features.data[start:end] * coef[label_index, indices]
+        top = np.arange(len(contributions))
+        if len(top) > limit * 3:  # only the strongest few can be chosen: skip sorting the rest
+            top = np.argpartition(-contributions, limit * 3)[: limit * 3]
         chosen: list[Reason] = []
-        for j in np.argsort(-contributions)[: limit * 3]:
+        for j in top[np.argsort(-contributions[top])]:
             weight = float(contributions[j])
             if weight < 0.01 or len(chosen) >= limit:
                 break
-            block, feature = names[indices[j]].split("__", 1)
+            block, feature = names[indices[j]]
             if block == "evidence":
                 chosen.append(Reason("evidence", evidence.describe(feature), weight))
             elif block == "words":
                 chosen.append(Reason("word", feature, weight))
-            elif len(feature.strip()) > 1 and not any(feature.strip() in r.feature for r in chosen):
-                chosen.append(Reason("chars", feature.strip(), weight))
+            elif len(feature) > 1 and not any(feature in r.feature for r in chosen):
+                chosen.append(Reason("chars", feature, weight))
         return chosen
 
     def _explanation_weights(self):
         if self._explainer is None:
-            names = self.pipeline.named_steps["features"].get_feature_names_out()
+            names = [name.split("__", 1) for name in self.pipeline.named_steps["features"].get_feature_names_out()]
+            names = [(block, feature.strip() if block == "chars" else feature) for block, feature in names]
             svm = self.pipeline[-1].calibrated_classifiers_[0].estimator
             self._explainer = (names, np.asarray(svm.coef_))
         return self._explainer
