@@ -8,6 +8,7 @@ allows, batches of several alerts when flags come faster.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import warnings
@@ -67,6 +68,9 @@ class Outbox:
         self.chat_id = moderator_chat_id
         self.per_minute = per_minute
         self._warned_no_chat = False
+        # The outbox job, the digest job and a review's edits run concurrently: one round at a time, or a
+        # message read as pending by two rounds would be sent twice.
+        self._lock = asyncio.Lock()
 
     def pack(self) -> None:
         """Give unsent alerts their messages, batching them when the minute's budget is short."""
@@ -90,6 +94,10 @@ class Outbox:
 
     async def flush(self, bot: Bot, secret: bytes) -> int:
         """Send due messages and apply pending edits; returns how many messages were sent."""
+        async with self._lock:
+            return await self._flush(bot, secret)
+
+    async def _flush(self, bot: Bot, secret: bytes) -> int:
         self.pack()
         sent = 0
         now = self.storage.clock()
@@ -117,11 +125,15 @@ class Outbox:
             self.storage.mark_sent(row["id"], message.message_id)
             sent += 1
             log.info("sent %s %d to chat %d as message %d", row["kind"], row["id"], row["chat_id"], message.message_id)
-        await self.apply_edits(bot, secret)
+        await self._apply_edits(bot, secret)
         return sent
 
     async def apply_edits(self, bot: Bot, secret: bytes) -> None:
         """Re-render sent alerts whose flags changed (a review, an edit, another chat with the same text)."""
+        async with self._lock:
+            await self._apply_edits(bot, secret)
+
+    async def _apply_edits(self, bot: Bot, secret: bytes) -> None:
         for row in self.storage.messages_to_edit():
             text, markup = render(self.storage, row["id"], secret)
             try:

@@ -1,8 +1,13 @@
 """The outbox: batching beyond 20 messages a minute, retries after 429 and 500, no duplicate after a restart."""
 
+import asyncio
+
+import pytest
+
 from bot.outbox import plan_batches
 from bot.storage import Storage
 from tests.fakes import updates as U
+from tests.fakes.bot_api import InMemoryRequest
 
 
 class Clock:
@@ -73,3 +78,33 @@ async def test_same_text_in_a_second_chat_edits_the_sent_alert(harness):
     assert len(harness.sent_texts()) == 1
     [edit] = harness.api.calls_to("editMessageText")
     assert "Crypto Gems" in edit.params["text"] and "Traders chat" in edit.params["text"]
+
+
+@pytest.fixture
+def slow_telegram(monkeypatch):
+    """Every Bot API call yields to the event loop first, as a real HTTP request does."""
+    original = InMemoryRequest.do_request
+
+    async def slow(self, *args, **kwargs):
+        await asyncio.sleep(0.05)
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(InMemoryRequest, "do_request", slow)
+
+
+async def test_concurrent_flushes_send_an_alert_once(harness, slow_telegram):
+    # The outbox job, the digest job and a review can all reach the outbox at the same time.
+    await harness.send(U.channel_post(1, "Presale now"))
+    sent = await asyncio.gather(harness.flush(), harness.flush(), harness.flush())
+    assert sorted(sent) == [0, 0, 1]
+    assert len(harness.sent_texts()) == 1
+
+
+async def test_concurrent_edits_edit_an_alert_once(harness, slow_telegram):
+    await harness.send(U.channel_post(1, "Presale now"))
+    await harness.flush()
+    harness.storage.record_review(1, "confirm", None, 111, "Mia Mod")
+    svc = harness.services
+    await asyncio.gather(harness.flush(), svc.outbox.apply_edits(harness.app.bot, svc.secret))
+    assert len(harness.api.calls_to("editMessageText")) == 1
+
