@@ -15,6 +15,7 @@ from telegram.request import BaseRequest
 from bot import commands
 from bot.digest import queue_digest
 from bot.membership import on_my_chat_member
+from bot.model_watch import ModelWatcher
 from bot.review import on_review
 from bot.scanning import on_post, retry_unsaved
 from bot.services import Classifier, Services, services
@@ -49,6 +50,13 @@ async def digest_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("digest skipped: database error %s; it will cover this period next time", exc)
 
 
+async def model_watch_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Use a retrained or rolled-back model as soon as its file is replaced."""
+    svc = services(context)
+    if svc.model_watcher is not None:
+        await svc.model_watcher.check(svc)
+
+
 async def on_unhandled(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log updates no handler took, so an unexpected kind is visible rather than silently dropped."""
     kind = next((k for k in ALLOWED_UPDATES + ["chat_member", "inline_query", "poll", "message_reaction"]
@@ -76,6 +84,12 @@ def build_application(settings: Settings, classifier: Classifier, storage: Stora
         moderator_ids=settings.moderator_user_ids, alert_threshold=settings.alert_threshold,
         store_benign_text=settings.store_benign_text, alerts_per_minute=settings.alerts_per_minute, loader=loader,
     )
+    if settings.model_check_seconds > 0:
+        from classifier.persistence import load_model
+
+        app.bot_data["services"].model_watcher = ModelWatcher(settings.model_path, partial(load_model, settings.model_path))
+        app.job_queue.run_repeating(model_watch_job, interval=settings.model_check_seconds,
+                                    first=settings.model_check_seconds, name="model-watch")
     for name, callback in commands.COMMANDS.items():
         app.add_handler(CommandHandler(name, callback))
     app.add_handler(CallbackQueryHandler(on_review))

@@ -35,6 +35,8 @@ class Services:
     # Loads the model again for /reload; built in bot.app so handlers never see paths or the environment.
     loader: Callable[[], Classifier] | None = None
     alerts_per_minute: int = 20
+    # Swaps in a model file that changed on disk (bot.model_watch); None where there is no file to watch.
+    model_watcher: Any = None
     outbox: Outbox = field(init=False)
     # Scanned posts whose write failed (a locked or read-only database): kept and retried, not dropped.
     unsaved: deque = field(default_factory=lambda: deque(maxlen=10_000))

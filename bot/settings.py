@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     alerts_per_minute: int = Field(20, ge=1, le=20)
     outbox_interval_seconds: float = Field(2.0, gt=0)
     store_benign_text: bool = False
+    # How often the running bot looks whether MODEL_PATH was replaced (by train or rollback); 0: never.
+    model_check_seconds: float = Field(5.0, ge=0)
     webhook_url: str | None = None
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = Field(8443, ge=1, le=65535)

@@ -90,6 +90,29 @@ def m001_initial(db: sqlite_utils.Database):
     )
 
 
+@migrations()
+def m002_flag_details_view(db: sqlite_utils.Database):
+    # For people who browse the database (`datasette DATABASE_PATH`): one readable row per flag.
+    db.executescript(
+        """
+        CREATE VIEW flag_details AS
+        SELECT f.id AS flag_id, f.chat_id, c.title AS chat_title, c.username AS chat_username, f.message_id,
+               CASE WHEN c.username IS NOT NULL THEN 'https://t.me/' || c.username || '/' || f.message_id
+                    WHEN f.chat_id <= -1000000000000
+                    THEN 'https://t.me/c/' || substr(CAST(f.chat_id AS TEXT), 5) || '/' || f.message_id
+               END AS link,
+               datetime(COALESCE(p.date, f.created_at), 'unixepoch') AS date, f.label, f.score, f.status,
+               r.reviewer_name AS reviewed_by, r.reviewer_id AS reviewer_id,
+               datetime(r.at, 'unixepoch') AS reviewed_at, f.reasons, p.text, f.model_version,
+               datetime(f.created_at, 'unixepoch') AS flagged_at
+        FROM flags f
+        LEFT JOIN chats c ON c.id = f.chat_id
+        LEFT JOIN posts p ON p.chat_id = f.chat_id AND p.message_id = f.message_id
+        LEFT JOIN reviews r ON r.id = (SELECT MAX(id) FROM reviews WHERE flag_id = f.id);
+        """
+    )
+
+
 def text_hash(text: str) -> str:
     """Hash of a text after the normalisation that makes reposts of the same text compare equal."""
     key = " ".join(unicodedata.normalize("NFKC", text).casefold().split())
@@ -123,6 +146,13 @@ class Storage:
     def __init__(self, db: sqlite_utils.Database, clock: Callable[[], float] = time.time):
         self.db = db
         self.clock = clock
+
+    @classmethod
+    def open_existing(cls, path: Path | str, **kwargs) -> "Storage":
+        """Open a database that must already exist (the offline tools never create an empty one by mistake)."""
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no database at {path} (set DATABASE_PATH or pass --db)")
+        return cls.open(path, **kwargs)
 
     @classmethod
     def open(cls, path: Path | str, clock: Callable[[], float] = time.time, timeout: float = 2.0) -> "Storage":
@@ -455,6 +485,48 @@ class Storage:
                LEFT JOIN chats c ON c.id = f.chat_id
                LEFT JOIN posts p ON p.chat_id = f.chat_id AND p.message_id = f.message_id ORDER BY f.id"""
         )
+
+    def reviewed_flags(self) -> list[dict]:
+        """The latest review of every flag that stands reviewed now, with its post's text, oldest review
+        first. A flag reopened by an edit (status pending again) is left out: its review was of another text."""
+        return self._all(
+            """SELECT r.id AS review_id, r.flag_id, r.decision, r.old_label, r.new_label, r.at, r.reviewer_id,
+                      f.chat_id, f.message_id, f.status, p.text AS text FROM reviews r
+               JOIN flags f ON f.id = r.flag_id
+               LEFT JOIN posts p ON p.chat_id = f.chat_id AND p.message_id = f.message_id
+               WHERE r.id = (SELECT MAX(id) FROM reviews WHERE flag_id = r.flag_id)
+                 AND f.status IN ('confirmed', 'false_positive', 'relabelled')
+               ORDER BY r.at, r.id"""
+        )
+
+    def iter_flag_details(self, statuses: Iterable[str] = (), labels: Iterable[str] = (),
+                          since: float | None = None) -> Iterable[dict]:
+        """Flags with their chat, post text and latest review, oldest first, read as they are written out."""
+        where, params = [], []
+        statuses, labels = list(statuses), list(labels)
+        if statuses:
+            where.append(f"f.status IN ({','.join('?' * len(statuses))})")
+            params += statuses
+        if labels:
+            where.append(f"f.label IN ({','.join('?' * len(labels))})")
+            params += labels
+        if since is not None:
+            where.append("COALESCE(p.date, f.created_at) >= ?")
+            params.append(since)
+        cursor = self.db.execute(
+            f"""SELECT f.id, f.chat_id, c.title AS chat_title, c.username AS chat_username, f.message_id,
+                       COALESCE(p.date, f.created_at) AS date, f.label, f.score, f.status, f.reasons, f.created_at,
+                       f.model_version, r.reviewer_name, r.reviewer_id, r.at AS reviewed_at, p.text AS text
+                FROM flags f
+                LEFT JOIN chats c ON c.id = f.chat_id
+                LEFT JOIN posts p ON p.chat_id = f.chat_id AND p.message_id = f.message_id
+                LEFT JOIN reviews r ON r.id = (SELECT MAX(id) FROM reviews WHERE flag_id = f.id)
+                {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY f.id""",
+            params,
+        )
+        names = [c[0] for c in cursor.description]
+        for row in cursor:
+            yield dict(zip(names, row))
 
     def reviews_between(self, start: float, end: float) -> int:
         return self._one("SELECT COUNT(*) AS n FROM reviews WHERE at > ? AND at <= ?", [start, end])["n"]
