@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import sqlite3
 import warnings
 from datetime import timedelta
 
@@ -71,6 +72,9 @@ class Outbox:
         # The outbox job, the digest job and a review's edits run concurrently: one round at a time, or a
         # message read as pending by two rounds would be sent twice.
         self._lock = asyncio.Lock()
+        # Messages Telegram accepted whose row could not be marked sent (a locked database): outbox id ->
+        # message id. Marked before anything else in the next round, and never sent again meanwhile.
+        self._unmarked: dict[int, int] = {}
 
     def pack(self) -> None:
         """Give unsent alerts their messages, batching them when the minute's budget is short."""
@@ -98,11 +102,12 @@ class Outbox:
             return await self._flush(bot, secret)
 
     async def _flush(self, bot: Bot, secret: bytes) -> int:
+        self._retry_unmarked()
         self.pack()
         sent = 0
         now = self.storage.clock()
         for row in self.storage.due_messages(now):
-            if self.storage.sent_since(row["chat_id"], now - 60) >= self.per_minute:
+            if row["id"] in self._unmarked or self.storage.sent_since(row["chat_id"], now - 60) >= self.per_minute:
                 continue
             try:
                 if row["kind"] == "alert":
@@ -122,11 +127,28 @@ class Outbox:
                 log.warning("sending outbox message %d failed (%s); retry in %.0f s", row["id"], exc, delay)
                 self.storage.defer(row["id"], delay, str(exc))
                 continue
-            self.storage.mark_sent(row["id"], message.message_id)
+            self._mark_sent(row["id"], message.message_id)
             sent += 1
             log.info("sent %s %d to chat %d as message %d", row["kind"], row["id"], row["chat_id"], message.message_id)
         await self._apply_edits(bot, secret)
         return sent
+
+    def _mark_sent(self, outbox_id: int, message_id: int) -> None:
+        """Record that Telegram accepted a message; when the database refuses, remember it rather than resend it."""
+        try:
+            self.storage.mark_sent(outbox_id, message_id)
+        except sqlite3.Error as exc:
+            self._unmarked[outbox_id] = message_id
+            log.error("outbox message %d was sent as message %d but not marked sent (database error %s); "
+                      "kept in memory, it will not be sent again", outbox_id, message_id, exc)
+            raise
+
+    def _retry_unmarked(self) -> None:
+        """Mark the messages that were sent while the database was unavailable; raises while it still is."""
+        for outbox_id, message_id in list(self._unmarked.items()):
+            self.storage.mark_sent(outbox_id, message_id)
+            del self._unmarked[outbox_id]
+            log.info("outbox message %d marked sent after a database error", outbox_id)
 
     async def apply_edits(self, bot: Bot, secret: bytes) -> None:
         """Re-render sent alerts whose flags changed (a review, an edit, another chat with the same text)."""

@@ -1,6 +1,7 @@
 """The outbox: batching beyond 20 messages a minute, retries after 429 and 500, no duplicate after a restart."""
 
 import asyncio
+import sqlite3
 
 import pytest
 
@@ -108,3 +109,25 @@ async def test_concurrent_edits_edit_an_alert_once(harness, slow_telegram):
     await asyncio.gather(harness.flush(), svc.outbox.apply_edits(harness.app.bot, svc.secret))
     assert len(harness.api.calls_to("editMessageText")) == 1
 
+
+
+async def test_a_failed_mark_sent_does_not_resend(harness, monkeypatch):
+    real = harness.storage.mark_sent
+    attempts = []
+
+    def locked_once(outbox_id, message_id):
+        attempts.append(outbox_id)
+        if len(attempts) == 1:  # Telegram accepted the message, then the database was locked
+            raise sqlite3.OperationalError("database is locked")
+        real(outbox_id, message_id)
+
+    monkeypatch.setattr(harness.storage, "mark_sent", locked_once)
+    await harness.send(U.channel_post(1, "Presale now"))
+    with pytest.raises(sqlite3.OperationalError):
+        await harness.flush()  # the round stops; the outbox job logs it
+    assert await harness.flush() == 0
+    assert await harness.flush() == 0
+    [sent] = harness.api.calls_to("sendMessage")
+    row = harness.storage.outbox_row(1)
+    assert row["status"] == "sent" and row["message_id"] == int(next(iter(harness.api.messages))[1])
+    assert attempts == [1, 1]
