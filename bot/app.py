@@ -8,6 +8,7 @@ import sys
 from functools import partial
 
 from telegram import Update
+from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import (AIORateLimiter, Application, ApplicationBuilder, CallbackQueryHandler, ChatMemberHandler,
                           CommandHandler, ContextTypes, MessageHandler, TypeHandler, filters)
 from telegram.request import BaseRequest
@@ -130,9 +131,17 @@ class RedactingFormatter(logging.Formatter):
         return super().format(record).replace(self.token, "<token>")
 
 
+def _short_start_up_failure(record: logging.LogRecord) -> bool:
+    """PTB logs a failed start-up (bad token, no network) with a long traceback; run_bot reports it in one line."""
+    if record.name.startswith("telegram") and record.exc_info and "Aborting" in record.getMessage():
+        record.exc_info, record.exc_text = None, None
+    return True
+
+
 def configure_logging(token: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(RedactingFormatter(token, "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_short_start_up_failure)
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     # httpx logs every request URL at INFO, and the URL holds the token; the formatter would redact it,
     # but one line per long poll is noise anyway.
@@ -161,8 +170,24 @@ def run_bot(settings: Settings, webhook: bool = False) -> None:
         raise ConfigError(f"MODEL_PATH: {exc}") from None
     log.info("model %s loaded from %s", classifier.version, settings.model_path)
     app = build_application(settings, classifier, storage, loader=loader, token=token)
-    if webhook:
-        app.run_webhook(listen=settings.webhook_listen, port=settings.webhook_port, webhook_url=settings.webhook_url,
-                        allowed_updates=ALLOWED_UPDATES)
-    else:
-        app.run_polling(allowed_updates=ALLOWED_UPDATES)
+    try:
+        if webhook:
+            app.run_webhook(listen=settings.webhook_listen, port=settings.webhook_port, webhook_url=settings.webhook_url,
+                            allowed_updates=ALLOWED_UPDATES)
+        else:
+            app.run_polling(allowed_updates=ALLOWED_UPDATES)
+    except (TelegramError, OSError) as exc:
+        # Start-up failed (initialize, deleteWebhook, setWebhook, binding the webhook port): one line, no token.
+        raise ConfigError(start_up_error(exc, settings, token)) from None
+
+
+def start_up_error(exc: Exception, settings: Settings, token: str) -> str:
+    """One line naming the setting to look at; PTB's InvalidToken message quotes the token, so it is redacted."""
+    detail = " ".join(str(exc).replace(token, "<token>").split())
+    if isinstance(exc, InvalidToken):
+        return f"TELEGRAM_BOT_TOKEN: Telegram rejected the token ({detail}); check it with @BotFather"
+    if isinstance(exc, NetworkError):
+        return f"TELEGRAM_API_URL: cannot reach the Bot API at {settings.telegram_api_url} ({type(exc).__name__}: {detail})"
+    if isinstance(exc, TelegramError):
+        return f"Telegram refused to start the bot: {type(exc).__name__}: {detail}"
+    return f"WEBHOOK_LISTEN / WEBHOOK_PORT: cannot listen on {settings.webhook_listen}:{settings.webhook_port} ({detail})"

@@ -40,17 +40,29 @@ def command_line() -> list[str]:
     return [sys.executable, "-c", "from bot.cli import cli; cli()", "run"]
 
 
+def bot_env(server: FakeBotApiServer, workdir: Path, model_path: Path, **env) -> dict:
+    """The environment of `compliance-bot run` against the fake server; a value of None leaves a variable out."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "MODERATOR_"))} | {
+        "TELEGRAM_BOT_TOKEN": TEST_TOKEN, "TELEGRAM_API_URL": server.base_url,
+        "MODERATOR_CHAT_ID": str(MODERATOR_CHAT_ID), "MODERATOR_USER_IDS": "111,112",
+        "DATABASE_PATH": str(workdir / "bot.db"), "MODEL_PATH": str(model_path),
+        "OUTBOX_INTERVAL_SECONDS": "0.3", "DIGEST_INTERVAL_MINUTES": "600",
+    } | env
+    return {k: v for k, v in env.items() if v is not None}
+
+
+def run_until_exit(server: FakeBotApiServer, workdir: Path, model_path: Path, **env) -> subprocess.CompletedProcess:
+    """`compliance-bot run` expected to stop at start-up; its output is stdout and stderr together."""
+    return subprocess.run(command_line(), cwd=workdir, env=bot_env(server, workdir, model_path, **env),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
+
+
 class BotProcess:
     """One `compliance-bot run` against the fake server, with its stderr kept for inspection."""
 
     def __init__(self, server: FakeBotApiServer, workdir: Path, model_path: Path, **env):
         self.log_path = workdir / f"bot-{time.monotonic_ns()}.log"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "MODERATOR_"))} | {
-            "TELEGRAM_BOT_TOKEN": TEST_TOKEN, "TELEGRAM_API_URL": server.base_url,
-            "MODERATOR_CHAT_ID": str(MODERATOR_CHAT_ID), "MODERATOR_USER_IDS": "111,112",
-            "DATABASE_PATH": str(workdir / "bot.db"), "MODEL_PATH": str(model_path),
-            "OUTBOX_INTERVAL_SECONDS": "0.3", "DIGEST_INTERVAL_MINUTES": "600",
-        } | env
+        self.env = bot_env(server, workdir, model_path, **env)
         self.server = server
         self.proc = subprocess.Popen(command_line(), cwd=workdir, env=self.env, stdout=open(self.log_path, "w"),
                                      stderr=subprocess.STDOUT)
@@ -182,3 +194,18 @@ def test_digest_arrives(server, run_bot):
     assert alerts_sent(server) == []  # below the threshold: digest only
     time.sleep(4)  # a further period with nothing new sends no further digest
     assert len([c for c in server.api.calls_to("sendMessage") if "Digest" in c.params["text"]]) == 1
+
+
+@pytest.mark.parametrize("failure", ["401 from getMe", "no Bot API server"])
+def test_a_rejected_token_or_unreachable_api_stops_start_up_in_one_line(server, tmp_path, model_path, failure):
+    env = {}
+    if failure == "401 from getMe":
+        server.api.fail("getMe", 401, times=10)
+    else:
+        env["TELEGRAM_API_URL"] = "http://127.0.0.1:9/bot"  # the discard port: nothing listens there
+    result = run_until_exit(server, tmp_path, model_path, **env)
+    assert result.returncode != 0
+    assert TEST_TOKEN not in result.stdout
+    assert "Traceback" not in result.stdout
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("Error: ") and ("TELEGRAM_BOT_TOKEN" if "401" in failure else "TELEGRAM_API_URL") in last
