@@ -86,25 +86,246 @@ def classify(source, output, reasons, model_path):
         sys.exit(1)
 
 
+def _open_db(settings, db_path, *, must_exist: bool = True):
+    """The bot's database; a missing file is a clear error rather than a new empty database."""
+    import sqlite3
+
+    from bot.storage import Storage
+
+    path = db_path or settings.database_path
+    try:
+        return Storage.open_existing(path) if must_exist else Storage.open(path)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    except sqlite3.Error as exc:
+        raise click.ClickException(f"cannot open the database {path}: {exc}") from None
+
+
+_db_option = click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
+                          help="The bot's SQLite database (default: DATABASE_PATH, data/compliance.db).")
+
+
 @cli.command()
 @click.option("--extra", type=click.Path(exists=True, dir_okay=False, path_type=Path), multiple=True,
               help="More labelled posts (JSONL with text and label); repeatable.")
 @click.option("--data", type=click.Path(exists=True, path_type=Path), multiple=True,
               help="Corpus directories or files instead of the bundled training_data/.")
-@click.option("--force", is_flag=True, help="Replace the current model even if macro-F1 drops by more than 0.01.")
+@click.option("--force", is_flag=True, help="Install the new model even if the quality gate refuses it.")
+@click.option("--no-reviews", is_flag=True, help="Leave the moderators' reviews out (train on the corpus alone).")
+@_db_option
 @_model_option
-def train(extra, data, force, model_path):
-    """Retrain the classifier, report cross-validated figures, and save it if it passes the quality gate."""
+def train(extra, data, force, no_reviews, db_path, model_path):
+    """Retrain the classifier from the corpus and the moderators' reviews, and install it if it passes
+    the quality gate.
+
+    Reviewed flags in the database are added to the corpus: a confirmed flag keeps its label, a false
+    positive becomes benign, a relabelled flag takes its new label; the latest review of a text wins over
+    the corpus. The new model and the current one are compared on the same held-out split; a new model
+    whose macro-F1 is lower by more than 0.01 is not installed (--force overrides). Every installed model
+    is kept (see `compliance-bot model list`); a running bot picks up the new one by itself.
+    """
     from classifier.train import GateRefused, train_and_save
 
     settings = _settings()
     data = list(data) or ([settings.training_data_dir] if settings.training_data_dir else None)
+    reviewed, review_problems = [], []
+    if not no_reviews:
+        path = db_path or settings.database_path
+        if db_path is None and not Path(path).exists():
+            click.echo(f"No database at {path}: training on the corpus alone.", err=True)
+        else:
+            from bot.retrain import reviewed_posts
+
+            storage = _open_db(settings, db_path)
+            try:
+                reviewed, review_problems = reviewed_posts(storage)
+            finally:
+                storage.close()
+            for problem in review_problems:
+                click.echo(f"skipped {problem}", err=True)
+            click.echo(f"{len(reviewed)} reviewed posts from {path}", err=True)
     try:
-        result = train_and_save(model_path or settings.model_path, data=data, extra=extra, force=force)
+        result = train_and_save(model_path or settings.model_path, data=data, extra=extra, reviewed=reviewed,
+                                force=force, log=lambda m: click.echo(m, err=True))
     except GateRefused as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(f"not installed: {exc}") from None
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    if result.problems:
-        click.echo(f"{len(result.problems)} lines were skipped (see above)", err=True)
+    click.echo(f"Installed model {result.model.version}: {result.reviews_used} reviews used, "
+               f"{result.conflicts} conflicts with the corpus")
+    skipped = len(result.problems) + len(review_problems)
+    if skipped:
+        click.echo(f"{skipped} lines or reviews were skipped (see above)", err=True)
         sys.exit(1)
+
+
+@cli.group()
+def model():
+    """List the kept model versions, or roll back to one."""
+
+
+@model.command("list")
+@_model_option
+def model_list(model_path):
+    """The kept model versions, oldest first; * marks the installed one."""
+    from classifier.versions import list_versions
+
+    path = model_path or _settings().model_path
+    versions = list_versions(path)
+    if not versions:
+        click.echo(f"No kept model versions beside {path} (train one with `compliance-bot train`).")
+        return
+    click.echo(f"{'':2}{'version':<30} {'created':<26} {'posts':>6} {'reviews':>7} {'macro-F1':>8}  gate")
+    for v in versions:
+        gate = v.get("gate") or {}
+        f1 = (v.get("metrics") or {}).get("macro_f1")
+        held = gate.get("candidate_macro_f1")
+        gate_text = (f"held-out {held:.3f} vs {gate.get('current_macro_f1'):.3f}" if held is not None
+                     and gate.get("current_macro_f1") is not None else gate.get("method", ""))
+        click.echo(f"{'* ' if v['installed'] else '  '}{v['model_version']:<30} {v.get('created_at', '?'):<26} "
+                   f"{v.get('training_posts', '?'):>6} {(v.get('reviews') or {}).get('used', 0):>7} "
+                   f"{f1 if f1 is None else format(f1, '.3f'):>8}  {gate_text}{' (forced)' if gate.get('forced') else ''}")
+
+
+@model.command("rollback")
+@click.argument("version", required=False)
+@_model_option
+def model_rollback(version, model_path):
+    """Install a kept VERSION again (default: the one before the installed one).
+
+    A running bot picks it up within seconds, or at once on /reload.
+    """
+    from classifier.versions import VersionError, install, installed_version, previous_version
+
+    path = model_path or _settings().model_path
+    try:
+        old = installed_version(path)
+        version = version or previous_version(path)
+        install(path, version)
+    except VersionError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Installed model {version} (was {old}) at {path}")
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--alert", is_flag=True, help="Send the flags found to the moderators as one digest "
+                                            "(needs TELEGRAM_BOT_TOKEN and MODERATOR_CHAT_ID).")
+@_db_option
+@_model_option
+def scan(files, alert, db_path, model_path):
+    """Scan Telegram Desktop exports (result.json of a chat or of a whole account) and JSONL files of posts.
+
+    Posts and flags are stored in the bot's database, under the same Bot API chat ids as live posts, so a
+    post seen both ways is one row. Flags from history do not alert one by one: they wait in the review
+    queue (/pending) and the next digest, or go out at once as a digest with --alert. JSONL lines need
+    "text", "chat_id" and "message_id". A message or file that cannot be read is reported and skipped;
+    the exit code is 1 when anything was skipped.
+    """
+    from bot.offline import scan_files, summary_table
+
+    settings = _settings()
+    if alert:
+        try:
+            settings.require_token()
+        except ConfigError as exc:
+            raise click.ClickException(f"--alert: {exc}") from None
+        if settings.moderator_chat_id is None:
+            raise click.ClickException("--alert: MODERATOR_CHAT_ID is not set: the digest has nowhere to go")
+    classifier = _model(settings, model_path)
+    storage = _open_db(settings, db_path, must_exist=False)
+
+    def progress(path, size):
+        if size < PROGRESS_MIN_BYTES:
+            return None
+        return click.progressbar(length=max(size, 1), label=f"Scanning {path.name}", file=sys.stderr,
+                                 show_eta=True, width=30)
+
+    try:
+        summary = scan_files(files, storage, classifier, report=lambda m: click.echo(m, err=True),
+                             store_benign_text=settings.store_benign_text, progress=progress)
+        click.echo(summary_table(summary))
+        if alert:
+            _send_scan_digest(settings, storage, summary)
+    finally:
+        storage.close()
+    if summary.problems:
+        click.echo(f"{summary.problems} problems: see the messages above", err=True)
+        sys.exit(1)
+
+
+PROGRESS_MIN_BYTES = 2 << 20  # files this long (about 5,000 messages) get a progress bar
+
+
+def _send_scan_digest(settings, storage, summary) -> None:
+    import asyncio
+
+    from telegram import Bot
+
+    from bot.digest import build_digest
+    from bot.outbox import Outbox
+
+    built = build_digest(storage, summary.started, summary.finished, title="Scan digest")
+    if built is None:
+        click.echo("No new flags: no digest sent.")
+        return
+    text, count = built
+    outbox_id = storage.queue_message("digest", settings.moderator_chat_id, text)
+
+    async def send() -> bool:
+        async with Bot(settings.require_token(), base_url=settings.telegram_api_url) as bot:
+            return await Outbox(storage, settings.moderator_chat_id).send_now(bot, outbox_id, storage.secret())
+
+    try:
+        sent = asyncio.run(send())
+    except Exception as exc:  # the network, a bad token: the digest stays queued for the bot
+        sent = False
+        click.echo(f"Sending the digest failed ({type(exc).__name__}: {exc})", err=True)
+    if sent:
+        click.echo(f"Digest of {count} flags sent to the moderators.")
+    else:
+        click.echo(f"The digest of {count} flags is queued (outbox {outbox_id}); the running bot will send it.", err=True)
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True)
+@click.option("--status", "statuses", multiple=True,
+              type=click.Choice(["pending", "confirmed", "false_positive", "relabelled", "withdrawn"]),
+              help="Only flags with this status; repeatable.")
+@click.option("--label", "labels", multiple=True, type=click.Choice(["ico", "trading_service"]),
+              help="Only flags with this label; repeatable.")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M"]),
+              help="Only posts dated on or after this UTC date (YYYY-MM-DD[THH:MM[:SS]]).")
+@click.option("-o", "--output", type=click.File("w", encoding="utf-8"), default="-",
+              help="Where to write (default: standard output).")
+@_db_option
+def export(fmt, statuses, labels, since, output, db_path):
+    """Write the flags as CSV or JSONL: chat_id, chat_title, message_id, link, date, label, score, status,
+    reviewed_by, reviewed_at, reasons, text."""
+    from datetime import timezone
+
+    from bot.offline import export_rows, write_export
+
+    storage = _open_db(_settings(), db_path)
+    try:
+        since_ts = since.replace(tzinfo=timezone.utc).timestamp() if since else None
+        n = write_export(export_rows(storage, statuses=statuses, labels=labels, since=since_ts), output, fmt)
+    finally:
+        storage.close()
+    click.echo(f"{n} flags exported", err=True)
+
+
+@cli.command()
+@click.option("--days", type=click.FloatRange(min=0, min_open=True), default=7, show_default=True,
+              help="The period to report, ending now.")
+@_db_option
+def stats(days, db_path):
+    """The digest's figures for the last N days: posts scanned, flags per label, chat and status, reviews,
+    the review queue, the top flagged posts."""
+    from bot.digest import stats_text
+
+    storage = _open_db(_settings(), db_path)
+    try:
+        click.echo(stats_text(storage, days))
+    finally:
+        storage.close()

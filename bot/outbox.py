@@ -109,29 +109,43 @@ class Outbox:
         for row in self.storage.due_messages(now):
             if row["id"] in self._unmarked or self.storage.sent_since(row["chat_id"], now - 60) >= self.per_minute:
                 continue
-            try:
-                if row["kind"] == "alert":
-                    text, markup = render(self.storage, row["id"], secret)
-                else:
-                    text, markup = row["text"], None
-                message = await bot.send_message(row["chat_id"], text, parse_mode=ParseMode.HTML,
-                                                 reply_markup=markup, link_preview_options=NO_PREVIEW)
-            except RetryAfter as exc:
-                # Flood control holds for the whole bot: stop this round, retry this row when told.
-                delay = retry_seconds(exc)
-                log.warning("Telegram asked to wait %.0f s (429); outbox message %d delayed", delay, row["id"])
-                self.storage.defer(row["id"], delay, f"429 retry after {delay:.0f}s")
+            outcome = await self._send(bot, row, secret)
+            if outcome == "stop":
                 break
-            except TelegramError as exc:
-                delay = backoff(row["attempts"])
-                log.warning("sending outbox message %d failed (%s); retry in %.0f s", row["id"], exc, delay)
-                self.storage.defer(row["id"], delay, str(exc))
-                continue
-            self._mark_sent(row["id"], message.message_id)
-            sent += 1
-            log.info("sent %s %d to chat %d as message %d", row["kind"], row["id"], row["chat_id"], message.message_id)
+            sent += outcome == "sent"
         await self._apply_edits(bot, secret)
         return sent
+
+    async def _send(self, bot: Bot, row: dict, secret: bytes) -> str:
+        """Send one outbox row: "sent", "deferred" (retried later), or "stop" (flood control: stop the round)."""
+        try:
+            if row["kind"] == "alert":
+                text, markup = render(self.storage, row["id"], secret)
+            else:
+                text, markup = row["text"], None
+            message = await bot.send_message(row["chat_id"], text, parse_mode=ParseMode.HTML,
+                                             reply_markup=markup, link_preview_options=NO_PREVIEW)
+        except RetryAfter as exc:
+            # Flood control holds for the whole bot: stop this round, retry this row when told.
+            delay = retry_seconds(exc)
+            log.warning("Telegram asked to wait %.0f s (429); outbox message %d delayed", delay, row["id"])
+            self.storage.defer(row["id"], delay, f"429 retry after {delay:.0f}s")
+            return "stop"
+        except TelegramError as exc:
+            delay = backoff(row["attempts"])
+            log.warning("sending outbox message %d failed (%s); retry in %.0f s", row["id"], exc, delay)
+            self.storage.defer(row["id"], delay, str(exc))
+            return "deferred"
+        self._mark_sent(row["id"], message.message_id)
+        log.info("sent %s %d to chat %d as message %d", row["kind"], row["id"], row["chat_id"], message.message_id)
+        return "sent"
+
+    async def send_now(self, bot: Bot, outbox_id: int, secret: bytes) -> bool:
+        """Send one queued message now (``scan --alert``); when it fails it stays queued for the bot's outbox."""
+        row = self.storage.outbox_row(outbox_id)
+        if row is None or row["status"] != "pending":
+            return False
+        return await self._send(bot, row, secret) == "sent"
 
     def _mark_sent(self, outbox_id: int, message_id: int) -> None:
         """Record that Telegram accepted a message; when the database refuses, remember it rather than resend it."""

@@ -1,0 +1,313 @@
+"""Reading posts the bot could not see live: Telegram Desktop JSON exports, and JSONL files of posts.
+
+Telegram Desktop exports a single chat as ``result.json`` (``name``, ``type``, ``id``, ``messages``) or a
+whole account (``chats.list`` and ``left_chats.list``, each a list of such chats). Exports are read as a
+stream with ijson, so a 200,000-message file is never held in memory whole. A message's text becomes
+the text the live bot would scan (:func:`bot.ingest.scan_text`): the visible text, then the URLs behind
+text links, URL buttons and the forwarded-from name, one per line; chat ids become Bot API ids, so a
+post read from an export and the same post seen live are one row.
+
+Every message or line that cannot be used is reported through ``report`` with where it is, and skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO
+
+import ijson
+
+from bot.ingest import MAX_SCAN_CHARS
+from bot.storage import Post
+from classifier.normalize import safe_text
+
+# Telegram Desktop's chat types → Bot API chat types.
+CHAT_TYPES = {
+    "public_channel": "channel", "private_channel": "channel",
+    "public_supergroup": "supergroup", "private_supergroup": "supergroup",
+    "private_group": "group",
+    "personal_chat": "private", "bot_chat": "private", "saved_messages": "private",
+}
+CHANNEL_ID_OFFSET = 1_000_000_000_000  # Bot API id of a channel or supergroup: -(10^12 + id), the "-100" prefix
+
+_CHAT_PREFIXES = ("", "chats.list.item", "left_chats.list.item")
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+_META = {_join(p, k): k for p in _CHAT_PREFIXES for k in ("name", "type", "id")}
+_MESSAGES = {_join(p, "messages.item") for p in _CHAT_PREFIXES}
+_MESSAGE_LISTS = {_join(p, "messages") for p in _CHAT_PREFIXES}
+_CHAT_STARTS = {p for p in _CHAT_PREFIXES if p}
+_SCALARS = ("string", "number", "boolean", "null")
+
+
+class ExportError(Exception):
+    """The file as a whole cannot be read further; what was read before stands."""
+
+
+def bot_api_chat_id(export_id: int, export_type: str) -> int:
+    """The Bot API id of an exported chat: channels and supergroups get the -100 prefix, basic groups
+    are negative, private chats keep their id. An id that is already negative is taken as a Bot API id."""
+    if export_id < 0:
+        return export_id
+    kind = CHAT_TYPES[export_type]
+    if kind in ("channel", "supergroup"):
+        return -(CHANNEL_ID_OFFSET + export_id)
+    if kind == "group":
+        return -export_id
+    return export_id
+
+
+def _plain(part, where: str) -> tuple[str, str | None]:
+    """The text of one part of a ``text`` list, and the URL it hides, if any."""
+    if isinstance(part, str):
+        return part, None
+    if isinstance(part, dict) and isinstance(part.get("text", ""), str):
+        href = part.get("href") if part.get("type") == "text_link" and isinstance(part.get("href"), str) else None
+        return part.get("text", ""), href
+    raise ValueError(f"{where}: a part of \"text\" is a {type(part).__name__}, expected a string or an entity object")
+
+
+def message_text(message: dict, where: str = "message") -> str | None:
+    """What the live bot would scan for this exported message; None when it has no text (a photo, a
+    sticker). Raises ValueError, naming the problem, for a message of an unexpected shape."""
+    raw = message.get("text", "")
+    links: list[str] = []
+    if isinstance(raw, str):
+        visible = raw
+    elif isinstance(raw, list):
+        pieces = [_plain(part, where) for part in raw]
+        visible = "".join(text for text, _ in pieces)
+        links = [href for _, href in pieces if href]
+    else:
+        raise ValueError(f"{where}: \"text\" is a {type(raw).__name__}, expected a string or a list")
+    entities = message.get("text_entities")
+    if isinstance(entities, list) and entities:
+        # The same links as in a ``text`` list; take them from one place only.
+        links = [e["href"] for e in entities
+                 if isinstance(e, dict) and e.get("type") == "text_link" and isinstance(e.get("href"), str)]
+    hidden = list(links)
+    buttons = message.get("inline_bot_buttons")
+    if isinstance(buttons, list):
+        for row in buttons:
+            for button in row if isinstance(row, list) else ():
+                if isinstance(button, dict) and button.get("type") == "url" and isinstance(button.get("data"), str):
+                    hidden.append(f"{button.get('text', '')} {button['data']}".strip())
+    if isinstance(message.get("forwarded_from"), str) and message["forwarded_from"].strip():
+        hidden.append(message["forwarded_from"])
+    visible = safe_text(visible)
+    lines = [visible] if visible.strip() else []
+    lines.extend(safe_text(p) for p in hidden if p and p not in visible)
+    if not lines:
+        return None
+    return "\n".join(lines)[:MAX_SCAN_CHARS]
+
+
+def message_date(message: dict) -> float | None:
+    unix = message.get("date_unixtime")
+    try:
+        if unix is not None:
+            return float(unix)
+        if isinstance(message.get("date"), str):
+            # Older exports carry only local time without a zone; read it as UTC.
+            moment = datetime.fromisoformat(message["date"])
+            return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return None
+
+
+@dataclass
+class ReadCounts:
+    messages: int = 0  # message objects read
+    posts: int = 0  # messages with text, handed on
+    no_text: int = 0
+    service: int = 0
+    skipped: int = 0  # problems reported
+
+
+class _Position:
+    """Bytes consumed of the underlying file, for the progress bar."""
+
+    def __init__(self, handle: IO[bytes]):
+        self.handle = handle
+
+    def __call__(self) -> int:
+        try:
+            return self.handle.tell()
+        except (OSError, ValueError):
+            return 0
+
+
+def _chat_from_meta(meta: dict, where: str) -> dict:
+    """Bot API fields of a chat from its exported name, type and id; ValueError when unusable."""
+    export_id, export_type = meta.get("id"), meta.get("type")
+    if not isinstance(export_id, int) or isinstance(export_id, bool):
+        raise ValueError(f"{where}: the chat has no numeric \"id\" before its messages; its messages are skipped")
+    if export_type not in CHAT_TYPES:
+        raise ValueError(f"{where}: unknown chat type {export_type!r}, so its Bot API id is unknown; its messages are skipped")
+    name = meta.get("name") if isinstance(meta.get("name"), str) else None
+    return {"chat_id": bot_api_chat_id(export_id, export_type), "chat_type": CHAT_TYPES[export_type], "chat_title": name}
+
+
+def read_export(handle: IO[bytes], name: str, report: Callable[[str], None], counts: ReadCounts) -> Iterator[Post]:
+    """Posts of a Telegram Desktop export (one chat, or a whole account), streamed."""
+    meta: dict = {}
+    chat: dict | None = None
+    chat_error: str | None = None
+    chats_seen = 0
+    builder = None
+    depth = 0
+    message_prefix = ""
+    found_messages = False
+
+    def skip(message: str) -> None:
+        counts.skipped += 1
+        report(message)
+
+    try:
+        for prefix, event, value in ijson.parse(handle, use_float=True):
+            if builder is not None:
+                builder.event(event, value)
+                if event in ("start_map", "start_array"):
+                    depth += 1
+                elif event in ("end_map", "end_array"):
+                    depth -= 1
+                if depth == 0:
+                    counts.messages += 1
+                    post = _post(builder.value, chat, chat_error, meta, name, counts, skip)
+                    builder = None
+                    if post is not None:
+                        yield post
+                continue
+            if prefix in _MESSAGES:
+                if event in ("start_map", "start_array"):
+                    builder, depth, message_prefix = ijson.ObjectBuilder(), 1, prefix
+                    builder.event(event, value)
+                else:
+                    counts.messages += 1
+                    skip(f"{name}: {_chat_label(meta)} message #{counts.messages}: a {event}, not a message object; skipped")
+            elif prefix in _META and event in _SCALARS:
+                meta[_META[prefix]] = value
+                chat = None  # worked out again when the messages start
+            elif prefix in _MESSAGE_LISTS and event == "start_array":
+                found_messages = True
+                chats_seen += 1
+                try:
+                    chat, chat_error = _chat_from_meta(meta, f"{name}: {_chat_label(meta)}"), None
+                except ValueError as exc:
+                    chat, chat_error = None, str(exc)
+                    counts.skipped += 1
+                    report(chat_error)
+            elif (prefix in _CHAT_STARTS or prefix == "") and event == "start_map":
+                meta, chat, chat_error = {}, None, None
+    except ijson.JSONError as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if counts.messages == 0 and not found_messages and not meta:
+            raise ExportError(f"{name}: not a JSON file ({detail})") from None
+        raise ExportError(f"{name}: the JSON stops being valid after {counts.messages} messages ({detail}): the file "
+                          "is truncated or damaged; the messages before that point were read") from None
+    if not found_messages:
+        raise ExportError(f"{name}: not a Telegram Desktop export (no \"messages\" or \"chats.list\" found)")
+
+
+def _chat_label(meta: dict) -> str:
+    return f"chat {meta.get('name')!r} (id {meta.get('id')})" if meta else "chat"
+
+
+def _post(message, chat, chat_error, meta, name, counts, skip) -> Post | None:
+    number = counts.messages
+    where = f"{name}: {_chat_label(meta)} message #{number}"
+    if chat is None:
+        # The chat itself was reported once; its messages are counted as skipped without a line each.
+        counts.skipped += 1
+        return None
+    if not isinstance(message, dict):
+        skip(f"{where}: a {type(message).__name__}, not a message object; skipped")
+        return None
+    if message.get("type", "message") != "message":
+        counts.service += 1
+        return None
+    message_id = message.get("id")
+    if not isinstance(message_id, int) or isinstance(message_id, bool):
+        skip(f"{where}: no numeric \"id\" ({message_id!r}); skipped")
+        return None
+    where = f"{name}: {_chat_label(meta)} message id {message_id}"
+    try:
+        text = message_text(message, where)
+    except ValueError as exc:
+        skip(f"{exc}; skipped")
+        return None
+    if text is None:
+        counts.no_text += 1
+        return None
+    counts.posts += 1
+    return Post(chat_id=chat["chat_id"], message_id=message_id, text=text, date=message_date(message),
+                chat_type=chat["chat_type"], chat_title=chat["chat_title"])
+
+
+def read_jsonl(handle: IO[bytes], name: str, report: Callable[[str], None], counts: ReadCounts) -> Iterator[Post]:
+    """Posts of a JSONL file: one object a line with ``text``, ``chat_id`` and ``message_id`` (Bot API ids),
+    and optionally ``date`` (epoch seconds or ISO 8601), ``chat_title``, ``chat_username``, ``chat_type``."""
+    for number, raw in enumerate(handle, 1):
+        line = raw.decode("utf-8", errors="surrogateescape").strip()
+        if not line:
+            continue
+        counts.messages += 1
+        where = f"{name}:{number}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            counts.skipped += 1
+            report(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); skipped")
+            continue
+        problem = _jsonl_problem(obj)
+        if problem:
+            counts.skipped += 1
+            report(f"{where}: {problem}; skipped")
+            continue
+        text = safe_text(obj["text"])[:MAX_SCAN_CHARS]
+        if not text.strip():
+            counts.no_text += 1
+            continue
+        counts.posts += 1
+        yield Post(chat_id=obj["chat_id"], message_id=obj["message_id"], text=text, date=message_date(
+            {"date_unixtime": obj["date"]} if isinstance(obj.get("date"), (int, float)) else {"date": obj.get("date")}),
+            chat_type=_str(obj.get("chat_type")), chat_title=_str(obj.get("chat_title")),
+            chat_username=_str(obj.get("chat_username")))
+
+
+def _jsonl_problem(obj) -> str | None:
+    if not isinstance(obj, dict):
+        return f"expected a JSON object, got {type(obj).__name__}"
+    if not isinstance(obj.get("text"), str):
+        return 'missing "text" (a string)'
+    for key in ("chat_id", "message_id"):
+        if not isinstance(obj.get(key), int) or isinstance(obj.get(key), bool):
+            return f'missing "{key}" (an integer): scanned posts are stored by chat and message id'
+    return None
+
+
+def _str(value) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def is_jsonl(path: Path) -> bool:
+    return path.suffix.lower() in (".jsonl", ".ndjson")
+
+
+def read_posts(path: Path, handle: IO[bytes], report: Callable[[str], None], counts: ReadCounts) -> Iterator[Post]:
+    """Posts of one file: JSONL by its extension, otherwise a Telegram Desktop export."""
+    if is_jsonl(path):
+        return read_jsonl(handle, str(path), report, counts)
+    return read_export(handle, str(path), report, counts)
+
+
+position_of = _Position
