@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CHANNEL_POST, Update.EDITED_CHANNEL_POST,
                    Update.CALLBACK_QUERY, Update.MY_CHAT_MEMBER]
 
-POSTS = (filters.UpdateType.CHANNEL_POSTS | (filters.ChatType.GROUPS & filters.UpdateType.MESSAGES)) & ~filters.COMMAND
+# No ~filters.COMMAND: a post may start with any /word ("/join Presale …"); commands for this bot are taken
+# by the CommandHandlers added before, so only the rest reaches the scan.
+POSTS = filters.UpdateType.CHANNEL_POSTS | (filters.ChatType.GROUPS & filters.UpdateType.MESSAGES)
 
 
 async def outbox_job(context: ContextTypes.DEFAULT_TYPE) -> None:

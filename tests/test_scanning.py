@@ -79,3 +79,18 @@ async def test_joining_and_leaving_chats(harness):
     notices = harness.sent_texts()
     assert len(notices) == 2 and "now watches" in notices[0] and "removed" in notices[1]
     assert "Hidden &lt;b&gt;Alpha&lt;/b&gt;" in notices[0]
+
+
+async def test_posts_starting_with_a_slash_word_are_scanned(harness):
+    # Telegram marks any leading /word as a bot_command entity; a promoter can hide behind one.
+    text = "/join Presale of $MOON ends Friday"
+    entity = [{"type": "bot_command", "offset": 0, "length": 5}]
+    await harness.send(U.channel_post(10, text, entities=entity))
+    await harness.send(U.group_message(11, text, entities=entity))
+    await harness.send(U.group_message(11, "/join our VIP signals", edited=True, entities=entity))
+    flags = {(f["chat_id"], f["message_id"]): f["label"] for f in harness.storage.all_flags()}
+    assert flags == {(U.CHANNEL["id"], 10): "ico", (U.GROUP["id"], 11): "trading_service"}
+    # A command for this bot is still a command: answered, not stored as a post.
+    await harness.send(U.command("/check@compliance_test_bot presale", U.GROUP, user=U.STRANGER, message_id=12))
+    assert "ICO / token sale" in harness.api.calls_to("sendMessage")[-1].params["text"]
+    assert harness.storage.post(U.GROUP["id"], 12) is None
