@@ -53,12 +53,20 @@ async def register_commands(bot, moderator_chat_id: int | None) -> None:
 
 
 def moderator_only(handler):
-    """Refuse politely unless the sender is in MODERATOR_USER_IDS."""
+    """Refuse politely unless the sender is in MODERATOR_USER_IDS and writes in the moderators' chat or in
+    private: in a watched group, /export or /recent would show the flags to everyone there."""
     @functools.wraps(handler)
     async def wrapper(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         user = update.effective_user
-        if not services(context).is_moderator(user.id if user else None):
+        svc = services(context)
+        if not svc.is_moderator(user.id if user else None):
             await update.effective_message.reply_text("Sorry, that command is for the moderators only.")
+            return
+        chat = update.effective_chat
+        if chat is None or (chat.id != svc.moderator_chat_id and chat.type != chat.PRIVATE):
+            log.warning("refused /%s by moderator %d in chat %s: not the moderators' chat nor private",
+                        handler.__name__, user.id, chat.id if chat else None)
+            await update.effective_message.reply_text("Moderator commands work only in the moderators' chat or in private.")
             return
         try:
             await handler(update, context)

@@ -84,3 +84,15 @@ async def test_commands_are_registered(harness):
     assert [c["command"] for c in default.params["commands"]] == [c.command for c in PUBLIC_COMMANDS]
     assert len(moderators.params["commands"]) == len(PUBLIC_COMMANDS + MODERATOR_COMMANDS)
     assert moderators.params["scope"] == {"type": "chat", "chat_id": MODERATOR_CHAT_ID}
+
+
+async def test_moderator_commands_only_in_the_moderators_chat_or_in_private(harness, caplog):
+    await harness.send(U.channel_post(1, "Presale live"))
+    for name in ("stats", "recent", "pending", "chats", "export", "model", "reload"):
+        await harness.send(U.command(f"/{name}", U.GROUP, user=U.MODERATOR))  # a watched, public group
+        assert last_reply(harness) == "Moderator commands work only in the moderators' chat or in private."
+    assert harness.api.calls_to("sendDocument") == []
+    assert "refused /export by moderator 111 in chat -1005555555555" in caplog.text
+    await harness.send(U.private_message(2, "/export"))  # a moderator's private chat
+    await harness.send(U.command("/export", MODS))
+    assert len(harness.api.calls_to("sendDocument")) == 2
