@@ -139,7 +139,7 @@ def build_pipeline(C: float = 0.5) -> Pipeline:
             ("evidence", EvidenceVectorizer()),
         ]
     )
-    svm = LinearSVC(C=C, class_weight="balanced")
+    svm = LinearSVC(C=C, class_weight="balanced", random_state=0)  # reproducible figures
     return Pipeline(
         [
             ("prepare", FunctionTransformer(prepare_many)),
