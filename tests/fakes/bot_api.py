@@ -10,7 +10,9 @@ Failures can be injected per method: ``api.fail("sendMessage", 429, retry_after=
 from __future__ import annotations
 
 import asyncio
+import html
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -81,6 +83,10 @@ class FakeBotApi:
                     body["parameters"] = {"retry_after": retry_after}
                     body["description"] = f"Too Many Requests: retry after {retry_after}"
                 return status, body
+            refusal = _over_limits(method, params)
+            if refusal is not None:
+                self.calls.append(Call(method, params, files or {}, status=400))
+                return 400, {"ok": False, "error_code": 400, "description": f"Bad Request: {refusal}"}
             if method != "getUpdates":
                 self.calls.append(Call(method, params, files or {}))
             return 200, {"ok": True, "result": self._result(method, params, files or {})}
@@ -120,6 +126,26 @@ class FakeBotApi:
 
 def _as_json(value):
     return json.loads(value) if isinstance(value, str) else value
+
+
+MAX_MESSAGE = 4096  # UTF-16 code units of the text after entity parsing
+MAX_CALLBACK_DATA = 64  # bytes
+
+
+def _over_limits(method: str, params: dict) -> str | None:
+    """Telegram's description of the 400 the real API gives for a text or button data over its limits."""
+    if method in ("sendMessage", "editMessageText"):
+        text = str(params.get("text", ""))
+        if params.get("parse_mode") == "HTML":
+            text = html.unescape(re.sub(r"<[^>]*>", "", text))
+        if len(text.encode("utf-16-le")) // 2 > MAX_MESSAGE:
+            return "message is too long"
+    markup = _as_json(params.get("reply_markup")) or {}
+    for row in markup.get("inline_keyboard", []):
+        for button in row:
+            if len(str(button.get("callback_data", "")).encode("utf-8")) > MAX_CALLBACK_DATA:
+                return "BUTTON_DATA_INVALID"
+    return None
 
 
 class InMemoryRequest(BaseRequest):
