@@ -16,7 +16,8 @@ from telegram import BotCommand, BotCommandScopeChat, InputFile, Update
 from telegram.constants import ParseMode
 from telegram.ext import ContextTypes
 
-from bot.alerts import LABEL_NAMES, AlertView, excerpt, fmt_time, post_anchor, post_link, render_alert
+from bot.alerts import (LABEL_NAMES, MAX_MESSAGE, AlertView, excerpt, fmt_time, post_anchor, post_link, render_alert,
+                        utf16_len)
 from bot.ingest import scan_text
 from bot.outbox import NO_PREVIEW
 from bot.services import services
@@ -185,8 +186,25 @@ async def chats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     rows = services(context).storage.chats()
     lines = [f"{'👁' if c['status'] == 'watched' else '·'} {escape(excerpt(c['title'] or str(c['id']), 50))}"
              f"{' @' + escape(c['username']) if c['username'] else ''} ({escape(c['status'])}) · "
-             f"{c['posts']} posts, {c['flags']} flags" for c in rows[:100]]
-    await reply_html(update, "\n".join(lines) if lines else "No chats yet: add the bot to a channel or group.")
+             f"{c['posts']} posts, {c['flags']} flags" for c in rows[:MAX_CHATS]]
+    if len(rows) > MAX_CHATS:
+        lines.append(f"… and {len(rows) - MAX_CHATS} more chats")
+    for text in fit_messages(lines) or ["No chats yet: add the bot to a channel or group."]:
+        await reply_html(update, text)
+
+
+MAX_CHATS = 100
+
+
+def fit_messages(lines: list[str], limit: int = MAX_MESSAGE) -> list[str]:
+    """Join lines into as few messages as fit Telegram's limit (each line is far shorter than it)."""
+    messages, current = [], ""
+    for line in lines:
+        if current and utf16_len(current) + 1 + utf16_len(line) > limit:
+            messages.append(current)
+            current = ""
+        current = f"{current}\n{line}" if current else line
+    return messages + [current] if current else messages
 
 
 EXPORT_COLUMNS = ["id", "created_at", "chat_id", "chat_title", "message_id", "link", "label", "score", "status",

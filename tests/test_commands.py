@@ -96,3 +96,15 @@ async def test_moderator_commands_only_in_the_moderators_chat_or_in_private(harn
     await harness.send(U.private_message(2, "/export"))  # a moderator's private chat
     await harness.send(U.command("/export", MODS))
     assert len(harness.api.calls_to("sendDocument")) == 2
+
+
+async def test_chats_fits_many_chats_into_messages_within_telegram_limits(harness):
+    for i in range(130):
+        harness.storage.upsert_chat(-1003000000000 - i, "supergroup", f"Chat {i:03d} " + "долгое название " * 5,
+                                    f"chat_{i:03d}_" + "x" * 20, "watched")
+    await harness.send(U.command("/chats", MODS))
+    replies = harness.api.calls_to("sendMessage", ok_only=False)
+    assert len(replies) > 1 and all(c.status == 200 for c in replies)
+    text = "\n".join(c.params["text"] for c in replies)
+    assert all(f"Chat {i:03d}" in text for i in range(100)) and "Chat 100" not in text
+    assert text.endswith("… and 30 more chats")
