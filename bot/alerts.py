@@ -53,6 +53,12 @@ def excerpt(text: str | None, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def code(text: str | None) -> str:
+    """A chat title or a person's name, escaped inside <code>: in plain text Telegram apps would turn a
+    t.me/… or an @handle in it into a link."""
+    return f"<code>{escape(text)}</code>" if text else ""
+
+
 def post_anchor(chat_id: int, username: str | None, message_id: int) -> str:
     """`post 12`, linked to the post where Telegram allows a link."""
     link = post_link(chat_id, username, message_id)
@@ -61,7 +67,7 @@ def post_anchor(chat_id: int, username: str | None, message_id: int) -> str:
 
 def chat_line(flag: dict) -> str:
     """`Title (@username) · post 12` with the post linked; the title is escaped, the link is ours."""
-    title = escape(flag.get("chat_title") or str(flag["chat_id"]))
+    title = code(flag.get("chat_title") or str(flag["chat_id"]))
     if flag.get("chat_username"):
         title += f" (@{escape(flag['chat_username'])})"
     return f"{title} · {post_anchor(flag['chat_id'], flag.get('chat_username'), flag['message_id'])}"
@@ -130,7 +136,7 @@ def status_line(view: AlertView) -> str:
     review = view.last_review
     if review is None or all(f["status"] == "pending" for f in live):
         return "<i>Pending review</i>"
-    who = escape(review.get("reviewer_name") or "") or "moderator"
+    who = code(review.get("reviewer_name")) or "moderator"
     decision = DECISION_NAMES.get(review["decision"], escape(review["decision"]))
     if review["decision"] == "relabel":
         decision += f" to <b>{escape(review['new_label'])}</b>"

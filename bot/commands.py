@@ -16,7 +16,7 @@ from telegram import BotCommand, BotCommandScopeChat, InputFile, Update
 from telegram.constants import ParseMode
 from telegram.ext import ContextTypes
 
-from bot.alerts import (LABEL_NAMES, MAX_MESSAGE, AlertView, excerpt, fmt_time, post_anchor, post_link, render_alert,
+from bot.alerts import (LABEL_NAMES, MAX_MESSAGE, AlertView, code, excerpt, fmt_time, post_anchor, post_link, render_alert,
                         utf16_len)
 from bot.ingest import scan_text
 from bot.outbox import NO_PREVIEW
@@ -153,7 +153,7 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 def flag_line(f: dict) -> str:
     where = post_anchor(f["chat_id"], f["chat_username"], f["message_id"])
-    return (f"#{f['id']} {escape(f['label'])} p={f['score']:.2f} · {escape(excerpt(f['chat_title'] or str(f['chat_id']), 40))}"
+    return (f"#{f['id']} {escape(f['label'])} p={f['score']:.2f} · {code(excerpt(f['chat_title'] or str(f['chat_id']), 40))}"
             f" · {where} · {escape(f['status'])} · {fmt_time(f['created_at'])}")
 
 
@@ -184,7 +184,7 @@ async def pending(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def chats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """The chats the bot knows, watched ones first."""
     rows = services(context).storage.chats()
-    lines = [f"{'👁' if c['status'] == 'watched' else '·'} {escape(excerpt(c['title'] or str(c['id']), 50))}"
+    lines = [f"{'👁' if c['status'] == 'watched' else '·'} {code(excerpt(c['title'] or str(c['id']), 50))}"
              f"{' @' + escape(c['username']) if c['username'] else ''} ({escape(c['status'])}) · "
              f"{c['posts']} posts, {c['flags']} flags" for c in rows[:MAX_CHATS]]
     if len(rows) > MAX_CHATS:

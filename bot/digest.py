@@ -6,7 +6,7 @@ import logging
 from collections import Counter
 from html import escape
 
-from bot.alerts import LABEL_NAMES, excerpt, fmt_time, post_anchor, post_link
+from bot.alerts import LABEL_NAMES, code, excerpt, fmt_time, post_anchor, post_link
 from bot.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -41,14 +41,14 @@ def build_digest(storage: Storage, start: float, end: float, title: str = "Diges
     lines.append(f"Reviews in this period: {figures['reviews']} · pending reviews: <b>{figures['pending']}</b>")
     if by_chat:
         lines.append("\n<b>By chat</b>")
-        lines += [f"• {escape(excerpt(title, 60))}: {n}" for title, n in by_chat.most_common(MAX_CHATS)]
+        lines += [f"• {code(excerpt(title, 60))}: {n}" for title, n in by_chat.most_common(MAX_CHATS)]
         if len(by_chat) > MAX_CHATS:
             lines.append(f"• … {len(by_chat) - MAX_CHATS} more chats")
     if flags:
         lines.append("\n<b>Top flagged posts</b>")
         for i, f in enumerate(flags[:TOP_POSTS], 1):
             where = post_anchor(f["chat_id"], f["chat_username"], f["message_id"])
-            lines.append(f"{i}. {escape(f['label'])} p={f['score']:.2f} · {escape(excerpt(f['chat_title'] or '', 40))} · "
+            lines.append(f"{i}. {escape(f['label'])} p={f['score']:.2f} · {code(excerpt(f['chat_title'] or '', 40))} · "
                          f"{where} · {escape(f['status'])}")
     return "\n".join(lines), len(flags)
 

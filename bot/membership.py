@@ -9,6 +9,7 @@ from html import escape
 from telegram import ChatMember, Update
 from telegram.ext import ContextTypes
 
+from bot.alerts import code
 from bot.services import services
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ async def on_my_chat_member(update: Update, context: ContextTypes.DEFAULT_TYPE) 
             verb = "now watches" if now else "was removed from"
             svc.storage.queue_message(
                 "notice", svc.moderator_chat_id,
-                f"ℹ️ The bot {verb} <b>{escape(title)}</b> ({escape(chat.type)}, id {chat.id}), by {escape(by)}.",
+                f"ℹ️ The bot {verb} {code(title)} ({escape(chat.type)}, id {chat.id}), by {code(by)}.",
             )
     except sqlite3.Error as exc:
         log.error("chat %d (%s) could not be marked %s: database error %s", chat.id, title, status, exc)

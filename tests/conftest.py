@@ -25,6 +25,15 @@ def trained_model(model_path):
 # -- the bot: settings, an in-memory Telegram and a harness around the PTB application ----------------
 
 MODERATOR_CHAT_ID = -1007777777777
+# A chat title or user name that Telegram apps would turn into links if it stood in plain text.
+LINK_BAIT = "Free t.me/scam and @scam_bot"
+
+
+def outside_code(html: str) -> str:
+    """What of an HTML message Telegram may auto-link: everything outside <code> and <pre>."""
+    import re
+
+    return re.sub(r"<(code|pre)>.*?</\1>", "", html, flags=re.S)
 TEST_TOKEN = "123456:TEST-token-never-logged"
 
 

@@ -3,6 +3,7 @@
 import json
 
 from bot.alerts import (MAX_BATCH, AlertView, decode_callback, encode_callback, post_link, render_alert, utf16_len)
+from tests.conftest import LINK_BAIT, outside_code
 
 SECRET = b"k" * 16
 
@@ -53,3 +54,13 @@ def test_callback_data_round_trips_fits_64_bytes_and_refuses_forgeries():
     assert decode_callback(b"other-secret", data) is None
     for junk in (None, "", "rv", "rv:1:c", "rv:x:c:00", "rv:1:z:" + "0" * 16, "x" * 65, "rv:1:c:" + "0" * 16):
         assert decode_callback(SECRET, junk) is None
+
+
+def test_chat_titles_and_reviewer_names_cannot_become_links():
+    review = {"decision": "confirm", "reviewer_name": LINK_BAIT, "reviewer_id": 111, "at": 1_000_000, "new_label": "ico"}
+    flags = [flag(1, title=LINK_BAIT, status="confirmed"), flag(2, title=LINK_BAIT + " <b>", username=None)]
+    for views in ([AlertView({"id": 1, "label": "ico"}, flags, review)], [view(1, flags), view(2, flags)]):
+        text, _ = render_alert(views, SECRET)
+        assert f"<code>{LINK_BAIT}</code>" in text and f"<code>{LINK_BAIT} &lt;b&gt;</code>" in text
+        assert "t.me/scam" not in outside_code(text) and "@scam_bot" not in outside_code(text)
+    assert f"by <code>{LINK_BAIT}</code> (id 111)" in render_alert([AlertView({"id": 1, "label": "ico"}, flags, review)], SECRET)[0]

@@ -4,7 +4,7 @@ import csv
 import io
 
 from bot.commands import MODERATOR_COMMANDS, PUBLIC_COMMANDS, register_commands
-from tests.conftest import MODERATOR_CHAT_ID
+from tests.conftest import LINK_BAIT, MODERATOR_CHAT_ID, outside_code
 from tests.fakes import updates as U
 from tests.fakes.classifier import FakeClassifier
 
@@ -43,7 +43,7 @@ async def test_stats_recent_chats_pending(harness):
     await harness.send(U.command("/recent 1", MODS))
     assert last_reply(harness).startswith("#2 ico p=0.55")
     await harness.send(U.command("/chats", MODS))
-    assert "Crypto Gems @cryptogems" in last_reply(harness) and "Traders chat" in last_reply(harness)
+    assert "<code>Crypto Gems</code> @cryptogems" in last_reply(harness) and "Traders chat" in last_reply(harness)
     await harness.send(U.command("/pending", MODS))
     listing = harness.api.calls_to("sendMessage")[-2:]
     assert all(c.params["reply_markup"]["inline_keyboard"] for c in listing)
@@ -108,3 +108,11 @@ async def test_chats_fits_many_chats_into_messages_within_telegram_limits(harnes
     text = "\n".join(c.params["text"] for c in replies)
     assert all(f"Chat {i:03d}" in text for i in range(100)) and "Chat 100" not in text
     assert text.endswith("… and 30 more chats")
+
+
+async def test_chat_titles_in_chats_and_recent_cannot_become_links(harness):
+    await harness.send(U.channel_post(1, "Presale live", chat={"id": -1004444444444, "type": "channel", "title": LINK_BAIT}))
+    for command in ("/chats", "/recent"):
+        await harness.send(U.command(command, MODS))
+        assert f"<code>{LINK_BAIT}</code>" in last_reply(harness)
+        assert "t.me/scam" not in outside_code(last_reply(harness)) and "@scam_bot" not in outside_code(last_reply(harness))

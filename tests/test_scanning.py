@@ -3,7 +3,7 @@
 import logging
 import sqlite3
 
-from tests.conftest import MODERATOR_CHAT_ID
+from tests.conftest import LINK_BAIT, MODERATOR_CHAT_ID, outside_code
 from tests.fakes import updates as U
 
 
@@ -79,6 +79,15 @@ async def test_joining_and_leaving_chats(harness):
     notices = harness.sent_texts()
     assert len(notices) == 2 and "now watches" in notices[0] and "removed" in notices[1]
     assert "Hidden &lt;b&gt;Alpha&lt;/b&gt;" in notices[0]
+
+
+async def test_membership_notices_cannot_carry_links(harness):
+    chat = {"id": -1004444444444, "type": "supergroup", "title": LINK_BAIT}
+    await harness.send(U.my_chat_member(chat, "left", "member", by=U.MODERATOR | {"first_name": LINK_BAIT}))
+    await harness.flush()
+    [notice] = harness.sent_texts()
+    assert notice.count(f"<code>{LINK_BAIT}") == 2  # the chat's title, and who added the bot
+    assert "t.me/scam" not in outside_code(notice) and "@scam_bot" not in outside_code(notice)
 
 
 async def test_posts_starting_with_a_slash_word_are_scanned(harness):
