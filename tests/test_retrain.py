@@ -20,22 +20,61 @@ from tests.fakes import updates as U
 from tests.fakes.classifier import FakeClassifier
 
 MODS = {"id": MODERATOR_CHAT_ID, "type": "supergroup", "title": "Mods"}
-# News that a model trained on little data takes for token-sale promotion; the moderators know better.
+# Scam warnings that quote the promotion they warn about: a model trained on little data takes them for
+# token-sale promotion; the moderators know better (warnings are benign in LABELS.md).
 FALSE_POSITIVES = [
-    "Presale projects raised $2B in 2023, but most tokens now trade below their presale price, a study finds.",
-    "Mint recap: the CryptoKoala NFT mint sold out in 4 minutes last night, floor now 0.2 ETH on secondary markets.",
+    "Whitelist spots for the $ORBIT IDO are open, scammers claim; the real team says join nothing, orbit.example is fake",
+    "The $LUMA presale is live on a copycat site; do not buy at luma-sale.example before the official listing, the team warns",
 ]
 CONFIRMED = "Presale of $MOON ends Friday, 1 BNB = 50,000 MOON, buy at moon-sale.example before the listing!"
 
 
 @pytest.fixture(scope="module")
 def small_corpus(tmp_path_factory):
+    """60 posts of each label from the bundled corpus (for the CLI tests)."""
     posts = load_corpus([BUNDLED_DATA_DIR])
     path = tmp_path_factory.mktemp("corpus") / "small.jsonl"
     with open(path, "w", encoding="utf-8") as handle:
         for label in ("ico", "trading_service", "benign"):
             for post in [p for p in posts if p.label == label][:60]:
                 handle.write(json.dumps({"text": post.text, "label": label, "lang": post.lang}, ensure_ascii=False) + "\n")
+    return path
+
+
+TEMPLATES = {
+    "ico": ["{coin} presale is live, buy now at {site} before the listing",
+            "Claim your free {coin} airdrop, connect your wallet at {site} today",
+            "Whitelist spots for the {coin} IDO are open, join at {site}",
+            "{coin} 私募最后一轮，白名单名额有限，官网 {site}"],
+    "trading_service": ["Join our VIP signals channel {handle} for daily calls on {exchange}",
+                        "Sign up at {exchange} with referral code {code} for 20% fee rebates",
+                        "长期收U，汇率置顶，联系 {handle}",
+                        "Copy my trades on {exchange} and earn $500 a day, message {handle}"],
+    "benign": ["{exchange} reported higher trading volume this quarter, analysts said",
+               "Regulators fined {exchange} over compliance failures, {coin} fell 3%",
+               "{coin} price slipped 5% today as markets cooled",
+               "今日 {coin} 小幅回调，注意风险"],
+}
+
+
+@pytest.fixture(scope="module")
+def fixed_corpus(tmp_path_factory):
+    """A corpus made from templates with a fixed seed: the loop test does not move when training_data/ grows."""
+    import random
+
+    rng = random.Random(4)
+    words = {"coin": ["$NOVA", "$ZETA", "$ORBIT", "$PANDA", "$KOI", "$LUMA"], "site": ["nova.example", "zeta.example", "orbit.example"],
+             "handle": ["@vip_calls", "@otc_desk", "@lisa_trades"], "exchange": ["Binance", "OKX", "Bybit", "KuCoin"],
+             "code": ["X88", "CMB24", "Q7Q"]}
+    path = tmp_path_factory.mktemp("fixed") / "fixed.jsonl"
+    seen = set()
+    with open(path, "w", encoding="utf-8") as handle:
+        for label, templates in TEMPLATES.items():
+            while sum(1 for t in seen if t[1] == label) < 40:
+                text = rng.choice(templates).format(**{k: rng.choice(v) for k, v in words.items()}) + f" #{rng.randint(1, 999)}"
+                if (text, label) not in seen:
+                    seen.add((text, label))
+                    handle.write(json.dumps({"text": text, "label": label}, ensure_ascii=False) + "\n")
     return path
 
 
@@ -57,9 +96,9 @@ async def press_all(harness, choose) -> None:
                 await harness.send(U.callback(button["callback_data"], U.MODERATOR, message, query_id=f"q{alert_id}"))
 
 
-async def test_reviews_pressed_in_the_bot_change_what_the_retrained_model_says(bot_factory, small_corpus, tmp_path):
+async def test_reviews_pressed_in_the_bot_change_what_the_retrained_model_says(bot_factory, fixed_corpus, tmp_path):
     model_path = tmp_path / "model.joblib"
-    train_and_save(model_path, data=[small_corpus], log=lambda m: None)
+    train_and_save(model_path, data=[fixed_corpus], log=lambda m: None)
     before = load_model(model_path)
     assert all(before.predict(t).label == "ico" for t in FALSE_POSITIVES + [CONFIRMED]), "precondition: all flagged"
 
@@ -69,9 +108,9 @@ async def test_reviews_pressed_in_the_bot_change_what_the_retrained_model_says(b
     await press_all(harness, lambda text: "c" if text == CONFIRMED else "f")
     assert sorted(f["status"] for f in harness.storage.all_flags()) == ["confirmed", "false_positive", "false_positive"]
 
-    # --force: on this 180-post corpus the held-out split has about 35 posts, where one post moves macro-F1
-    # by 0.03, so whether the gate passes depends on the corpus of the day (the gate has its own tests).
-    result = CliRunner().invoke(cli, ["train", "--data", str(small_corpus), "--force"], env=env_for(tmp_path))
+    # --force: on this 120-post corpus the held-out split has about 25 posts, where one post moves macro-F1
+    # by 0.04, so the gate's verdict says little here (the gate has its own tests).
+    result = CliRunner().invoke(cli, ["train", "--data", str(fixed_corpus), "--force"], env=env_for(tmp_path))
     assert result.exit_code == 0, result.output
     assert "Quality gate (same held-out split of" in result.output
     assert "3 reviewed posts from" in result.output
