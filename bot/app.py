@@ -159,6 +159,9 @@ def run_bot(settings: Settings, webhook: bool = False) -> None:
     configure_logging(token)
     if webhook and not settings.webhook_url:
         raise ConfigError("WEBHOOK_URL: required with --webhook")
+    if webhook and settings.webhook_secret is None:
+        raise ConfigError("WEBHOOK_SECRET is not set: required with --webhook (1-256 letters, digits, _ and -), "
+                          "so that only Telegram can post updates to the webhook")
     try:
         storage = Storage.open(settings.database_path)
     except sqlite3.Error as exc:
@@ -175,7 +178,7 @@ def run_bot(settings: Settings, webhook: bool = False) -> None:
     try:
         if webhook:
             app.run_webhook(listen=settings.webhook_listen, port=settings.webhook_port, webhook_url=settings.webhook_url,
-                            allowed_updates=ALLOWED_UPDATES)
+                            allowed_updates=ALLOWED_UPDATES, secret_token=settings.webhook_secret.get_secret_value())
         else:
             app.run_polling(allowed_updates=ALLOWED_UPDATES)
     except (TelegramError, OSError) as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -37,6 +38,8 @@ class Settings(BaseSettings):
     webhook_url: str | None = None
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = Field(8443, ge=1, le=65535)
+    # Required with --webhook: Telegram sends it in a header with every update, so others cannot post fake ones.
+    webhook_secret: SecretStr | None = None
 
     @field_validator("moderator_user_ids", mode="before")
     @classmethod
@@ -47,6 +50,13 @@ class Settings(BaseSettings):
                 return frozenset(int(p) for p in parts)
             except ValueError:
                 raise ValueError("must be comma-separated numeric Telegram user ids") from None
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _check_webhook_secret(cls, value):
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()):
+            raise ValueError("must be 1-256 characters: letters, digits, _ and -")
         return value
 
     def require_token(self) -> str:

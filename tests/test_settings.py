@@ -39,3 +39,38 @@ def test_the_env_example_copied_as_is_is_a_valid_configuration(monkeypatch, tmp_
     settings = load_settings()
     assert settings.moderator_chat_id is None and settings.moderator_user_ids == frozenset()
     assert settings.alert_threshold == 0.8
+
+
+def webhook_env(monkeypatch, tmp_path, model_path, **env):
+    monkeypatch.chdir(tmp_path)
+    values = {"TELEGRAM_BOT_TOKEN": "123:abc", "WEBHOOK_URL": "https://bot.example/hook", "MODERATOR_CHAT_ID": "-100123",
+              "MODERATOR_USER_IDS": "111", "DATABASE_PATH": str(tmp_path / "bot.db"), "MODEL_PATH": str(model_path)} | env
+    for name, value in values.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+
+
+@pytest.mark.parametrize("secret, message", [(None, "WEBHOOK_SECRET is not set: required with --webhook"),
+                                             ("has spaces", "WEBHOOK_SECRET: Value error, must be 1-256 characters")])
+def test_webhook_mode_requires_a_well_formed_secret(monkeypatch, tmp_path, model_path, secret, message):
+    webhook_env(monkeypatch, tmp_path, model_path, WEBHOOK_SECRET=secret)
+    result = CliRunner().invoke(cli, ["run", "--webhook"])
+    assert result.exit_code == 1
+    assert result.output.strip().startswith(f"Error: configuration error: {message}")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_webhook_secret_is_given_to_telegram(monkeypatch, tmp_path, model_path):
+    from telegram.ext import Application
+
+    import bot.app
+
+    webhook_env(monkeypatch, tmp_path, model_path, WEBHOOK_SECRET="s3cret_-Token")
+    seen = {}
+    monkeypatch.setattr(bot.app, "configure_logging", lambda token: None)
+    monkeypatch.setattr(Application, "run_webhook",
+                        lambda self, **kwargs: seen.update(kwargs) or self.bot_data["services"].storage.close())
+    bot.app.run_bot(load_settings(), webhook=True)
+    assert seen["secret_token"] == "s3cret_-Token" and seen["webhook_url"] == "https://bot.example/hook"
