@@ -156,6 +156,13 @@ def configure_logging(token: str) -> None:
 def run_bot(settings: Settings, webhook: bool = False) -> None:
     """Load the model, open the database and serve updates until interrupted."""
     token = settings.require_token()
+    # Optional for the offline commands, but the live bot has nowhere to alert and no one to review without them.
+    if settings.moderator_chat_id is None:
+        raise ConfigError("MODERATOR_CHAT_ID is not set: required for run "
+                          "(the moderators' channel or group for alerts and digests, e.g. -1001234567890)")
+    if not settings.moderator_user_ids:
+        raise ConfigError("MODERATOR_USER_IDS is not set: required for run "
+                          "(comma-separated Telegram user ids of the moderators)")
     configure_logging(token)
     if webhook and not settings.webhook_url:
         raise ConfigError("WEBHOOK_URL: required with --webhook")

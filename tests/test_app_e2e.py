@@ -209,3 +209,12 @@ def test_a_rejected_token_or_unreachable_api_stops_start_up_in_one_line(server, 
     assert "Traceback" not in result.stdout
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith("Error: ") and ("TELEGRAM_BOT_TOKEN" if "401" in failure else "TELEGRAM_API_URL") in last
+
+
+def test_a_missing_moderator_chat_id_stops_start_up_in_one_line(server, tmp_path, model_path):
+    result = run_until_exit(server, tmp_path, model_path, MODERATOR_CHAT_ID=None)
+    assert result.returncode == 1
+    assert result.stdout.strip().splitlines() == [
+        "Error: configuration error: MODERATOR_CHAT_ID is not set: required for run "
+        "(the moderators' channel or group for alerts and digests, e.g. -1001234567890)"]
+    assert server.api.calls == []  # stopped before it talked to Telegram

@@ -43,7 +43,7 @@ def test_the_env_example_copied_as_is_is_a_valid_configuration(monkeypatch, tmp_
 
 def webhook_env(monkeypatch, tmp_path, model_path, **env):
     monkeypatch.chdir(tmp_path)
-    values = {"TELEGRAM_BOT_TOKEN": "123:abc", "WEBHOOK_URL": "https://bot.example/hook", "MODERATOR_CHAT_ID": "-100123",
+    values = {"TELEGRAM_BOT_TOKEN": "123:abc", "TELEGRAM_API_URL": "http://127.0.0.1:9/bot", "WEBHOOK_URL": "https://bot.example/hook", "MODERATOR_CHAT_ID": "-100123",
               "MODERATOR_USER_IDS": "111", "DATABASE_PATH": str(tmp_path / "bot.db"), "MODEL_PATH": str(model_path)} | env
     for name, value in values.items():
         if value is None:
@@ -74,3 +74,14 @@ def test_webhook_secret_is_given_to_telegram(monkeypatch, tmp_path, model_path):
                         lambda self, **kwargs: seen.update(kwargs) or self.bot_data["services"].storage.close())
     bot.app.run_bot(load_settings(), webhook=True)
     assert seen["secret_token"] == "s3cret_-Token" and seen["webhook_url"] == "https://bot.example/hook"
+
+
+@pytest.mark.parametrize("missing", ["MODERATOR_CHAT_ID", "MODERATOR_USER_IDS"])
+def test_run_requires_the_moderators_other_commands_do_not(monkeypatch, tmp_path, model_path, missing):
+    webhook_env(monkeypatch, tmp_path, model_path, **{missing: None})
+    result = CliRunner().invoke(cli, ["run"])
+    assert result.exit_code == 1
+    assert result.output.strip().startswith(f"Error: configuration error: {missing} is not set: required for run")
+    assert len(result.output.strip().splitlines()) == 1
+    result = CliRunner().invoke(cli, ["check", "Presale of $MOON, buy now"])
+    assert result.exit_code == 0 and "ico" in result.output
