@@ -25,6 +25,10 @@ from bot.storage import Storage
 
 log = logging.getLogger(__name__)
 
+# SQLite's busy timeout for the live bot. Writes run on the event loop, so a locked file must fail them fast;
+# every write has a retry path (scans wait in memory, the outbox retries next round, a review is asked again).
+DB_BUSY_TIMEOUT = 0.15
+
 ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CHANNEL_POST, Update.EDITED_CHANNEL_POST,
                    Update.CALLBACK_QUERY, Update.MY_CHAT_MEMBER]
 
@@ -170,7 +174,7 @@ def run_bot(settings: Settings, webhook: bool = False) -> None:
         raise ConfigError("WEBHOOK_SECRET is not set: required with --webhook (1-256 letters, digits, _ and -), "
                           "so that only Telegram can post updates to the webhook")
     try:
-        storage = Storage.open(settings.database_path)
+        storage = Storage.open(settings.database_path, timeout=DB_BUSY_TIMEOUT)
     except sqlite3.Error as exc:
         raise ConfigError(f"DATABASE_PATH: cannot open {settings.database_path}: {exc}") from None
     from classifier import ModelLoadError, load_or_train
