@@ -36,11 +36,22 @@ async def on_post(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 def save(svc: Services, post: Post, verdict) -> bool:
-    """Store one scan; on a database error keep it in memory for `retry_unsaved` and say so in the log."""
+    """Store one scan; on a database error keep it in memory for `retry_unsaved` and say so in the log.
+
+    Scans already waiting are stored first, and while they cannot be this one waits behind them: an older
+    version of a post must never be stored after a newer edit.
+    """
+    if svc.unsaved:
+        retry_unsaved(svc)
+    if svc.unsaved:
+        _keep(svc, post, verdict)
+        log.warning("chat %d message %d waits behind %d earlier scans for the database",
+                    post.chat_id, post.message_id, len(svc.unsaved) - 1)
+        return False
     try:
         outcome = svc.store_scan(post, verdict)
     except sqlite3.Error as exc:
-        svc.unsaved.append((post, verdict))
+        _keep(svc, post, verdict)
         log.error("database write failed (%s): chat %d message %d kept in memory for retry (%d waiting)",
                   exc, post.chat_id, post.message_id, len(svc.unsaved))
         return False
@@ -52,6 +63,15 @@ def save(svc: Services, post: Post, verdict) -> bool:
         log.info("chat %d message %d flagged %s p=%.2f (flag %d, alert %d)", post.chat_id, post.message_id,
                  verdict.label, verdict.score, outcome.flag_id, outcome.alert_id)
     return True
+
+
+def _keep(svc: Services, post: Post, verdict) -> None:
+    """Queue a scan for `retry_unsaved`; a full queue drops its oldest scan, and says which."""
+    if svc.unsaved.maxlen is not None and len(svc.unsaved) >= svc.unsaved.maxlen:
+        oldest, _ = svc.unsaved[0]
+        log.error("dropped the oldest scan waiting for the database: chat %d message %d (%d scans wait, the most kept)",
+                  oldest.chat_id, oldest.message_id, len(svc.unsaved))
+    svc.unsaved.append((post, verdict))
 
 
 def retry_unsaved(svc: Services) -> int:

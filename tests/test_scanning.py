@@ -103,3 +103,37 @@ async def test_posts_starting_with_a_slash_word_are_scanned(harness):
     await harness.send(U.command("/check@compliance_test_bot presale", U.GROUP, user=U.STRANGER, message_id=12))
     assert "ICO / token sale" in harness.api.calls_to("sendMessage")[-1].params["text"]
     assert harness.storage.post(U.GROUP["id"], 12) is None
+
+
+async def test_a_scan_waiting_for_the_database_is_never_stored_after_a_newer_edit(bot_factory, tmp_path):
+    from bot.storage import Storage
+
+    harness = await bot_factory(storage=Storage.open(tmp_path / "bot.db", timeout=0.05))
+    locker = sqlite3.connect(tmp_path / "bot.db", isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    await harness.send(U.group_message(5, "presale soon"))  # waits in memory
+    locker.execute("ROLLBACK")
+    locker.close()
+    await harness.send(U.group_message(5, "join our VIP signals", edited=True))  # the database is back
+    assert len(harness.services.unsaved) == 0
+    assert [v["label"] for v in harness.storage.post_versions(U.GROUP["id"], 5)] == ["ico", "trading_service"]
+    assert harness.storage.post(U.GROUP["id"], 5)["label"] == "trading_service"
+    [flag] = harness.storage.all_flags()
+    assert flag["label"] == "trading_service"  # the flag follows the latest text
+
+
+async def test_a_full_memory_queue_logs_the_scan_it_drops(bot_factory, tmp_path, caplog):
+    from collections import deque
+
+    from bot.storage import Storage
+
+    harness = await bot_factory(storage=Storage.open(tmp_path / "bot.db", timeout=0.05))
+    harness.services.unsaved = deque(maxlen=2)
+    locker = sqlite3.connect(tmp_path / "bot.db", isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    for i in (1, 2, 3):
+        await harness.send(U.channel_post(i, f"Presale {i}"))
+    locker.execute("ROLLBACK")
+    locker.close()
+    assert [post.message_id for post, _ in harness.services.unsaved] == [2, 3]
+    assert f"dropped the oldest scan waiting for the database: chat {U.CHANNEL['id']} message 1" in caplog.text
