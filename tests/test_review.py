@@ -23,7 +23,7 @@ async def test_moderator_confirm_is_recorded_answered_and_shown(harness):
     assert "recorded" in answer.params["text"]
     [edit] = harness.api.calls_to("editMessageText")
     assert edit.params["message_id"] == message["message_id"]
-    assert "✅ Confirmed by Mia Mod (id 111) at" in edit.params["text"]
+    assert "✅ Confirmed by <code>Mia Mod</code> (id 111) at" in edit.params["text"]
 
 
 async def test_relabel_changes_the_label(harness):
