@@ -37,6 +37,8 @@ _SYMBOLS = re.compile(
     "[\u2190-\u21ff\u2300-\u23ff\u2460-\u24ff\u25a0-\u27bf\u2900-\u297f\u2b00-\u2bff\u3030\u303d"
     "\u3297\u3299\U0001f000-\U0001faff\U0001fc00-\U0001ffff\u20e3\u2122\u2139\u2640\u2642]"
 )
+# A word cut by emoji into pieces of one or two letters, "Pr🚀es✅al🚀e" (zero-width spaces already gone).
+_SYMBOL_SPLIT = re.compile(rf"(?<!\w)(?:[^\W_]{{1,2}}{_SYMBOLS.pattern}+){{2,}}[^\W_]{{1,2}}(?!\w)")
 # Letters separated by single spaces, dots, dashes, underscores, stars or middle dots: "B i n a n c e".
 _SPACED = re.compile(r"(?<![\w])(?:[^\W_][ .\-_*·•|]{1,2}){2,}[^\W_](?![\w])")
 _SPACED_SEPARATORS = re.compile(r"[ .\-_*·•|]")
@@ -83,15 +85,22 @@ def _join_spaced(match: re.Match) -> str:
     return _SPACED_SEPARATORS.sub("", match.group(0))
 
 
+def _join_symbol_split(match: re.Match) -> str:
+    return _SYMBOLS.sub("", match.group(0))
+
+
 def normalize(text: str) -> str:
     """The form the n-gram features read: :func:`clean`, then :func:`fold`."""
     return fold(clean(text))
 
 
 def fold(cleaned: str) -> str:
-    """Case-fold a :func:`clean` text, replace symbols and emoji by a space, join spaced-out letters
-    ("b i n a n c e" → "binance", "空 投" → "空投") and squeeze whitespace."""
-    text = _SYMBOLS.sub(" ", cleaned.casefold())
+    """Case-fold a :func:`clean` text, join a word cut by emoji ("pr🚀es✅al🚀e" → "presale"), replace other
+    symbols and emoji by a space, join spaced-out letters ("b i n a n c e" → "binance", "空 投" → "空投") and
+    squeeze whitespace."""
+    text = cleaned.casefold()
+    if _SYMBOLS.search(text):
+        text = _SYMBOLS.sub(" ", _SYMBOL_SPLIT.sub(_join_symbol_split, text))
     text = _CJK_GAP.sub("", text)
     text = _SPACED.sub(_join_spaced, text)
     text = _WHITESPACE.sub(" ", text)

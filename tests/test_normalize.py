@@ -31,6 +31,15 @@ def test_emoji_between_letters_is_noise():
     assert normalize("🔥🔥 presale 🔥🔥") == "presale"
 
 
+def test_a_word_cut_by_emoji_into_pairs_of_letters_is_joined():
+    # Zero-width spaces and emoji in turn: "P\u200br🚀e\u200bs✅a\u200bl🚀e" once leaves "pr es al e".
+    assert normalize("P\u200br🚀e\u200bs✅a\u200bl🚀e live") == "presale live"
+    assert normalize("Р\u200br🚀e\u200bѕ✅a\u200bl🚀е") == "presale"  # with look-alikes too
+    assert normalize("Pr🚀es✅al🚀e") == "presale"
+    # Emoji between whole words still only separate them.
+    assert normalize("Buy🔥now 🚀 to the moon") == "buy now to the moon"
+
+
 def test_ordinary_text_keeps_its_words():
     assert normalize("I am a big fan of it") == "i am a big fan of it"
 
