@@ -80,15 +80,19 @@ def bench_classifier(corpus_dir: Path, batch_texts, dev, workdir: Path) -> dict:
     _, train_s = timed(train)
     fit_only = load_model(path).manifest["training_seconds"]
     model, load_s = timed(lambda: load_model(path))
-    model.predict("warm up")
-    _, batch_s = timed(lambda: model.predict_many(batch_texts))
+    distinct = list(dict.fromkeys(batch_texts))
+    chars = model.pipeline.named_steps["features"].transformer_list[0][1]
+    chars._cache.clear()  # cold: every word is new, as at start-up
+    _, cold_s = timed(lambda: model.predict_many(distinct))
+    _, batch_s = timed(lambda: model.predict_many(batch_texts))  # warm: the words have been seen
     _, bare_s = timed(lambda: model.predict_many(batch_texts, reasons=0))
     p50, p99 = latencies(model.predict, batch_texts, 2000)
     peak = max(traced_peak(train), traced_peak(lambda: load_model(path)), traced_peak(lambda: model.predict_many(batch_texts)))
     row = {
         "method": "this classifier (char+word n-grams, evidence, calibrated linear SVM)",
         "train_s": train_s, "load_s": load_s, "posts_per_s": len(batch_texts) / batch_s,
-        "posts_per_s_no_reasons": len(batch_texts) / bare_s, "p50_ms": p50, "p99_ms": p99,
+        "posts_per_s_no_reasons": len(batch_texts) / bare_s, "posts_per_s_cold": len(distinct) / cold_s,
+        "distinct": len(distinct), "p50_ms": p50, "p99_ms": p99,
         "peak_mb": peak, "size_mb": path.stat().st_size / 2**20,
         "note": f"train is the whole `compliance-bot train`: 5-fold CV, threshold tuning, final fit, reports ({fit_only} s of it in train())",
     }
@@ -142,7 +146,10 @@ def main() -> int:
         print(f"| {r['method']} | {f1} | {r['train_s']:.2f} | {r['load_s']:.3f} | {r['posts_per_s']:,.0f} | "
               f"{r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['peak_mb']:.0f} | {r['size_mb']:.2f} |")
     ours = rows[0]
-    print(f"\nthis classifier without reasons: {ours['posts_per_s_no_reasons']:,.0f} posts/s; {ours['note']}")
+    print(f"\nthis classifier: {ours['posts_per_s_cold']:,.0f} posts/s on the {ours['distinct']} distinct posts with a cold "
+          f"word cache (every word new); {ours['posts_per_s']:,.0f} posts/s in the batch once words repeat (the table); "
+          f"{ours['posts_per_s_no_reasons']:,.0f} posts/s without reasons")
+    print(ours["note"])
     print("peak MiB is the largest Python-traced allocation of one phase (train, load or batch), not process RSS")
     if dev:
         for r in rows[1:]:

@@ -49,6 +49,20 @@ def prepare_many(texts: Sequence[str]) -> list[PreparedPost]:
     return [prepare(t) for t in texts]
 
 
+def char_wb_ngrams(word: str, min_n: int, max_n: int) -> list[str]:
+    """The n-grams scikit-learn's ``char_wb`` analyzer makes of one word (padded with a space each
+    side; a padded word no longer than n is counted once, whole), built with list comprehensions."""
+    padded = f" {word} "
+    length = len(padded)
+    grams: list[str] = []
+    for n in range(min_n, max_n + 1):
+        if length <= n:
+            grams.append(padded)
+            break
+        grams += [padded[i : i + n] for i in range(length - n + 1)]
+    return grams
+
+
 class WordCachedCharNgrams(TransformerMixin, BaseEstimator):
     """Character n-grams within word boundaries (scikit-learn's ``char_wb``), tf-idf weighted.
 
@@ -77,7 +91,7 @@ class WordCachedCharNgrams(TransformerMixin, BaseEstimator):
     def _word_indices(self, word: str) -> np.ndarray:
         """Vocabulary indices of one word's n-grams (a miss of the cache)."""
         vocabulary = self.counter_.vocabulary_
-        grams = self.counter_._char_wb_ngrams(word)
+        grams = char_wb_ngrams(word, *self.ngram_range)
         found = np.fromiter(map(vocabulary.get, grams, repeat(-1)), dtype=np.int32, count=len(grams))
         indices = found[found >= 0]
         if len(word) <= self.CACHEABLE_LENGTH:  # long tokens (URLs, Chinese clauses) rarely come back

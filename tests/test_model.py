@@ -77,3 +77,25 @@ def test_decide_applies_per_label_thresholds():
     assert decide(probabilities, classes, thresholds) == ["ico", "benign", "benign", "ico"]
     # The label furthest past its own threshold wins when two pass.
     assert decide(np.array([[0.0, 0.45, 0.55]]), classes, {"ico": 0.3, "trading_service": 0.5}) == ["ico"]
+
+
+@pytest.mark.parametrize("word", ["a", "ab", "abc", "binance", "长期收u,汇率置顶", "0x1234567890abcdef"])
+def test_char_wb_ngrams_match_scikit_learn(word):
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from classifier.model import char_wb_ngrams
+
+    for low, high in [(1, 4), (2, 3), (3, 5)]:
+        reference = CountVectorizer(analyzer="char_wb", ngram_range=(low, high), lowercase=False)
+        assert char_wb_ngrams(word, low, high) == reference._char_wb_ngrams(word)
+
+
+def test_cached_char_ngrams_count_exactly_like_scikit_learn():
+    from classifier.corpus import BUNDLED_DATA_DIR, load_corpus
+    from classifier.model import WordCachedCharNgrams, prepare_many
+
+    posts = prepare_many([p.text for p in load_corpus([BUNDLED_DATA_DIR])][:400])
+    vectorizer = WordCachedCharNgrams().fit(posts)
+    expected = vectorizer.counter_.transform([p.normalized for p in posts])
+    assert (vectorizer.counts(posts) != expected).nnz == 0
+    assert (vectorizer.counts(posts) != expected).nnz == 0  # and again, from the warm cache
