@@ -43,6 +43,11 @@ class FakeBotApi:
         self._next_message_id = 5000
         self._failures: dict[str, list[tuple[int, int | None]]] = {}
         self.messages: dict[tuple[int, int], dict] = {}  # what the bot sent, as currently edited
+        # The highest getUpdates offset received: every update below it is confirmed, Telegram forgot it.
+        self.confirmed_offset = 0
+        self.served_at: dict[int, float] = {}  # update_id -> when getUpdates first handed it out
+        self._outage_until = 0.0
+        self._outage_mode = "hang"
 
     # -- test side ------------------------------------------------------------------------------
     def push_update(self, update: dict) -> int:
@@ -60,6 +65,23 @@ class FakeBotApi:
         with self._lock:
             return [c for c in self.calls if c.method == method and (c.status == 200 or not ok_only)]
 
+    def outage(self, seconds: float, mode: str = "hang") -> None:
+        """For `seconds`, every HTTP request hangs without an answer (``hang``) or has its connection
+        closed (``close``): Telegram unreachable. Only the HTTP transport honours it."""
+        assert mode in ("hang", "close")
+        with self._lock:
+            self._outage_until, self._outage_mode = time.monotonic() + seconds, mode
+
+    def in_outage(self) -> tuple[float, str] | None:
+        with self._lock:
+            left = self._outage_until - time.monotonic()
+            return (left, self._outage_mode) if left > 0 else None
+
+    def confirmed_update_ids(self) -> list[int]:
+        """Ids of the pushed updates that the bot has confirmed (below the highest offset it sent)."""
+        with self._lock:
+            return [i for i in self.served_at if i < self.confirmed_offset]
+
     def pending_updates(self) -> int:
         with self._lock:
             return len(self.updates)
@@ -69,8 +91,15 @@ class FakeBotApi:
         with self._lock:
             if offset:
                 # Telegram forgets updates below the offset: they were confirmed.
-                self.updates = [u for u in self.updates if u["update_id"] >= offset]
-            return list(self.updates[:limit])
+                if offset > self.confirmed_offset:
+                    self.confirmed_offset = offset
+                    if self.updates and self.updates[0]["update_id"] < offset:
+                        self.updates = [u for u in self.updates if u["update_id"] >= offset]
+            served = list(self.updates[:limit])
+            now = time.time()
+            for update in served:
+                self.served_at.setdefault(update["update_id"], now)
+            return served
 
     def handle(self, method: str, params: dict, files: dict | None = None) -> tuple[int, dict]:
         with self._lock:
@@ -232,6 +261,15 @@ class FakeBotApiServer:
 
         self.tokens_seen.add(request.match_info["token"])
         method = request.match_info["method"]
+        outage = self.api.in_outage()
+        if outage is not None:
+            left, mode = outage
+            if mode == "close":
+                request.transport.close()  # the client sees the connection dropped, no answer
+                raise ConnectionResetError("fake outage")
+            await asyncio.sleep(left)  # hang: answer nothing until the outage is over (the client times out first)
+            request.transport.close()
+            raise ConnectionResetError("fake outage")
         params, files = await self._params(request)
         if method == "getUpdates":
             # Long polling: hold the request until an update is queued or the client's timeout passes.
