@@ -17,6 +17,7 @@ from bot import commands
 from bot.digest import queue_digest
 from bot.membership import on_my_chat_member
 from bot.model_watch import ModelWatcher
+from bot.polling import confirm_after_store
 from bot.review import on_review
 from bot.scanning import on_post, retry_unsaved
 from bot.services import Classifier, Services, services
@@ -91,6 +92,8 @@ def build_application(settings: Settings, classifier: Classifier, storage: Stora
         moderator_ids=settings.moderator_user_ids, alert_threshold=settings.alert_threshold,
         store_benign_text=settings.store_benign_text, alerts_per_minute=settings.alerts_per_minute, loader=loader,
     )
+    svc = app.bot_data["services"]
+    confirm_after_store(app, lambda: len(svc.unsaved))
     if settings.model_check_seconds > 0:
         from classifier.persistence import load_model
 
