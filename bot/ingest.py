@@ -9,6 +9,7 @@ from __future__ import annotations
 from telegram import Message, MessageEntity, MessageOriginChannel, MessageOriginChat, MessageOriginUser
 
 from bot.storage import Post
+from classifier.normalize import safe_text
 
 # Telegram caps text at 4096 characters and captions at 1024; the extras are bounded here so a
 # keyboard of a hundred buttons cannot make one scan arbitrarily expensive.
@@ -44,7 +45,8 @@ def scan_text(message: Message) -> str | None:
     lines.extend(p for p in hidden_parts(message) if p not in visible)
     if not lines:
         return None
-    return "\n".join(lines)[:MAX_SCAN_CHARS]
+    # A lone UTF-16 surrogate (a hostile or broken update) cannot be hashed, stored or sent: U+FFFD instead.
+    return safe_text("\n".join(lines)[:MAX_SCAN_CHARS])
 
 
 def post_from_message(message: Message, text: str) -> Post:
@@ -55,8 +57,8 @@ def post_from_message(message: Message, text: str) -> Post:
         text=text,
         date=message.date.timestamp() if message.date else None,
         chat_type=chat.type,
-        chat_title=chat.title or chat.full_name,
-        chat_username=chat.username,
+        chat_title=_safe(chat.title or chat.full_name),
+        chat_username=_safe(chat.username),
     )
 
 
@@ -67,6 +69,10 @@ def describe(message: Message) -> str:
         if getattr(message, kind, None):
             return kind
     return "no text"
+
+
+def _safe(text: str | None) -> str | None:
+    return safe_text(text) if text else text
 
 
 def _chat_name(title: str | None, username: str | None) -> str:

@@ -11,6 +11,7 @@ from telegram.ext import ContextTypes
 
 from bot.alerts import code
 from bot.services import services
+from classifier.normalize import safe_text
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +27,11 @@ async def on_my_chat_member(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     if was == now or chat.type == chat.PRIVATE:
         return  # a promotion to admin, or a user starting/blocking the bot in private
     status = "watched" if now else "left"
-    title = chat.title or chat.full_name or str(chat.id)
+    title = safe_text(chat.title or chat.full_name or str(chat.id))
     try:
         svc.storage.upsert_chat(chat.id, chat.type, title, chat.username, status)
         if svc.moderator_chat_id is not None and chat.id != svc.moderator_chat_id:
-            by = change.from_user.full_name if change.from_user else "someone"
+            by = safe_text(change.from_user.full_name) if change.from_user else "someone"
             verb = "now watches" if now else "was removed from"
             svc.storage.queue_message(
                 "notice", svc.moderator_chat_id,

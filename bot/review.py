@@ -13,6 +13,7 @@ from telegram.ext import ContextTypes
 from bot.alerts import ACTIONS, DECISION_NAMES, AlertView, decode_callback, render_alert
 from bot.outbox import NO_PREVIEW
 from bot.services import services
+from classifier.normalize import safe_text
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ async def on_review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     alert_id, action = decoded
     decision, new_label = ACTIONS[action]
     try:
-        touched = svc.storage.record_review(alert_id, decision, new_label, user.id, user.full_name)
+        touched = svc.storage.record_review(alert_id, decision, new_label, user.id, safe_text(user.full_name))
     except sqlite3.Error as exc:
         log.error("review of alert %d by %d not recorded: database error %s", alert_id, user.id, exc)
         await _answer(query, "The database is unavailable; nothing was recorded. Try again shortly.")
