@@ -280,7 +280,9 @@ def _send_scan_digest(settings, storage, summary) -> None:
         sent = asyncio.run(send())
     except Exception as exc:  # the network, a bad token: the digest stays queued for the bot
         sent = False
-        click.echo(f"Sending the digest failed ({type(exc).__name__}: {exc})", err=True)
+        # PTB's InvalidToken quotes the token: never print it.
+        detail = str(exc).replace(settings.require_token(), "<token>")
+        click.echo(f"Sending the digest failed ({type(exc).__name__}: {detail})", err=True)
     if sent:
         click.echo(f"Digest of {count} flags sent to the moderators.")
     else:
