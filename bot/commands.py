@@ -61,6 +61,9 @@ def moderator_only(handler):
         user = update.effective_user
         svc = services(context)
         if not svc.is_moderator(user.id if user else None):
+            chat = update.effective_chat
+            log.warning("refused /%s by non-moderator %s in chat %s", handler.__name__, user.id if user else None,
+                        chat.id if chat else None)
             await update.effective_message.reply_text("Sorry, that command is for the moderators only.")
             return
         chat = update.effective_chat
