@@ -52,6 +52,33 @@ class ExportError(Exception):
     """The file as a whole cannot be read further; what was read before stands."""
 
 
+# A Telegram Desktop export nests about eight levels deep (chats.list.item.messages.item.text.item …).
+# ijson.parse builds every event's prefix from the whole path, so a file of "[[[[…" costs time and memory
+# quadratic in its depth: 200 KB of brackets exhausted gigabytes. Deeper than this is not an export.
+MAX_DEPTH = 64
+
+
+def _parse(handle: IO[bytes], name: str) -> Iterator[tuple[str, str, object]]:
+    """``ijson.parse``'s (prefix, event, value) events, refusing a file nested deeper than MAX_DEPTH."""
+    path: list = []
+    for event, value in ijson.basic_parse(handle, use_float=True):
+        if event == "map_key":
+            prefix = ".".join(path[:-1])
+            path[-1] = value
+        elif event in ("start_map", "start_array"):
+            prefix = ".".join(path)
+            if len(path) >= MAX_DEPTH:
+                raise ExportError(f"{name}: nested deeper than {MAX_DEPTH} levels: not a Telegram Desktop export; "
+                                  "the messages before that point were read")
+            path.append(None if event == "start_map" else "item")
+        elif event in ("end_map", "end_array"):
+            path.pop()
+            prefix = ".".join(path)
+        else:
+            prefix = ".".join(path)
+        yield prefix, event, value
+
+
 def bot_api_chat_id(export_id: int, export_type: str) -> int:
     """The Bot API id of an exported chat: channels and supergroups get the -100 prefix, basic groups
     are negative, private chats keep their id. An id that is already negative is taken as a Bot API id."""
@@ -173,7 +200,7 @@ def read_export(handle: IO[bytes], name: str, report: Callable[[str], None], cou
         report(message)
 
     try:
-        for prefix, event, value in ijson.parse(handle, use_float=True):
+        for prefix, event, value in _parse(handle, name):
             if builder is not None:
                 builder.event(event, value)
                 if event in ("start_map", "start_array"):
@@ -267,6 +294,10 @@ def read_jsonl(handle: IO[bytes], name: str, report: Callable[[str], None], coun
         except json.JSONDecodeError as exc:
             counts.skipped += 1
             report(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); skipped")
+            continue
+        except RecursionError:  # "[[[[…" thousands deep: json.loads gives up
+            counts.skipped += 1
+            report(f"{where}: JSON nested too deeply to be a post; skipped")
             continue
         problem = _jsonl_problem(obj)
         if problem:
