@@ -13,7 +13,8 @@ The corpus is split 80/20 by a stable hash of each text (the quality gate's spli
   :func:`bot.ingest.scan_text`, the live bot's own extraction.
 
 Prints a Markdown table: the share of posts still flagged as promotion (any promotion label) on the
-plain set and under each disguise, and the ratio disguised / plain (the target is ≥ 0.90). Nothing is
+plain set and under each disguise, and the ratio disguised / plain (the target is ≥ 0.90); for contrast,
+the share the keyword baseline of ``baselines.py`` (no normalization) still flags. Nothing is
 written to ``training_data/``: the evasion set lives only in memory.
 """
 
@@ -198,6 +199,7 @@ class Row:
     changed: int  # posts the disguise changed at all
     detected: int
     note: str = ""
+    keyword_filter: int | None = None  # flagged by the plain keyword baseline, which reads the raw text
 
     @property
     def rate(self) -> float:
@@ -208,23 +210,30 @@ def promoted(model, texts: list[str]) -> list[bool]:
     return [v.label in PROMOTION_LABELS for v in model.predict_many(texts, reasons=0)]
 
 
-def measure(model, texts: list[str]) -> list[Row]:
-    """The plain row, then one row per disguise, on the same posts."""
-    rows = [Row("plain", len(texts), 0, sum(promoted(model, texts)))]
+def measure(model, texts: list[str], baseline=None) -> list[Row]:
+    """The plain row, then one row per disguise, on the same posts; ``baseline`` (a keyword filter with
+    ``predict``) shows how much each disguise hides from a filter that does not undo it."""
+    def keyword_hits(variants):
+        return None if baseline is None else sum(label != BENIGN for label in baseline.predict(variants))
+    rows = [Row("plain", len(texts), 0, sum(promoted(model, texts)), keyword_filter=keyword_hits(texts))]
     for d in disguises():
         variants = [d.apply(t) for t in texts]
         rows.append(Row(d.name, len(texts), sum(v != t for v, t in zip(variants, texts)),
-                        sum(promoted(model, variants)), d.note))
+                        sum(promoted(model, variants)), d.note, keyword_hits(variants)))
     return rows
 
 
 def table(rows: list[Row]) -> str:
     plain = rows[0].rate or 1.0
-    lines = ["| set | posts | text changed | still flagged | detection rate | ratio to plain | disguise |",
-             "|---|---:|---:|---:|---:|---:|---|"]
+    keyword = rows[0].keyword_filter is not None
+    lines = ["| set | posts | text changed | still flagged | detection rate | ratio to plain |"
+             + (" keyword filter, for contrast |" if keyword else "") + " disguise |",
+             "|---|---:|---:|---:|---:|---:|" + ("---:|" if keyword else "") + "---|"]
     for r in rows:
         changed = "—" if r.name == "plain" else str(r.changed)
-        lines.append(f"| {r.name} | {r.posts} | {changed} | {r.detected} | {r.rate:.1%} | {r.rate / plain:.3f} | {r.note} |")
+        contrast = f" {r.keyword_filter / r.posts:.1%} |" if keyword else ""
+        lines.append(f"| {r.name} | {r.posts} | {changed} | {r.detected} | {r.rate:.1%} | {r.rate / plain:.3f} |"
+                     f"{contrast} {r.note} |")
     return "\n".join(lines)
 
 
@@ -247,7 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     model = train(rest, log=lambda m: None).model
     trained = time.perf_counter() - started
     started = time.perf_counter()
-    rows = measure(model, promo)
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from baselines import KeywordBaseline
+
+    rows = measure(model, promo, KeywordBaseline())
     measured = time.perf_counter() - started
     benign = [p.text for p in heldout if p.label == BENIGN]
     false_positives = sum(promoted(model, benign))
