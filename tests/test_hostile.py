@@ -452,3 +452,29 @@ def test_a_rejected_token_while_sending_the_scan_digest_is_not_printed(tmp_path,
     assert "Sending the digest failed (InvalidToken" in result.output and "<token>" in result.output
     assert TEST_TOKEN not in result.output and TEST_TOKEN.split(":")[1] not in result.output
     assert "is queued (outbox 1)" in result.output
+
+
+async def test_a_real_alert_on_a_hostile_post_carries_no_markup_or_links(bot_factory, trained_model):
+    harness = await bot_factory(classifier=trained_model, alert_threshold=0.0)
+    post = (HOSTILE_POST + " 1 BNB = 50,000 $MOON, whitelist closes Friday, buy at https://moon-sale.example/?ref=EVIL "
+            "t.me/moon_presale DM @moon_admin")
+    chat = {"id": -1008888888888, "type": "channel", "title": HOSTILE_TITLE, "username": "gems_channel"}
+    await harness.send(U.channel_post(7, post, chat=chat))
+    await harness.flush()
+    [alert] = harness.sent_texts()
+    assert "Why:" in alert  # the real reasons, which quote links and handles found in the post
+    assert_no_markup_from_the_post(alert, {"https://t.me/gems_channel/7"})
+    assert "moon-sale.example" not in "".join(Parsed(alert).outside)
+
+
+async def test_commands_in_a_channel_post_or_from_an_anonymous_admin_are_not_obeyed(harness, caplog):
+    await harness.send(U.channel_post(1, "Presale live"))
+    before = db_state(harness.storage)
+    await harness.send(U.channel_post(2, "/export", entities=[{"type": "bot_command", "offset": 0, "length": 7}]))
+    anonymous = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
+    await harness.send(U.command("/export", MODS, user=anonymous, sender_chat=MODS))
+    assert harness.api.calls_to("sendDocument") == []
+    assert "refused /export by non-moderator 1087968824" in caplog.text
+    # The channel's "/export" is a post like any other: scanned and stored, never run.
+    after = db_state(harness.storage)
+    assert after["flags"] == before["flags"] and harness.storage.post(U.CHANNEL["id"], 2) is not None
