@@ -8,7 +8,6 @@ per-label thresholds tuned on cross-validated predictions turn them into a label
 
 from __future__ import annotations
 
-from itertools import repeat
 from operator import attrgetter
 from typing import NamedTuple, Sequence
 
@@ -92,8 +91,7 @@ class WordCachedCharNgrams(TransformerMixin, BaseEstimator):
         """Vocabulary indices of one word's n-grams (a miss of the cache)."""
         vocabulary = self.counter_.vocabulary_
         grams = char_wb_ngrams(word, *self.ngram_range)
-        found = np.fromiter(map(vocabulary.get, grams, repeat(-1)), dtype=np.int32, count=len(grams))
-        indices = found[found >= 0]
+        indices = np.array([i for i in map(vocabulary.get, grams) if i is not None], dtype=np.int32)
         if len(word) <= self.CACHEABLE_LENGTH:  # long tokens (URLs, Chinese clauses) rarely come back
             if len(self._cache) >= self.CACHE_LIMIT:
                 self._cache.clear()
