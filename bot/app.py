@@ -79,8 +79,14 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 def build_application(settings: Settings, classifier: Classifier, storage: Storage, *, loader=None,
-                      request: BaseRequest | None = None, token: str | None = None) -> Application:
-    """The application with its handlers and jobs; `request` lets tests put an in-memory transport under it."""
+                      request: BaseRequest | None = None, token: str | None = None,
+                      scan_in_background: bool = False) -> Application:
+    """The application with its handlers and jobs; `request` lets tests put an in-memory transport under it.
+
+    With `scan_in_background` (the live bot) a post's handler does not hold up the next update, so the posts
+    of one getUpdates batch are classified and stored together; other updates are still handled one by one.
+    Tests that process one update at a time leave it off and find the scan stored when the update is handled.
+    """
     builder = (ApplicationBuilder().token(token or settings.require_token()).base_url(settings.telegram_api_url)
                .rate_limiter(AIORateLimiter(group_max_rate=settings.alerts_per_minute))
                .post_init(partial(_post_init, settings)).post_shutdown(lambda app: _post_shutdown(storage)))
@@ -93,7 +99,7 @@ def build_application(settings: Settings, classifier: Classifier, storage: Stora
         store_benign_text=settings.store_benign_text, alerts_per_minute=settings.alerts_per_minute, loader=loader,
     )
     svc = app.bot_data["services"]
-    confirm_after_store(app, lambda: len(svc.unsaved))
+    confirm_after_store(app, lambda: len(svc.unsaved), lambda: svc.scans.in_flight)
     if settings.model_check_seconds > 0:
         from classifier.persistence import load_model
 
@@ -107,7 +113,7 @@ def build_application(settings: Settings, classifier: Classifier, storage: Stora
     app.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.FORWARDED, commands.check_forwarded))
     app.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & ~filters.COMMAND,
                                    commands.private_hint))
-    app.add_handler(MessageHandler(POSTS, on_post))
+    app.add_handler(MessageHandler(POSTS, on_post, block=not scan_in_background))
     # Last in the group: only updates that no handler above took reach it.
     app.add_handler(TypeHandler(Update, on_unhandled))
     app.add_error_handler(on_error)
@@ -188,7 +194,7 @@ def run_bot(settings: Settings, webhook: bool = False) -> None:
     except ModelLoadError as exc:
         raise ConfigError(f"MODEL_PATH: {exc}") from None
     log.info("model %s loaded from %s", classifier.version, settings.model_path)
-    app = build_application(settings, classifier, storage, loader=loader, token=token)
+    app = build_application(settings, classifier, storage, loader=loader, token=token, scan_in_background=True)
     try:
         if webhook:
             app.run_webhook(listen=settings.webhook_listen, port=settings.webhook_port, webhook_url=settings.webhook_url,

@@ -24,10 +24,11 @@ SHUTDOWN_WAIT_SECONDS = 5.0
 class AckAfterStoreBot:
     """Stands in for the bot inside PTB's ``Updater``: every other call goes to the real bot unchanged."""
 
-    def __init__(self, bot, application, pending_scans):
+    def __init__(self, bot, application, held_scans, scans_in_flight=lambda: 0):
         self._bot = bot
         self._application = application
-        self._pending_scans = pending_scans  # () -> number of scans waiting in memory for the database
+        self._held_scans = held_scans  # () -> number of scans waiting in memory for the database
+        self._in_flight = scans_in_flight  # () -> posts handed to a background scan, not yet stored or held
 
     def __getattr__(self, name):
         return getattr(self._bot, name)
@@ -36,7 +37,7 @@ class AckAfterStoreBot:
         final = kwargs.get("timeout") in (0, dtm.timedelta(0))
         if not await self._wait_until_stored(SHUTDOWN_WAIT_SECONDS if final else None):
             log.warning("stopping with %d scans waiting for the database: the updates are not confirmed to "
-                        "Telegram, which delivers them again at the next start", self._pending_scans())
+                        "Telegram, which delivers them again at the next start", self._held_scans() + self._in_flight())
             return ()
         return await self._bot.get_updates(*args, **kwargs)
 
@@ -47,12 +48,15 @@ class AckAfterStoreBot:
         except asyncio.TimeoutError:
             return False
         logged = False
-        while self._pending_scans():
+        while self._in_flight() or self._held_scans():
             if deadline is not None and time.monotonic() >= deadline:
                 return False
+            if not self._held_scans():
+                await asyncio.sleep(0.002)  # a batch being classified: a few milliseconds
+                continue
             if not logged:
                 log.warning("%d scans wait for the database; new updates are not confirmed to Telegram until "
-                            "they are stored", self._pending_scans())
+                            "they are stored", self._held_scans())
                 logged = True
             await asyncio.sleep(0.1)
         if logged:
@@ -60,8 +64,8 @@ class AckAfterStoreBot:
         return True
 
 
-def confirm_after_store(application, pending_scans) -> None:
+def confirm_after_store(application, held_scans, scans_in_flight=lambda: 0) -> None:
     """Make the application's updater confirm updates only after they are processed and stored."""
     updater = application.updater
     if updater is not None and not isinstance(updater.bot, AckAfterStoreBot):
-        updater.bot = AckAfterStoreBot(updater.bot, application, pending_scans)
+        updater.bot = AckAfterStoreBot(updater.bot, application, held_scans, scans_in_flight)

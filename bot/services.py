@@ -41,9 +41,14 @@ class Services:
     # Scanned posts whose write failed (a locked or read-only database): kept and retried, not dropped.
     unsaved: deque = field(default_factory=lambda: deque(maxlen=10_000))
     _secret: bytes | None = field(default=None, init=False)
+    # Posts being classified and stored together (bot.scanning.ScanBatcher).
+    scans: Any = field(default=None, init=False)
 
     def __post_init__(self):
         self.outbox = Outbox(self.storage, self.moderator_chat_id, self.alerts_per_minute)
+        from bot.scanning import ScanBatcher
+
+        self.scans = ScanBatcher()
 
     @property
     def secret(self) -> bytes:
