@@ -1,0 +1,72 @@
+"""End to end in webhook mode: the real `compliance-bot run --webhook` process receives updates over HTTP
+on 127.0.0.1, checks Telegram's secret-token header, and alerts through the fake Bot API."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.conftest import MODERATOR_CHAT_ID, TEST_TOKEN
+from tests.fakes import updates as U
+from tests.test_app_e2e import PROMO, alerts_sent, bot_env, command_line, db_rows, server, wait_for  # noqa: F401
+
+pytestmark = pytest.mark.slow
+SECRET = "webhook-secret_42"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post_update(port: int, update: dict, secret: str | None) -> int:
+    headers = {"Content-Type": "application/json"}
+    if secret is not None:
+        headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/", data=json.dumps(update).encode(), headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_webhook_mode_takes_updates_with_the_secret_and_refuses_others(server, tmp_path, model_path):
+    port = free_port()
+    env = bot_env(server, tmp_path, model_path, WEBHOOK_URL="https://bot.example/hook", WEBHOOK_SECRET=SECRET,
+                  WEBHOOK_LISTEN="127.0.0.1", WEBHOOK_PORT=str(port))
+    log_path = tmp_path / "webhook.log"
+    proc = subprocess.Popen(command_line() + ["--webhook"], cwd=tmp_path, env=env,
+                            stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+    try:
+        registered = wait_for(lambda: server.api.calls_to("setWebhook") or proc.poll() is not None, 60, "setWebhook")
+        assert proc.poll() is None, log_path.read_text()
+        params = registered[0].params
+        assert params["url"] == "https://bot.example/hook" and params["secret_token"] == SECRET
+        allowed = params["allowed_updates"]
+        allowed = json.loads(allowed) if isinstance(allowed, str) else allowed  # form-encoded as JSON text
+        assert {"message", "edited_message", "channel_post", "edited_channel_post", "callback_query",
+                "my_chat_member"} <= set(allowed)
+
+        forged = U.channel_post(5, PROMO) | {"update_id": 900}
+        wait_for(lambda: post_update(port, forged, "wrong") == 403, 20, "the webhook server")
+        assert post_update(port, forged, None) == 403
+        time.sleep(1.0)
+        assert db_rows(tmp_path, "SELECT COUNT(*) FROM posts") == [(0,)]  # refused updates are never scanned
+
+        assert post_update(port, U.channel_post(6, PROMO) | {"update_id": 901}, SECRET) == 200
+        alert = wait_for(lambda: alerts_sent(server), what="the alert")[0]
+        assert alert.params["chat_id"] == MODERATOR_CHAT_ID
+        assert db_rows(tmp_path, "SELECT message_id, label FROM posts") == [(6, "ico")]
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    log = log_path.read_text(errors="replace")
+    assert TEST_TOKEN not in log and SECRET not in log
