@@ -14,6 +14,10 @@ import asyncio
 import datetime as dtm
 import logging
 import time
+import warnings
+
+from telegram import Update
+from telegram.error import TelegramError
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +43,38 @@ class AckAfterStoreBot:
             log.warning("stopping with %d scans waiting for the database: the updates are not confirmed to "
                         "Telegram, which delivers them again at the next start", self._held_scans() + self._in_flight())
             return ()
-        return await self._bot.get_updates(*args, **kwargs)
+        try:
+            return await self._bot.get_updates(*args, **kwargs)
+        except TelegramError:
+            raise
+        except Exception as exc:
+            # PTB could not parse the batch (an update of a shape it does not know). Its updater would log
+            # and ask for the same batch again, forever: one poison update would stop the bot for good.
+            return await self._read_one_by_one(kwargs, exc)
+
+    async def _read_one_by_one(self, kwargs: dict, error: Exception) -> tuple:
+        """The same batch, parsed update by update; one that cannot be parsed is logged and stands as an
+        empty update, so that it is confirmed and the ones after it are handled."""
+        api_kwargs = {"offset": kwargs.get("offset"), "timeout": 0, "allowed_updates": kwargs.get("allowed_updates")}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "use Bot.get_updates": that is what just failed
+            raw = await self._bot.do_api_request("getUpdates", api_kwargs={k: v for k, v in api_kwargs.items()
+                                                                          if v is not None})
+        updates = []
+        for data in raw or ():
+            update_id = data.get("update_id") if isinstance(data, dict) else None
+            if not isinstance(update_id, int):
+                log.error("an update without an update_id was skipped")
+                continue
+            try:
+                updates.append(Update.de_json(data, self._bot))
+            except Exception as exc:
+                log.error("update %d could not be read (%s: %s), skipped; its fields: %s", update_id,
+                          type(exc).__name__, str(exc)[:200], ", ".join(sorted(map(str, data))[:10]))
+                updates.append(Update(update_id))
+        if not updates:
+            log.error("a batch of updates could not be read: %s: %s", type(error).__name__, str(error)[:200])
+        return tuple(updates)
 
     async def _wait_until_stored(self, limit: float | None) -> bool:
         deadline = None if limit is None else time.monotonic() + limit
@@ -64,8 +99,20 @@ class AckAfterStoreBot:
         return True
 
 
+class _NoRawBatchDump(logging.Filter):
+    """PTB logs a batch it cannot parse whole, posts and all, with a traceback; `_read_one_by_one` logs
+    the update that failed in one line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Error while parsing updates!")
+
+
 def confirm_after_store(application, held_scans, scans_in_flight=lambda: 0) -> None:
     """Make the application's updater confirm updates only after they are processed and stored."""
+    for name in ("telegram.Bot", "telegram.ext.ExtBot"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NoRawBatchDump) for f in logger.filters):
+            logger.addFilter(_NoRawBatchDump())
     updater = application.updater
     if updater is not None and not isinstance(updater.bot, AckAfterStoreBot):
         updater.bot = AckAfterStoreBot(updater.bot, application, held_scans, scans_in_flight)
