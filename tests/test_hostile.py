@@ -478,3 +478,61 @@ async def test_commands_in_a_channel_post_or_from_an_anonymous_admin_are_not_obe
     # The channel's "/export" is a post like any other: scanned and stored, never run.
     after = db_state(harness.storage)
     assert after["flags"] == before["flags"] and harness.storage.post(U.CHANNEL["id"], 2) is not None
+
+
+# -- the real process ---------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_the_real_bot_survives_a_hostile_stream_and_logs_no_token(tmp_path, model_path):
+    """`compliance-bot run` over HTTP: a 100 KB post, lone surrogates and null bytes, markup, forged buttons,
+    strangers' commands, garbage updates. Everything is refused or scanned, the bot stays up, and its log
+    holds every refusal and never the token."""
+    from tests.fakes.bot_api import FakeBotApiServer
+    from tests.test_app_e2e import PROMO, BotProcess, alerts_sent, wait_for
+
+    server = FakeBotApiServer().start()
+    bot = None
+    try:
+        bot = BotProcess(server, tmp_path, model_path)
+        chat = {"id": -1008888888888, "type": "channel", "title": HOSTILE_TITLE, "username": "gems_channel"}
+        server.api.push_update(U.channel_post(1, PROMO + " " + HOSTILE_POST, chat=chat))
+        server.api.push_update(U.channel_post(2, PROMO + " \ud800\x00 " + "z" * 100_000))
+        server.api.push_update(U.channel_post(3, "Presale", entities=[{"type": "text_link", "offset": 99, "length": 9,
+                                                                       "url": "https://presale.example"}]))
+        server.api.push_update({"poll": {"id": "1", "question": "?", "options": [], "total_voter_count": 0,
+                                         "is_closed": False, "is_anonymous": True, "type": "regular",
+                                         "allows_multiple_answers": False}})
+        for name in MODERATOR_COMMAND_NAMES:
+            server.api.push_update(U.command(f"/{name}", MODS, user=U.STRANGER))
+            server.api.push_update(U.command(f"/{name}", UNKNOWN_GROUP))
+        alert = wait_for(lambda: [a for a in alerts_sent(server) if "gems_channel/1" in a.params["text"]],
+                         60, "the alert of post 1 (an update PTB cannot parse used to stop the bot for good)")[0]
+        message = {"message_id": 1, "date": 1, "chat": MODS}
+        data = alert.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+        for forged in ("rv:1:c:0000000000000000", data[:-2], data + "0" * 80, data.replace("rv:", "rv:9")):
+            server.api.push_update(U.callback(forged, U.MODERATOR, message))
+        server.api.push_update(U.callback(data, U.STRANGER, message))
+        wait_for(lambda: len(server.api.calls_to("answerCallbackQuery")) == 5, 30, "the five refusals")
+        wait_for(lambda: server.api.pending_updates() == 0, 30, "every update confirmed")
+        assert bot.proc.poll() is None, bot.log()
+        log = bot.log()
+        assert log.count("refused malformed or forged callback data") == 4
+        assert "refused review of alert 1 by non-moderator 666" in log
+        assert log.count("by non-moderator 666 in chat") == len(MODERATOR_COMMAND_NAMES)
+        assert log.count(f"in chat {UNKNOWN_GROUP['id']}: not the moderators' chat nor private") == len(MODERATOR_COMMAND_NAMES)
+        assert "Traceback" not in log and "error while handling" not in log
+        # An update PTB cannot parse is skipped, named in one line; the updates after it are handled.
+        assert "could not be read (TypeError" in log and "Error while parsing updates" not in log
+        assert TEST_TOKEN not in log and TEST_TOKEN.split(":")[1] not in log
+        assert server.api.calls_to("sendDocument") == []
+        with sqlite3.connect(tmp_path / "bot.db") as conn:
+            assert conn.execute("SELECT COUNT(*) FROM reviews").fetchone() == (0,)
+            stored = dict(conn.execute("SELECT message_id, text FROM post_versions").fetchall())
+        assert set(stored) >= {1, 2} and "\ufffd\x00" in stored[2] and len(stored[2]) == MAX_SCAN_CHARS
+        for call in server.api.calls_to("sendMessage"):
+            assert_no_markup_from_the_post(call.params["text"], {"https://t.me/gems_channel/1", "https://t.me/cryptogems/2",
+                                                                "https://t.me/cryptogems/3"})
+    finally:
+        if bot is not None:
+            bot.stop()
+        server.stop()
