@@ -99,3 +99,26 @@ def test_cached_char_ngrams_count_exactly_like_scikit_learn():
     expected = vectorizer.counter_.transform([p.normalized for p in posts])
     assert (vectorizer.counts(posts) != expected).nnz == 0
     assert (vectorizer.counts(posts) != expected).nnz == 0  # and again, from the warm cache
+
+
+def test_batch_reasons_are_each_posts_own_strongest_features(trained_model):
+    """The batch sort must keep every post's reasons to its own row: the first reason of each post is
+    the largest contribution in that post's own feature vector."""
+    import scipy.sparse as sp
+
+    from classifier.model import prepare_many
+
+    texts = [t for t, _ in HARD_CASES] + ["", "🚀", "hello there"]
+    verdicts = trained_model.predict_many(texts)
+    union = trained_model.pipeline.named_steps["features"]
+    names, coef = trained_model._explanation_weights()
+    for text, verdict in zip(texts, verdicts):
+        row = sp.csr_matrix(union.transform(prepare_many([text])))
+        k = trained_model.classes.index(verdict.label)
+        contributions = row.data * coef[k, row.indices]
+        weights = [r.weight for r in verdict.reasons]
+        assert weights == sorted(weights, reverse=True) and all(w >= 0.01 for w in weights)
+        if weights:
+            assert weights[0] == pytest.approx(float(contributions.max()), rel=1e-5)
+        else:
+            assert contributions.size == 0 or contributions.max() < 0.01
