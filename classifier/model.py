@@ -217,21 +217,22 @@ class PromotionClassifier:
         weights = features.data * coef[label_indices[rows], features.indices]
         kept = np.flatnonzero(weights >= MIN_REASON_WEIGHT)
         kept = kept[np.lexsort((-weights[kept], rows[kept]))]
-        bounds = np.searchsorted(rows[kept], np.arange(features.shape[0] + 1))
+        bounds = np.searchsorted(rows[kept], np.arange(features.shape[0] + 1)).tolist()
+        # Plain lists from here: indexing numpy arrays one element at a time is what made this slow.
+        kept_features, kept_weights = features.indices[kept].tolist(), weights[kept].tolist()
         result = []
         for row in range(features.shape[0]):
             chosen: list[Reason] = []
-            for j in kept[bounds[row] : bounds[row + 1]][: limit * 3]:
+            for j in range(bounds[row], min(bounds[row + 1], bounds[row] + limit * 3)):
                 if len(chosen) >= limit:
                     break
-                block, feature = names[features.indices[j]]
-                weight = float(weights[j])
+                block, feature = names[kept_features[j]]
                 if block == "evidence":
-                    chosen.append(Reason("evidence", prepared[row].evidence.describe(feature), weight))
+                    chosen.append(Reason("evidence", prepared[row].evidence.describe(feature), kept_weights[j]))
                 elif block == "words":
-                    chosen.append(Reason("word", feature, weight))
+                    chosen.append(Reason("word", feature, kept_weights[j]))
                 elif len(feature) > 1 and not any(feature in r.feature for r in chosen):
-                    chosen.append(Reason("chars", feature, weight))
+                    chosen.append(Reason("chars", feature, kept_weights[j]))
             result.append(chosen)
         return result
 
