@@ -192,7 +192,6 @@ def read_export(handle: IO[bytes], name: str, report: Callable[[str], None], cou
     chats_seen = 0
     builder = None
     depth = 0
-    message_prefix = ""
     found_messages = False
 
     def skip(message: str) -> None:
@@ -216,7 +215,7 @@ def read_export(handle: IO[bytes], name: str, report: Callable[[str], None], cou
                 continue
             if prefix in _MESSAGES:
                 if event in ("start_map", "start_array"):
-                    builder, depth, message_prefix = ijson.ObjectBuilder(), 1, prefix
+                    builder, depth = ijson.ObjectBuilder(), 1
                     builder.event(event, value)
                 else:
                     counts.messages += 1

@@ -16,6 +16,22 @@ def model_path(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory):
+    """60 posts of each label from the bundled corpus as one JSONL file: enough to train in about a second."""
+    import json
+
+    from classifier.corpus import BUNDLED_DATA_DIR, load_corpus
+
+    posts = load_corpus([BUNDLED_DATA_DIR])
+    path = tmp_path_factory.mktemp("corpus") / "small.jsonl"
+    with open(path, "w", encoding="utf-8") as handle:
+        for label in ("ico", "trading_service", "benign"):
+            for post in [p for p in posts if p.label == label][:60]:
+                handle.write(json.dumps({"text": post.text, "label": label, "lang": post.lang}, ensure_ascii=False) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
 def trained_model(model_path):
     from classifier.persistence import load_model
 
@@ -98,3 +114,34 @@ async def bot_factory(tmp_path):
 @pytest.fixture
 async def harness(bot_factory):
     return await bot_factory()
+
+
+# -- end to end: the fake Bot API over HTTP and the real `compliance-bot run` process -------------------
+
+
+@pytest.fixture
+def server():
+    """The fake Bot API server on 127.0.0.1, stopped after the test."""
+    from tests.fakes.bot_api import FakeBotApiServer
+
+    s = FakeBotApiServer().start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def run_bot(server, tmp_path, model_path):
+    """Starts `compliance-bot run` processes against ``server``; stops them and checks their logs for the token."""
+    from tests.test_app_e2e import BotProcess
+
+    started = []
+
+    def start(**env):
+        bot = BotProcess(server, tmp_path, model_path, **env)
+        started.append(bot)
+        return bot
+
+    yield start
+    for bot in started:
+        bot.stop()
+        assert TEST_TOKEN not in bot.log(), "the token leaked into the log"

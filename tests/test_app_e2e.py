@@ -82,28 +82,6 @@ class BotProcess:
                 self.proc.wait(5)
 
 
-@pytest.fixture
-def server():
-    s = FakeBotApiServer().start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def run_bot(server, tmp_path, model_path):
-    started = []
-
-    def start(**env) -> BotProcess:
-        bot = BotProcess(server, tmp_path, model_path, **env)
-        started.append(bot)
-        return bot
-
-    yield start
-    for bot in started:
-        bot.stop()
-        assert TEST_TOKEN not in bot.log(), "the token leaked into the log"
-
-
 def alerts_sent(server) -> list:
     return [c for c in server.api.calls_to("sendMessage")
             if c.params["chat_id"] == MODERATOR_CHAT_ID and "alert #" in c.params["text"]]

@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import MODERATOR_CHAT_ID
 from tests.fakes import updates as U
-from tests.test_app_e2e import PROMO, alerts_sent, db_rows, run_bot, server, wait_for  # noqa: F401 (fixtures)
+from tests.test_app_e2e import PROMO, db_rows, wait_for
 
 pytestmark = pytest.mark.slow
 

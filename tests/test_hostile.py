@@ -374,7 +374,7 @@ async def test_alerts_and_listings_carry_no_markup_or_links_from_posts_or_titles
     assert "<pre>" in alert and "click" in alert and "[x](http://evil.example/md)" in alert
     for command in ("/pending", "/recent", "/chats"):
         await harness.send(U.command(command, MODS))
-    message, buttons = None, None
+    message = None
     for call in harness.api.calls_to("sendMessage"):
         assert_no_markup_from_the_post(call.params["text"], own)
         markup = call.params.get("reply_markup") or {}

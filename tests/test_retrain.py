@@ -11,7 +11,6 @@ from bot.alerts import decode_callback
 from bot.cli import cli
 from bot.retrain import reviewed_posts
 from bot.storage import Post, Storage
-from classifier.corpus import BUNDLED_DATA_DIR, load_corpus
 from classifier.persistence import load_model
 from classifier.train import train_and_save
 from classifier.versions import list_versions
@@ -27,18 +26,6 @@ FALSE_POSITIVES = [
     "The $LUMA presale is live on a copycat site; do not buy at luma-sale.example before the official listing, the team warns",
 ]
 CONFIRMED = "Presale of $MOON ends Friday, 1 BNB = 50,000 MOON, buy at moon-sale.example before the listing!"
-
-
-@pytest.fixture(scope="module")
-def small_corpus(tmp_path_factory):
-    """60 posts of each label from the bundled corpus (for the CLI tests)."""
-    posts = load_corpus([BUNDLED_DATA_DIR])
-    path = tmp_path_factory.mktemp("corpus") / "small.jsonl"
-    with open(path, "w", encoding="utf-8") as handle:
-        for label in ("ico", "trading_service", "benign"):
-            for post in [p for p in posts if p.label == label][:60]:
-                handle.write(json.dumps({"text": post.text, "label": label, "lang": post.lang}, ensure_ascii=False) + "\n")
-    return path
 
 
 TEMPLATES = {

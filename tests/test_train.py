@@ -3,22 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from classifier.corpus import BUNDLED_DATA_DIR, LabelledPost, load_corpus
+from classifier.corpus import LabelledPost
 from classifier.persistence import load_model, manifest_path
 from classifier.train import GateRefused, in_heldout, main, merge_reviewed, train_and_save, tune_thresholds
 from classifier.versions import VersionError, install, list_versions, previous_version, read_snapshot, version_dir
-
-
-@pytest.fixture(scope="module")
-def small_corpus(tmp_path_factory):
-    """60 posts of each label from the bundled corpus: enough to train in about a second."""
-    posts = load_corpus([BUNDLED_DATA_DIR])
-    path = tmp_path_factory.mktemp("corpus") / "small.jsonl"
-    with open(path, "w", encoding="utf-8") as handle:
-        for label in ("ico", "trading_service", "benign"):
-            for post in [p for p in posts if p.label == label][:60]:
-                handle.write(json.dumps({"text": post.text, "label": label, "lang": post.lang}, ensure_ascii=False) + "\n")
-    return path
 
 
 def quiet(message):

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import MODERATOR_CHAT_ID, TEST_TOKEN
 from tests.fakes import updates as U
-from tests.test_app_e2e import PROMO, alerts_sent, bot_env, command_line, db_rows, server, wait_for  # noqa: F401
+from tests.test_app_e2e import PROMO, alerts_sent, bot_env, command_line, db_rows, wait_for
 
 pytestmark = pytest.mark.slow
 SECRET = "webhook-secret_42"
