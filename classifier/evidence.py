@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
-from classifier.normalize import clean, normalize
+from classifier.normalize import clean, fold
 
 # Exchange → names and domains, looked for in normalized text (lower case, spaced letters joined).
 # Names that are also parts of ordinary words must stand alone ("okx", not "tokxyz"); "gate" alone is an
@@ -216,7 +216,7 @@ def _domain(url: str) -> str | None:
 def extract(text: str, *, cleaned: str | None = None, normalized: str | None = None) -> Evidence:
     """Find the evidence in a post. Pass ``cleaned``/``normalized`` when already computed."""
     cleaned = clean(text) if cleaned is None else cleaned
-    normalized = normalize(text) if normalized is None else normalized
+    normalized = fold(cleaned) if normalized is None else normalized
     # Cheap substring tests first: most posts have no link, handle or address, and the regexes cost more.
     telegram_links = (_unique(m.group(0) for m in _TELEGRAM_LINK.finditer(cleaned))
                       if ".me/" in normalized or "tg://" in normalized else [])

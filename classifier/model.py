@@ -40,7 +40,8 @@ class PreparedPost(NamedTuple):
 
 def prepare(text: str) -> PreparedPost:
     """Clean once, then derive both the n-gram text and the evidence from it."""
-    cleaned = clean(text[:MAX_CHARS])
+    text = text[:MAX_CHARS]
+    cleaned = clean(text)
     normalized = fold(cleaned)
     return PreparedPost(normalized, extract(text, cleaned=cleaned, normalized=normalized))
 
@@ -83,8 +84,8 @@ class WordCachedCharNgrams(TransformerMixin, BaseEstimator):
     def fit(self, posts, y=None):
         texts = [p.normalized for p in posts]
         self.counter_ = CountVectorizer(analyzer="char_wb", ngram_range=self.ngram_range, min_df=self.min_df,
-                                        max_df=self.max_df, lowercase=False, dtype=np.float32).fit(texts)
-        self.tfidf_ = TfidfTransformer(sublinear_tf=True).fit(self.counter_.transform(texts))
+                                        max_df=self.max_df, lowercase=False, dtype=np.float32)
+        self.tfidf_ = TfidfTransformer(sublinear_tf=True).fit(self.counter_.fit_transform(texts))
         self._cache = {}
         return self
 
