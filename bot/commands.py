@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import csv
 import functools
 import io
 import json
@@ -11,16 +10,20 @@ import logging
 import sqlite3
 from datetime import datetime, timezone
 from html import escape
+from pathlib import Path
 
+import sqlite_utils
 from telegram import BotCommand, BotCommandScopeChat, InputFile, Update
 from telegram.constants import ParseMode
 from telegram.ext import ContextTypes
 
-from bot.alerts import (LABEL_NAMES, MAX_MESSAGE, AlertView, code, excerpt, fmt_time, post_anchor, post_link, render_alert,
+from bot.alerts import (LABEL_NAMES, MAX_MESSAGE, AlertView, code, excerpt, fmt_time, post_anchor, render_alert,
                         utf16_len)
 from bot.ingest import scan_text
+from bot.offline import export_rows, write_export
 from bot.outbox import NO_PREVIEW
 from bot.services import services
+from bot.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -210,24 +213,67 @@ def fit_messages(lines: list[str], limit: int = MAX_MESSAGE) -> list[str]:
     return messages + [current] if current else messages
 
 
-EXPORT_COLUMNS = ["id", "created_at", "chat_id", "chat_title", "message_id", "link", "label", "score", "status",
-                  "model_version", "reasons", "text"]
+# Telegram takes documents of at most 50 MB from a bot; counted in decimal megabytes to stay under it.
+MAX_EXPORT_BYTES = 50_000_000
+
+
+class _ExportTooBig(Exception):
+    pass
+
+
+class _CappedBuffer:
+    """A text sink for write_export that keeps UTF-8 bytes and stops at the limit, so a database far too
+    big to send is neither read to its end nor held in memory beyond the limit."""
+
+    def __init__(self, limit: int):
+        self.limit, self.data = limit, io.BytesIO()
+
+    def write(self, text: str) -> int:
+        self.data.write(text.encode("utf-8"))
+        if self.data.tell() > self.limit:
+            raise _ExportTooBig
+        return len(text)
+
+
+def _export_csv(storage: Storage, limit: int) -> bytes | None:
+    """The CSV `compliance-bot export` writes, or None if it would pass ``limit`` bytes."""
+    out = _CappedBuffer(limit)
+    try:
+        write_export(export_rows(storage), out, "csv")
+    except _ExportTooBig:
+        return None
+    return out.data.getvalue()
+
+
+def _export_csv_from_file(path: str, limit: int) -> bytes | None:
+    """_export_csv over a read-only connection of its own, for a worker thread."""
+    # sqlite3 objects must stay in the thread that made them, and a second connection reads one WAL
+    # snapshot without holding up the bot's writes.
+    conn = sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True)
+    try:
+        return _export_csv(Storage(sqlite_utils.Database(conn)), limit)
+    finally:
+        conn.close()
 
 
 @moderator_only
 async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Every flag as a CSV document."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    for f in services(context).storage.all_flags():
-        writer.writerow(f | {
-            "created_at": datetime.fromtimestamp(f["created_at"], timezone.utc).isoformat(),
-            "link": post_link(f["chat_id"], f["chat_username"], f["message_id"]) or "",
-            "reasons": "; ".join(f"{r['kind']}:{r['feature']}" for r in json.loads(f["reasons"])),
-        })
+    """Every flag as a CSV document, the same as `compliance-bot export` writes."""
+    storage = services(context).storage
+    path = next((row[2] for row in storage.db.execute("PRAGMA database_list") if row[1] == "main"), "")
+    if path:
+        data = await asyncio.to_thread(_export_csv_from_file, path, MAX_EXPORT_BYTES)
+    else:  # an in-memory database has no file for a second connection to open
+        data = _export_csv(storage, MAX_EXPORT_BYTES)
+    if data is None:
+        log.info("/export passed %d bytes; pointed the moderator to the CLI", MAX_EXPORT_BYTES)
+        await update.effective_message.reply_text(
+            f"The export is larger than the {MAX_EXPORT_BYTES / 1e6:g} MB Telegram lets a bot send. On the bot's "
+            "server, run: compliance-bot export -o flags.csv (compliance-bot export --help shows how to narrow it "
+            "with --status, --label and --since).")
+        return
     name = f"flags-{datetime.now(timezone.utc):%Y%m%d-%H%M}.csv"
-    await update.effective_message.reply_document(InputFile(io.BytesIO(buffer.getvalue().encode("utf-8")), filename=name))
+    await update.effective_message.reply_document(InputFile(io.BytesIO(data), filename=name))
 
 
 @moderator_only

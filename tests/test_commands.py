@@ -2,9 +2,15 @@
 
 import csv
 import io
+import threading
 
+from click.testing import CliRunner
+
+from bot.cli import cli
 from bot.commands import MODERATOR_COMMANDS, PUBLIC_COMMANDS, register_commands
-from tests.conftest import LINK_BAIT, MODERATOR_CHAT_ID, outside_code
+from bot.offline import EXPORT_COLUMNS, export_rows, write_export
+from bot.storage import Storage
+from tests.conftest import LINK_BAIT, MODERATOR_CHAT_ID, TEST_TOKEN, outside_code
 from tests.fakes import updates as U
 from tests.fakes.classifier import FakeClassifier
 
@@ -49,14 +55,63 @@ async def test_stats_recent_chats_pending(harness):
     assert all(c.params["reply_markup"]["inline_keyboard"] for c in listing)
 
 
-async def test_export_sends_a_csv_document(harness):
+def cli_csv(storage) -> str:
+    """What `compliance-bot export` writes for this database."""
+    out = io.StringIO()
+    write_export(export_rows(storage), out, "csv")
+    return out.getvalue()
+
+
+async def test_export_sends_the_same_csv_as_the_cli(harness, tmp_path, monkeypatch):
     await harness.send(U.channel_post(1, "Presale live, with \"quotes\", and, commas"))
+    await harness.send(U.group_message(2, "VIP signals, 收U 预售"))
+    await harness.send(U.channel_post(3, "nice weather"))  # benign: no flag
+    second = harness.storage.all_flags()[1]
+    harness.storage.record_review(second["alert_id"], "false_positive", None, 111, "Mia Mod")
+    threads = []
+
+    def spy(storage):
+        threads.append(threading.current_thread())
+        return export_rows(storage)
+
+    monkeypatch.setattr("bot.commands.export_rows", spy)
     await harness.send(U.command("/export", MODS))
     [doc] = harness.api.calls_to("sendDocument")
     filename, content = next(iter(doc.files.values()))
-    rows = list(csv.DictReader(io.StringIO(content.decode())))
-    assert filename.endswith(".csv") and len(rows) == 1
+    assert filename.endswith(".csv") and content.decode() == cli_csv(harness.storage)
+    assert threads and threads[0] is not threading.main_thread()  # read off the event loop
+    result = CliRunner().invoke(cli, ["export", "--db", str(tmp_path / "bot.db"), "-o", str(tmp_path / "cli.csv")],
+                                env={"TELEGRAM_BOT_TOKEN": TEST_TOKEN})
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cli.csv").read_bytes() == content
+    reader = csv.DictReader(io.StringIO(content.decode()))
+    rows = list(reader)
+    assert reader.fieldnames == EXPORT_COLUMNS and len(rows) == 2
     assert rows[0]["link"] == "https://t.me/cryptogems/1" and rows[0]["text"].endswith("and, commas")
+    assert (rows[1]["status"], rows[1]["reviewed_by"], rows[1]["reasons"]) == ("false_positive", "Mia Mod (111)", "vip signals; vip")
+
+
+async def test_export_from_an_in_memory_database(bot_factory):
+    harness = await bot_factory(storage=Storage.open(":memory:"))
+    await harness.send(U.channel_post(1, "Airdrop now"))
+    await harness.send(U.command("/export", MODS))
+    [doc] = harness.api.calls_to("sendDocument")
+    content = next(iter(doc.files.values()))[1].decode()
+    assert content == cli_csv(harness.storage) and "Airdrop now" in content
+
+
+async def test_export_over_telegrams_limit_points_to_the_cli(harness, monkeypatch):
+    await harness.send(U.channel_post(1, "Presale 预售 live"))  # multi-byte: the limit is in bytes, not characters
+    size = len(cli_csv(harness.storage).encode("utf-8"))
+    monkeypatch.setattr("bot.commands.MAX_EXPORT_BYTES", size)
+    await harness.send(U.command("/export", MODS))
+    assert len(harness.api.calls_to("sendDocument")) == 1  # exactly at the limit: sent
+    monkeypatch.setattr("bot.commands.MAX_EXPORT_BYTES", size - 1)
+    await harness.send(U.command("/export", MODS))
+    assert len(harness.api.calls_to("sendDocument")) == 1
+    reply = last_reply(harness)
+    assert reply.startswith("The export is larger than the") and "Telegram lets a bot send" in reply
+    assert "compliance-bot export -o flags.csv" in reply and "compliance-bot export --help" in reply
 
 
 async def test_model_and_reload(bot_factory):
