@@ -111,7 +111,7 @@ def test_batch_reasons_are_each_posts_own_strongest_features(trained_model):
     texts = [t for t, _ in HARD_CASES] + ["", "🚀", "hello there"]
     verdicts = trained_model.predict_many(texts)
     union = trained_model.pipeline.named_steps["features"]
-    names, coef = trained_model._explanation_weights()
+    coef = trained_model.pipeline[-1].calibrated_classifiers_[0].estimator.coef_
     for text, verdict in zip(texts, verdicts):
         row = sp.csr_matrix(union.transform(prepare_many([text])))
         k = trained_model.classes.index(verdict.label)

@@ -1,0 +1,78 @@
+"""The scorer must compute exactly what the fitted scikit-learn pipeline computes, only without its checks."""
+
+import gc
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import CountVectorizer
+
+from classifier.corpus import BUNDLED_DATA_DIR, load_corpus
+from classifier.model import PromotionClassifier, build_pipeline, decide, prepare_many
+from classifier.scoring import LinearScorer, tfidf
+
+ODD_POSTS = ["", "🚀🚀🚀", "a", "​", "x" * 20000, "币安 binance BINANCE b i n a n c e", "\ud800 lone surrogate",
+             "0x52908400098527886E0F7030069857D2E4169EE7 T9yD14Nj9j7xAB4dbGeiX9h8unkKHxuWwb t.me/+abc"]
+
+
+@pytest.fixture(scope="module")
+def sample_texts():
+    posts = load_corpus([BUNDLED_DATA_DIR])
+    return [p.text for p in posts[::7]] + ODD_POSTS
+
+
+def test_probabilities_equal_the_pipelines_predict_proba(trained_model, sample_texts):
+    expected = trained_model.pipeline.predict_proba(sample_texts)
+    scorer = LinearScorer(trained_model.pipeline)
+    got = scorer.probabilities(scorer.features(prepare_many(sample_texts)))
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_feature_blocks_equal_the_feature_union(trained_model, sample_texts):
+    prepared = prepare_many(sample_texts)
+    union = trained_model.pipeline.named_steps["features"]
+    expected = sp.csr_matrix(union.transform(prepared))
+    got = sp.hstack(LinearScorer(trained_model.pipeline).features(prepared), format="csr")
+    assert abs(got - expected).max() < 1e-6
+    assert (got != 0).nnz == (expected != 0).nnz
+
+
+def test_tfidf_equals_scikit_learns_transform(trained_model, sample_texts):
+    """Including rows with no n-gram at all, which l2 normalisation must leave at zero, not NaN."""
+    words = trained_model.pipeline.named_steps["features"].transformer_list[1][1]
+    prepared = prepare_many(sample_texts)
+    expected = words.transform(prepared)
+    got = tfidf(CountVectorizer.transform(words, prepared), words)
+    assert np.isfinite(got.data).all()
+    assert abs(got - expected).max() < 1e-6
+
+
+def test_verdict_labels_equal_thresholds_applied_to_predict_proba(trained_model, sample_texts):
+    expected = decide(trained_model.pipeline.predict_proba(sample_texts), trained_model.classes, trained_model.thresholds)
+    assert [v.label for v in trained_model.predict_many(sample_texts)] == expected
+
+
+def test_a_two_label_model_scores_like_its_pipeline():
+    """scikit-learn keeps one row of SVM weights when there are two classes; the scorer must follow."""
+    posts = [p for p in load_corpus([BUNDLED_DATA_DIR]) if p.label != "trading_service"][::4]
+    pipeline = build_pipeline().fit([p.text for p in posts], [p.label for p in posts])
+    texts = [p.text for p in posts[:60]] + ODD_POSTS
+    scorer = LinearScorer(pipeline)
+    np.testing.assert_allclose(scorer.probabilities(scorer.features(prepare_many(texts))),
+                               pipeline.predict_proba(texts), rtol=1e-5, atol=1e-7)
+    verdicts = PromotionClassifier(pipeline, {"ico": 0.5, "trading_service": 0.5}).predict_many(texts)
+    assert {v.label for v in verdicts} <= {"ico", "benign"}
+    assert all(r.weight > 0 for v in verdicts for r in v.reasons)
+
+
+def test_a_batch_leaves_the_garbage_collector_as_it_found_it(trained_model):
+    assert gc.isenabled()
+    trained_model.predict_many(["Presale live, buy now", "hello"])
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        trained_model.predict_many(["Presale live, buy now"])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
