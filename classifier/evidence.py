@@ -81,15 +81,20 @@ _REFERRAL_TEXT = re.compile(
     r"|(?:邀请码|邀請碼|推荐码|推薦碼|注册码|註冊碼|邀请ID|返佣码)\s*[:：]?\s*([A-Za-z0-9]{4,12})",
     re.IGNORECASE,
 )
-# What _REFERRAL_TEXT cannot match without, looked for first in the normalized text. A bare "id" would send
-# one post in six through that long pattern ("said", "paid", "video"), so "id" must follow a referral word.
-_REFERRAL_ID = re.compile(r"(?:ref|referral|invite|invitation|promo|bonus|sign[- ]?up|邀请)\s*id")
+# What _REFERRAL_TEXT cannot match without, looked for before running it. A bare "id" would send one post
+# in six through that long pattern ("said", "paid", "video"), so "id" must follow a referral word. Like
+# _REFERRAL_TEXT, this reads the cleaned text ignoring case, where "i" also matches the Turkish "ı" and "İ"
+# that case-folding keeps.
+_REFERRAL_ID = re.compile(r"(?:ref(?:erral)?|invite|invitation|promo|bonus|sign[- ]?up|邀请)\s*id", re.IGNORECASE)
 
 
-def _may_hold_referral_text(normalized: str) -> bool:
+def _may_hold_referral_text(cleaned: str, normalized: str) -> bool:
     # Substring tests first: each costs a few dozen nanoseconds, a regex search over the post microseconds.
-    return ("code" in normalized or "码" in normalized or "碼" in normalized
-            or ("id" in normalized and _REFERRAL_ID.search(normalized) is not None))
+    if "code" in normalized or "码" in normalized or "碼" in normalized:
+        return True
+    return ("id" in normalized or "ı" in cleaned or "İ" in cleaned) and _REFERRAL_ID.search(cleaned) is not None
+
+
 _TELEGRAM_LINK = re.compile(r"(?:https?://)?(?:t|telegram)\.me/(?:joinchat/|\+)?[A-Za-z0-9_+/-]+|tg://\S+", re.IGNORECASE)
 _HANDLE = re.compile(r"(?<![\w.@/])@([A-Za-z][A-Za-z0-9_]{3,31})\b")
 # Words that make a handle a point of contact ("DM @x", "联系 @x") rather than a mention of an account,
@@ -243,7 +248,7 @@ def extract(text: str, *, cleaned: str | None = None, normalized: str | None = N
     ])
     handles = list(_HANDLE.finditer(cleaned)) if "@" in cleaned else []
     referrals = [r for u in urls + telegram_links for r in _referrals_in_url(u)]
-    if _may_hold_referral_text(normalized):
+    if _may_hold_referral_text(cleaned, normalized):
         referrals += [next(g for g in m.groups() if g) for m in _REFERRAL_TEXT.finditer(cleaned)]
     addresses: dict[str, list[str]] = {}
     taken: set[str] = set()

@@ -9,7 +9,7 @@ per-label thresholds tuned on cross-validated predictions turn them into a label
 from __future__ import annotations
 
 import gc
-from contextlib import contextmanager
+import threading
 from operator import attrgetter
 from typing import NamedTuple, Sequence
 
@@ -108,7 +108,8 @@ class WordCachedCharNgrams(TransformerMixin, BaseEstimator):
         pieces, lengths = [], []
         cache, miss = self._cache, self._word_indices
         for post in posts:
-            words = [cache[w] if w in cache else miss(w) for w in post.normalized.split()]
+            # get, not "in" then index: another thread's batch may clear the cache between the two.
+            words = [miss(w) if (found := cache.get(w)) is None else found for w in post.normalized.split()]
             lengths.append(sum(map(len, words)))
             pieces.extend(words)
         indices = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int32)
@@ -205,7 +206,7 @@ class PromotionClassifier:
         """Verdicts for many posts in one vectorised pass; ``reasons=0`` skips the explanations."""
         if not texts:
             return []
-        with _collector_paused():
+        with _collector_paused:
             scorer = self.scorer
             prepared = prepare_many(texts)
             blocks = scorer.features(prepared)
@@ -270,16 +271,31 @@ class PromotionClassifier:
         self.__dict__.update({"_scorer": None, "_names": None} | state)
 
 
-@contextmanager
-def _collector_paused():
-    """Pause the cyclic garbage collector for one batch. A batch allocates tens of thousands of small
+class _CollectorPause:
+    """Pause the cyclic garbage collector while batches run. A batch allocates tens of thousands of small
     containers (match lists, evidence, verdicts) and creates no reference cycles; the collector's passes
-    over them, and over everything else alive, cost about a tenth of the batch."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
+    over them, and over everything else alive, cost about a tenth of the batch. Batches may run in several
+    threads at once (the bot's), so the first to start pauses it and the last to finish resumes it, and
+    only if it was running before."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._running = 0
+        self._paused_by_us = False
+
+    def __enter__(self):
+        with self._lock:
+            if self._running == 0:
+                self._paused_by_us = gc.isenabled()
+                gc.disable()
+            self._running += 1
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self._running -= 1
+            if self._running == 0 and self._paused_by_us:
+                gc.enable()
+        return False
+
+
+_collector_paused = _CollectorPause()

@@ -39,8 +39,8 @@ def tfidf(counts: sp.csr_matrix, weighting) -> sp.csr_matrix:
         data *= weighting.idf_[counts.indices]
     if weighting.norm == "l2":
         rows = _row_of_each_value(counts)
+        # A row without n-grams has no values to divide, so its zero norm is never used.
         norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=counts.shape[0]))
-        norms[norms == 0.0] = 1.0
         data /= norms[rows].astype(data.dtype)
     elif weighting.norm is not None:
         raise ValueError(f"tf-idf norm {weighting.norm!r} is not supported by the scorer")
@@ -58,6 +58,9 @@ class LinearScorer:
     def __init__(self, pipeline):
         union = pipeline.named_steps["features"]
         self.chars, self.words, self.evidence = (t for _, t in union.transformer_list)
+        # ensemble=True would average several calibrated SVMs; weighted blocks would scale the features.
+        if len(pipeline[-1].calibrated_classifiers_) != 1 or union.transformer_weights is not None:
+            raise ValueError("the scorer expects one calibrated SVM over unweighted feature blocks")
         calibrated = pipeline[-1].calibrated_classifiers_[0]
         svm = calibrated.estimator
         self.classes = list(pipeline.classes_)
@@ -90,7 +93,10 @@ class LinearScorer:
             return np.column_stack([1.0 - calibrated[:, 0], calibrated[:, 0]])
         total = calibrated.sum(axis=1, keepdims=True)
         uniform = np.full_like(calibrated, 1.0 / len(self.classes))
-        return np.divide(calibrated, total, out=uniform, where=total != 0)
+        probabilities = np.divide(calibrated, total, out=uniform, where=total != 0)
+        # As predict_proba does: a rounding error above 1 is 1.
+        probabilities[(probabilities > 1.0) & (probabilities <= 1.0 + 1e-5)] = 1.0
+        return probabilities
 
     def contributions(self, blocks: list[sp.csr_matrix], label_indices: np.ndarray) -> Contributions:
         """What each feature of each post added to the score of that post's label."""

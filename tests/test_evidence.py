@@ -44,6 +44,30 @@ def test_referral_codes_in_text_and_paths():
     assert extract("code review at noon").referrals == []
 
 
+@pytest.mark.parametrize("text", ["Referral ID: ABCD1234", "ınvite id: ABCD1234", "İnvite ID: ABCD1234",
+                                  "sıgn up id: ABCD1234", "ref ıd ABCD1234", "邀请ID：K9K9K9", "Bonus CODE \"WXYZ99\""])
+def test_referral_text_is_found_whatever_the_case_or_script_of_its_keyword(text):
+    """The cheap check that runs before the referral pattern must let through everything the pattern
+    matches, including the dotless and dotted Turkish i that case-folding keeps."""
+    assert extract(text).referrals, text
+
+
+def test_the_referral_prefilter_lets_through_every_post_the_pattern_matches():
+    from classifier.corpus import BUNDLED_DATA_DIR, load_corpus
+    from classifier.evidence import _REFERRAL_TEXT, _may_hold_referral_text
+    from classifier.normalize import clean, fold
+
+    texts = [p.text for p in load_corpus([BUNDLED_DATA_DIR])]
+    texts += [t.replace("i", "ı") for t in texts] + [t.upper().replace("I", "İ") for t in texts]
+    matched = 0
+    for text in texts:
+        cleaned = clean(text)
+        if _REFERRAL_TEXT.search(cleaned):
+            matched += 1
+            assert _may_hold_referral_text(cleaned, fold(cleaned)), text
+    assert matched > 100  # the corpus does hold referral codes in text
+
+
 def test_telegram_links_and_handles_but_not_emails():
     ev = extract("Join t.me/pump_signals or https://t.me/+AbCdEf, DM @vip_admin; mail me@example.com")
     assert ev.telegram_links == ["t.me/pump_signals", "https://t.me/+AbCdEf"]

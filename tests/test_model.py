@@ -122,3 +122,34 @@ def test_batch_reasons_are_each_posts_own_strongest_features(trained_model):
             assert weights[0] == pytest.approx(float(contributions.max()), rel=1e-5)
         else:
             assert contributions.size == 0 or contributions.max() < 0.01
+
+
+def test_a_batch_leaves_the_garbage_collector_as_it_found_it(trained_model):
+    import gc
+
+    assert gc.isenabled()
+    trained_model.predict_many(["Presale live, buy now", "hello"])
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        trained_model.predict_many(["Presale live, buy now"])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_overlapping_batches_resume_the_collector_only_when_the_last_one_ends():
+    """Batches run in several of the bot's threads at once: the first to end must not resume collection
+    under the other."""
+    import gc
+
+    from classifier.model import _collector_paused
+
+    first, second = _collector_paused, _collector_paused
+    first.__enter__()
+    second.__enter__()
+    assert not gc.isenabled()
+    first.__exit__(None, None, None)
+    assert not gc.isenabled()
+    second.__exit__(None, None, None)
+    assert gc.isenabled()
