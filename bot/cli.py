@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -207,20 +208,31 @@ def model_rollback(version, model_path):
     click.echo(f"Installed model {version} (was {old}) at {path}")
 
 
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # a container or taskset may allow fewer than the machine has
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--alert", is_flag=True, help="Send the flags found to the moderators as one digest "
                                             "(needs TELEGRAM_BOT_TOKEN and MODERATOR_CHAT_ID).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes that classify while this one reads and stores (default: the usable cores, "
+                   f"{_usable_cores()} here); 1 classifies in this process.")
 @_db_option
 @_model_option
-def scan(files, alert, db_path, model_path):
+def scan(files, alert, workers, db_path, model_path):
     """Scan Telegram Desktop exports (result.json of a chat or of a whole account) and JSONL files of posts.
 
     Posts and flags are stored in the bot's database, under the same Bot API chat ids as live posts, so a
     post seen both ways is one row. Flags from history do not alert one by one: they wait in the review
     queue (/pending) and the next digest, or go out at once as a digest with --alert. JSONL lines need
     "text", "chat_id" and "message_id". A message or file that cannot be read is reported and skipped;
-    the exit code is 1 when anything was skipped.
+    the exit code is 1 when anything was skipped. Ctrl-C stops the scan and keeps what was stored (exit
+    code 130); scanning the same files again continues where it stopped.
     """
     from bot.offline import scan_files, summary_table
 
@@ -243,7 +255,8 @@ def scan(files, alert, db_path, model_path):
 
     try:
         summary = scan_files(files, storage, classifier, report=lambda m: click.echo(m, err=True),
-                             store_benign_text=settings.store_benign_text, progress=progress)
+                             store_benign_text=settings.store_benign_text, progress=progress,
+                             workers=workers or _usable_cores())
         click.echo(summary_table(summary))
         if alert:
             _send_scan_digest(settings, storage, summary)
@@ -251,7 +264,7 @@ def scan(files, alert, db_path, model_path):
         storage.close()
     if summary.problems:
         click.echo(f"{summary.problems} problems: see the messages above", err=True)
-        sys.exit(1)
+        sys.exit(130 if summary.interrupted else 1)
 
 
 PROGRESS_MIN_BYTES = 2 << 20  # files this long (about 5,000 messages) get a progress bar

@@ -11,10 +11,15 @@ from __future__ import annotations
 import csv
 import heapq
 import json
+import multiprocessing
+import os
+import signal
 import sqlite3
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
@@ -24,6 +29,8 @@ from bot.exports import ExportError, ReadCounts, position_of, read_posts
 from bot.storage import Post, Storage
 
 BATCH = 1000  # posts classified together and stored in one transaction
+IN_FLIGHT_PER_WORKER = 2  # batches handed to each worker ahead of storing: enough to keep it busy, bounded memory
+WORKER_NICENESS = 10
 TOP_FLAGS = 5
 NEVER_ALERT = float("inf")  # the alert threshold for history: flags go to the queue and the digest
 
@@ -42,14 +49,18 @@ class FileSummary:
 class ScanSummary:
     files: list[FileSummary] = field(default_factory=list)
     flags_by_chat: Counter = field(default_factory=Counter)
-    top: list = field(default_factory=list)  # heap of (score, n, flag description)
+    top: list = field(default_factory=list)  # heap of (score, -flag id, n, flag description)
+    flags_seen: int = 0  # n: an edit keeps its flag's id and may keep its score, and descriptions do not compare
     started: float = 0.0
     finished: float = 0.0
     database_error: str | None = None
+    stopped: str | None = None  # Ctrl-C or a classification worker that died
+    interrupted: bool = False
 
     @property
     def problems(self) -> int:
-        return sum(f.counts.skipped + (f.error is not None) for f in self.files) + (self.database_error is not None)
+        return (sum(f.counts.skipped + (f.error is not None) for f in self.files) + (self.database_error is not None)
+                + (self.stopped is not None))
 
 
 class _Chats:
@@ -67,55 +78,74 @@ class _Chats:
 
 
 def scan_files(paths: Iterable[Path], storage: Storage, classifier, *, report: Callable[[str], None],
-               store_benign_text: bool = False, progress: Callable | None = None) -> ScanSummary:
+               store_benign_text: bool = False, progress: Callable | None = None, workers: int = 1) -> ScanSummary:
     """Scan every file, storing posts and flags; a bad file is reported and the next one is read.
 
     ``progress(path, size)`` returns a context manager with ``update(n_bytes)`` (click's progress bar).
-    A database error stops the scan (the batches stored so far stay); rerunning continues, since posts
-    already stored are recognised as duplicates.
+    With ``workers`` > 1, batches are classified in that many worker processes while this process reads
+    and stores; results are stored in reading order, so what is stored is the same as with one worker.
+    A database error, Ctrl-C or a worker that dies stops the scan (the batches stored so far stay);
+    rerunning continues, since posts already stored are recognised as duplicates.
     """
     summary = ScanSummary(started=storage.clock())
-    chats = _Chats(storage)
-    for path in map(Path, paths):
-        file_summary = FileSummary(str(path))
-        summary.files.append(file_summary)
-        try:
-            handle = open(path, "rb")
-        except OSError as exc:
-            file_summary.error = f"{path}: cannot open ({exc.strerror or exc})"
-            report(file_summary.error)
-            continue
-        with handle:
-            size = path.stat().st_size if path.is_file() else 0
-            bar = progress(path, size) if progress else None
-            where = position_of(handle)
-            done = 0
-            batch: list[Post] = []
-            try:
-                with bar if bar is not None else _nothing():
-                    for post in read_posts(path, handle, report, file_summary.counts):
-                        batch.append(post)
-                        if len(batch) >= BATCH:
-                            _store(batch, storage, classifier, chats, file_summary, summary, store_benign_text)
-                            batch = []
-                            if bar is not None:
-                                now = where()
-                                bar.update(max(0, now - done))
-                                done = now
-                    _store(batch, storage, classifier, chats, file_summary, summary, store_benign_text)
-                    if bar is not None:
-                        bar.update(max(0, size - done))
-            except ExportError as exc:
-                _store(batch, storage, classifier, chats, file_summary, summary, store_benign_text)
-                file_summary.error = str(exc)
-                report(file_summary.error)
-            except sqlite3.Error as exc:
-                summary.database_error = (f"database error while storing {path} ({exc}); the batches stored before it "
-                                          "are kept; run the scan again to continue (stored posts are not stored twice)")
-                report(summary.database_error)
-                break
+    pipeline = _Pipeline(classifier, workers, storage, summary, store_benign_text)
+    try:
+        for path in map(Path, paths):
+            _scan_file(path, pipeline, summary, report, progress)
+        pipeline.drain()
+    except _StoreError as exc:
+        summary.database_error = (f"database error while storing {exc.path} ({exc.error}); the batches stored before "
+                                  "it are kept; run the scan again to continue (stored posts are not stored twice)")
+        report(summary.database_error)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        summary.stopped = ("interrupted: the batches stored before are kept; run the scan again to continue "
+                           "(stored posts are not stored twice)")
+        report(summary.stopped)
+    except BrokenProcessPool as exc:
+        summary.stopped = (f"a classification worker stopped unexpectedly ({exc}); the batches stored before are "
+                           "kept; run the scan again to continue, with --workers 1 if it happens again")
+        report(summary.stopped)
+    finally:
+        pipeline.close()
     summary.finished = storage.clock()
     return summary
+
+
+def _scan_file(path: Path, pipeline: "_Pipeline", summary: ScanSummary, report: Callable[[str], None],
+               progress: Callable | None) -> None:
+    file_summary = FileSummary(str(path))
+    summary.files.append(file_summary)
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        file_summary.error = f"{path}: cannot open ({exc.strerror or exc})"
+        report(file_summary.error)
+        return
+    with handle:
+        size = path.stat().st_size if path.is_file() else 0
+        bar = progress(path, size) if progress else None
+        where = position_of(handle)
+        done = 0
+        batch: list[Post] = []
+        try:
+            with bar if bar is not None else _nothing():
+                for post in read_posts(path, handle, report, file_summary.counts):
+                    batch.append(post)
+                    if len(batch) >= BATCH:
+                        pipeline.put(batch, file_summary)
+                        batch = []
+                        if bar is not None:
+                            now = where()
+                            bar.update(max(0, now - done))
+                            done = now
+                pipeline.put(batch, file_summary)
+                if bar is not None:
+                    bar.update(max(0, size - done))
+        except ExportError as exc:
+            pipeline.put(batch, file_summary)
+            file_summary.error = str(exc)
+            report(file_summary.error)
 
 
 class _nothing:
@@ -126,11 +156,98 @@ class _nothing:
         return False
 
 
-def _store(batch: list[Post], storage: Storage, classifier, chats: _Chats, file_summary: FileSummary,
+class _StoreError(Exception):
+    """A database error, with the file whose batch was being stored (not always the file being read)."""
+
+    def __init__(self, path: str, error: sqlite3.Error):
+        super().__init__(path, error)
+        self.path, self.error = path, error
+
+
+class _Pipeline:
+    """Batches go in as they are read and are stored in the same order; this process is the only writer.
+
+    With one worker a batch is classified and stored at once, in this process. With more, classifying is
+    the part that moves to worker processes (it is most of the work); at most IN_FLIGHT_PER_WORKER batches
+    a worker wait for their verdicts, so memory does not grow with the file whatever the speed of either side.
+    """
+
+    def __init__(self, classifier, workers: int, storage: Storage, summary: ScanSummary, store_benign_text: bool):
+        self.classifier, self.workers = classifier, max(1, workers)
+        self.storage, self.summary, self.store_benign_text = storage, summary, store_benign_text
+        self.chats = _Chats(storage)
+        self.in_flight = 0 if self.workers == 1 else IN_FLIGHT_PER_WORKER * self.workers
+        self.pending: deque[tuple[list[Post], FileSummary, Future]] = deque()
+        self.pool: ProcessPoolExecutor | None = None
+
+    def put(self, batch: list[Post], file_summary: FileSummary) -> None:
+        if batch:
+            self.pending.append((batch, file_summary, self._classify([p.text for p in batch])))
+        while self.pending and (len(self.pending) > self.in_flight or self.pending[0][2].done()):
+            self._store_oldest()
+
+    def drain(self) -> None:
+        while self.pending:
+            self._store_oldest()
+
+    def close(self) -> None:
+        """Stop the workers; verdicts not stored yet are dropped (a rerun classifies them again)."""
+        self.pending.clear()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+    def _classify(self, texts: list[str]) -> Future:
+        if self.workers == 1:
+            done: Future = Future()
+            done.set_result(self.classifier.predict_many(texts))
+            return done
+        if self.pool is None:
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=_worker_context(), initializer=_worker_start,
+                                            initargs=(self.classifier,))
+        return self.pool.submit(_worker_classify, texts)
+
+    def _store_oldest(self) -> None:
+        batch, file_summary, verdicts = self.pending[0]
+        verdicts = verdicts.result()
+        try:
+            _store(batch, verdicts, self.storage, self.chats, file_summary, self.summary, self.store_benign_text)
+        except sqlite3.Error as exc:
+            raise _StoreError(file_summary.path, exc) from None
+        self.pending.popleft()
+
+
+def _worker_context():
+    # Forked workers inherit the model already loaded here (no second load, no pickled copy of it, any
+    # classifier object works); the scan is single-threaded when it forks. Elsewhere the model is pickled.
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else None)
+
+
+_worker_model = None
+
+
+def _worker_start(classifier) -> None:
+    global _worker_model
+    _worker_model = classifier
+    # Ctrl-C reaches the whole process group: the main process stops the scan and the pool; a worker that
+    # took it too would print a traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The main process (reading and storing) sets the pace, and with N workers there is one process more
+    # than cores: workers that yield to it keep it running. 50,000 posts on 2 cores: 8.6-9.6 s against
+    # 10.2 s without (quiet runs; the machine is noisy).
+    os.nice(WORKER_NICENESS)
+
+
+def _worker_classify(texts: list[str]) -> list:
+    verdicts = _worker_model.predict_many(texts)
+    # A benign post's reasons are never stored; leaving them out makes the verdicts about three times cheaper
+    # to unpickle in the main process, which reads and stores everything and so sets the pace.
+    return [v if v.is_promotion else replace(v, reasons=[]) for v in verdicts]
+
+
+def _store(batch: list[Post], verdicts: list, storage: Storage, chats: _Chats, file_summary: FileSummary,
            summary: ScanSummary, store_benign_text: bool) -> None:
-    if not batch:
-        return
-    verdicts = classifier.predict_many([p.text for p in batch])
     with storage.db.atomic():
         for post, verdict in zip(batch, verdicts):
             if post.chat_username is None:
@@ -145,17 +262,17 @@ def _store(batch: list[Post], storage: Storage, classifier, chats: _Chats, file_
             file_summary.stored += 1
             if outcome.flag_id is not None and not outcome.withdrawn:
                 file_summary.flags[verdict.label] += 1
-                summary.flags_by_chat[post.chat_title or str(post.chat_id)] += 1
-                item = (verdict.score, -outcome.flag_id, {"label": verdict.label, "score": verdict.score,
-                                                          "chat": post.chat_title or str(post.chat_id),
-                                                          "link": post_link(post.chat_id, post.chat_username, post.message_id)
-                                                          or f"chat {post.chat_id} message {post.message_id}",
-                                                          "text": post.text})
+                chat = post.chat_title or str(post.chat_id)
+                summary.flags_by_chat[chat] += 1
+                summary.flags_seen += 1
+                link = (post_link(post.chat_id, post.chat_username, post.message_id)
+                        or f"chat {post.chat_id} message {post.message_id}")
+                item = (verdict.score, -outcome.flag_id, summary.flags_seen,
+                        {"label": verdict.label, "score": verdict.score, "chat": chat, "link": link, "text": post.text})
                 if len(summary.top) < TOP_FLAGS:
                     heapq.heappush(summary.top, item)
                 else:
                     heapq.heappushpop(summary.top, item)
-    batch.clear()
 
 
 def summary_table(summary: ScanSummary) -> str:
@@ -178,7 +295,7 @@ def summary_table(summary: ScanSummary) -> str:
         lines.append("\nMost confident flags:")
         top = sorted(summary.top, reverse=True)
         lines.append(_table(["p", "label", "chat", "post", "text"],
-                            [[f"{s:.2f}", d["label"], _cut(d["chat"], 30), d["link"], _cut(d["text"], 60)] for s, _, d in top]))
+                            [[f"{s:.2f}", d["label"], _cut(d["chat"], 30), d["link"], _cut(d["text"], 60)] for s, *_, d in top]))
     return "\n".join(lines)
 
 

@@ -191,3 +191,211 @@ def test_text_entities_and_buttons_are_read_like_the_live_bot():
 def test_help(command):
     result = CliRunner().invoke(cli, [command, "--help"])
     assert result.exit_code == 0 and "Usage:" in result.output and len(result.output.splitlines()) > 5
+
+
+# -- classifying in worker processes (--workers) ----------------------------------------------------------
+
+# Columns that hold the time of the run, which differs between two scans of the same files.
+RUN_TIMES = {"scanned_at", "seen_at", "created_at", "updated_at", "first_seen"}
+
+
+def database_contents(db: Path) -> dict:
+    """Every row of every table of the bot's, without the times of the run."""
+    with sqlite3.connect(db) as conn:
+        tables = [t for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                             "AND name NOT LIKE '\\_%' ESCAPE '\\' AND name != 'meta'")]
+        contents = {}
+        for table in tables:
+            cursor = conn.execute(f"SELECT * FROM {table} ORDER BY rowid")
+            keep = [i for i, c in enumerate(cursor.description) if c[0] not in RUN_TIMES]
+            contents[table] = [tuple(row[i] for i in keep) for row in cursor]
+    return contents
+
+
+def clean_exit(result, code: int) -> None:
+    """The exit code, and no exception behind it (CliRunner keeps a traceback out of the output)."""
+    assert result.exit_code == code, result.output
+    assert not isinstance(result.exception, Exception), repr(result.exception)
+    assert "Traceback" not in result.output
+
+
+def edits_jsonl(path: Path) -> Path:
+    """Posts of one chat, then edits and repeats of them a few batches later: the order they are stored in
+    decides their versions."""
+    lines = [{"text": f"Market update number {n}: volumes are thin", "chat_id": -1009, "message_id": n} for n in range(1, 16)]
+    lines += [{"text": "Presale stage 2 is live, buy NOVA now before the price goes up", "chat_id": -1009, "message_id": 3},
+              {"text": "Market update number 5: volumes are thin", "chat_id": -1009, "message_id": 5},  # the same text
+              {"text": "VIP signals: join our pump group, referral code X1", "chat_id": -1009, "message_id": 8}]
+    lines += [{"text": f"Filler post {n}", "chat_id": -1009, "message_id": n} for n in range(100, 112)]
+    lines += [{"text": "Back to normal: the presale was cancelled", "chat_id": -1009, "message_id": 3},
+              {"text": "Presale stage 3 is live, buy NOVA now", "chat_id": -1009, "message_id": 3}]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def test_two_workers_store_exactly_what_one_worker_stores(tmp_path, model_path, monkeypatch):
+    monkeypatch.setattr("bot.offline.BATCH", 7)  # many batches in flight, edits of a post in different batches
+    posts = edits_jsonl(tmp_path / "edits.jsonl")
+    outputs = {}
+    for workers in (1, 2):
+        env = env_for(tmp_path, model_path, DATABASE_PATH=str(tmp_path / f"w{workers}.db"))
+        result = CliRunner().invoke(cli, ["scan", "--workers", str(workers), str(SAMPLE), str(posts)], env=env)
+        clean_exit(result, 0)
+        outputs[workers] = result.output
+    assert outputs[2] == outputs[1]
+    one, two = database_contents(tmp_path / "w1.db"), database_contents(tmp_path / "w2.db")
+    assert two == one
+    # What was compared has new versions, a duplicate and flags, not only new posts.
+    db = tmp_path / "w1.db"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT versions FROM posts WHERE chat_id = -1009 AND message_id = 3").fetchone() == (4,)
+        assert conn.execute("SELECT COUNT(*) FROM flags WHERE chat_id = -1009").fetchone()[0] >= 2
+    assert outputs[1].splitlines()[3].split()[:5] == ["edits.jsonl", "32", "32", "31", "1"]
+
+
+def test_a_damaged_export_with_workers_keeps_what_was_read_and_scans_the_next_file(tmp_path, fake_model, monkeypatch):
+    monkeypatch.setattr("bot.offline.BATCH", 4)
+    truncated = tmp_path / "truncated.json"
+    data = SAMPLE.read_bytes()
+    truncated.write_bytes(data[: int(len(data) * 0.6)])
+    posts = edits_jsonl(tmp_path / "edits.jsonl")
+    stored = {}
+    for workers in (1, 2):
+        env = env_for(tmp_path, DATABASE_PATH=str(tmp_path / f"w{workers}.db"))
+        result = CliRunner().invoke(cli, ["scan", "--workers", str(workers), str(truncated), str(posts)], env=env)
+        clean_exit(result, 1)
+        assert "truncated.json: the JSON stops being valid after" in result.output
+        stored[workers] = database_contents(tmp_path / f"w{workers}.db")
+    assert stored[2] == stored[1]
+    from_export = [row for row in stored[2]["posts"] if row[0] == SAMPLE_CHAT]
+    assert 10 <= len(from_export) < 30  # everything read before the damage, in whole and partial batches
+    assert len([row for row in stored[2]["posts"] if row[0] == -1009]) == 27  # and the next file
+
+
+class DyingClassifier(FakeClassifier):
+    """Kills the process it runs in at the post that says so: a worker dying as if from the OOM killer."""
+
+    def predict_many(self, texts):
+        if any("DIE" in t for t in texts):
+            import os
+
+            os._exit(9)
+        return super().predict_many(texts)
+
+
+def numbered_posts(path: Path, count: int, special: dict | None = None) -> Path:
+    special = special or {}
+    path.write_text("".join(json.dumps({"text": special.get(n, f"post {n} presale"), "chat_id": -1009, "message_id": n}) + "\n"
+                            for n in range(1, count + 1)), encoding="utf-8")
+    return path
+
+
+def test_a_worker_that_dies_stops_the_scan_with_a_message_and_keeps_what_was_stored(tmp_path, monkeypatch):
+    import multiprocessing
+
+    monkeypatch.setattr("bot.cli._model", lambda settings, model_path=None: DyingClassifier())
+    monkeypatch.setattr("bot.offline.BATCH", 5)
+    posts = numbered_posts(tmp_path / "posts.jsonl", 60, {33: "DIE here"})
+    result = CliRunner().invoke(cli, ["scan", "--workers", "2", str(posts)], env=env_for(tmp_path))
+    clean_exit(result, 1)
+    assert "a classification worker stopped unexpectedly" in result.output and "run the scan again" in result.output
+    stored = [n for (n,) in rows(tmp_path, "SELECT message_id FROM posts ORDER BY message_id")]
+    # Whole batches, all of them before the one that killed its worker.
+    assert stored == list(range(1, len(stored) + 1)) and len(stored) <= 30 and len(stored) % 5 == 0
+    assert multiprocessing.active_children() == []  # the pool is gone, the other worker too
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_keeps_the_stored_batches_and_says_so(tmp_path, fake_model, monkeypatch, workers):
+    import multiprocessing
+
+    from bot.storage import Storage
+
+    monkeypatch.setattr("bot.offline.BATCH", 5)
+    real = Storage.record_scan
+    calls = []
+
+    def record_scan(self, post, verdict, **kwargs):
+        calls.append(post.message_id)
+        if len(calls) == 13:
+            raise KeyboardInterrupt
+        return real(self, post, verdict, **kwargs)
+
+    monkeypatch.setattr(Storage, "record_scan", record_scan)
+    posts = numbered_posts(tmp_path / "posts.jsonl", 40)
+    result = CliRunner().invoke(cli, ["scan", "--workers", str(workers), str(posts)], env=env_for(tmp_path))
+    clean_exit(result, 130)
+    assert "interrupted: the batches stored before are kept" in result.output
+    # Two whole batches; the third was being stored and is rolled back whole.
+    assert rows(tmp_path, "SELECT COUNT(*) FROM posts") == [(10,)]
+    assert multiprocessing.active_children() == []
+
+
+# A scan whose classifier takes a while per batch, so that Ctrl-C arrives mid-scan.
+SLOW_SCAN = """
+import time
+from tests.fakes.classifier import FakeClassifier
+
+class Slow(FakeClassifier):
+    def predict_many(self, texts):
+        time.sleep(0.2)
+        return super().predict_many(texts)
+
+import bot.cli
+bot.cli._model = lambda settings, model_path=None: Slow()
+bot.cli.cli()
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_real_scan_with_workers_stops_every_process_without_a_traceback(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    posts = numbered_posts(tmp_path / "posts.jsonl", 40_000)
+    env = {k: v for k, v in os.environ.items() if k not in ("TELEGRAM_BOT_TOKEN", "MODERATOR_CHAT_ID")} | {
+        "DATABASE_PATH": str(tmp_path / "bot.db"), "MODEL_PATH": str(tmp_path / "model.joblib"),
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    # Its own process group, as a terminal would make it: Ctrl-C reaches the workers too.
+    scan = subprocess.Popen([sys.executable, "-c", SLOW_SCAN, "scan", "--workers", "2", str(posts)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and scan.poll() is None:
+            try:  # connecting to a file that is not there yet would create it
+                if (tmp_path / "bot.db").exists() and rows(tmp_path, "SELECT COUNT(*) FROM posts")[0][0] > 0:
+                    break
+            except sqlite3.Error:  # not created yet
+                pass
+            time.sleep(0.05)
+        assert scan.poll() is None, "the scan ended before it could be interrupted"
+        os.killpg(scan.pid, signal.SIGINT)
+        out, err = scan.communicate(timeout=30)
+    finally:
+        if scan.poll() is None:
+            os.killpg(scan.pid, signal.SIGKILL)
+    assert scan.returncode == 130, err
+    assert "interrupted: the batches stored before are kept" in err and "Traceback" not in err
+    stored = rows(tmp_path, "SELECT COUNT(*) FROM posts")[0][0]
+    assert 0 < stored < 40_000 and stored % 1000 == 0
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):  # no worker left behind in the group
+        os.killpg(scan.pid, 0)
+
+
+def test_scan_help_mentions_workers():
+    result = CliRunner().invoke(cli, ["scan", "--help"])
+    assert result.exit_code == 0 and "--workers" in result.output and "usable cores" in result.output
+
+
+def test_an_edit_that_keeps_its_flag_and_score_is_summarised(tmp_path, fake_model):
+    # The edit keeps the flag's id and the fake model's score: the summary once compared two dicts and crashed.
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text('{"text": "presale today", "chat_id": -1009, "message_id": 1}\n'
+                     '{"text": "presale tomorrow", "chat_id": -1009, "message_id": 1}\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["scan", "--workers", "1", str(posts)], env=env_for(tmp_path))
+    clean_exit(result, 0)
+    assert "presale tomorrow" in result.output
