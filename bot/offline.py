@@ -167,9 +167,10 @@ class _StoreError(Exception):
 class _Pipeline:
     """Batches go in as they are read and are stored in the same order; this process is the only writer.
 
-    With one worker a batch is classified and stored at once, in this process. With more, classifying is
-    the part that moves to worker processes (it is most of the work); at most IN_FLIGHT_PER_WORKER batches
-    a worker wait for their verdicts, so memory does not grow with the file whatever the speed of either side.
+    With one worker a batch is classified and stored at once, in this process. With more, classifying moves
+    to worker processes (reading a stream and the one SQLite writer cannot be split); at most
+    IN_FLIGHT_PER_WORKER batches a worker wait for their verdicts, so the posts held do not grow with the file
+    whatever the speed of either side.
     """
 
     def __init__(self, classifier, workers: int, storage: Storage, summary: ScanSummary, store_benign_text: bool):
