@@ -101,6 +101,20 @@ def test_cached_char_ngrams_count_exactly_like_scikit_learn():
     assert (vectorizer.counts(posts) != expected).nnz == 0  # and again, from the warm cache
 
 
+def test_the_word_cache_stays_within_its_limit_and_keeps_its_recent_half():
+    from classifier.corpus import BUNDLED_DATA_DIR, load_corpus
+    from classifier.model import WordCachedCharNgrams, prepare_many
+
+    posts = prepare_many([p.text for p in load_corpus([BUNDLED_DATA_DIR])][:400])
+    vectorizer = WordCachedCharNgrams().fit(posts)
+    vectorizer.CACHE_LIMIT = 100
+    expected = vectorizer.counter_.transform([p.normalized for p in posts])
+    assert (vectorizer.counts(posts) != expected).nnz == 0
+    assert 50 <= len(vectorizer._cache) <= 100
+    last_word = posts[-1].normalized.split()[-1]
+    assert last_word in vectorizer._cache or len(last_word) > vectorizer.CACHEABLE_LENGTH
+
+
 def test_batch_reasons_are_each_posts_own_strongest_features(trained_model):
     """The batch sort must keep every post's reasons to its own row: the first reason of each post is
     the largest contribution in that post's own feature vector."""
