@@ -225,7 +225,8 @@ class PromotionClassifier:
             order = [classes.index(label) for label in LABELS if label in classes]
             label_indices = np.array([classes.index(label) for label in labels])
             if reasons:
-                why = self._reasons(scorer.contributions(blocks, label_indices), len(texts), prepared, reasons)
+                why = self._reasons(scorer.contributions(blocks, label_indices, MIN_REASON_WEIGHT), len(texts),
+                                    prepared, reasons)
             else:
                 why = [[] for _ in labels]
             named = [classes[i] for i in order]
@@ -240,11 +241,10 @@ class PromotionClassifier:
         strongest first. One sort serves the whole batch; only the few kept per post reach Python."""
         names = self._feature_names()
         rows, features, weights = contributions
-        kept = np.flatnonzero(weights >= MIN_REASON_WEIGHT)
-        kept = kept[np.lexsort((-weights[kept], rows[kept]))]
-        bounds = np.searchsorted(rows[kept], np.arange(n_posts + 1)).tolist()
+        order = np.lexsort((-weights, rows))
+        bounds = np.searchsorted(rows[order], np.arange(n_posts + 1)).tolist()
         # Plain lists from here: indexing numpy arrays one element at a time is what made this slow.
-        kept_features, kept_weights = features[kept].tolist(), weights[kept].tolist()
+        kept_features, kept_weights = features[order].tolist(), weights[order].tolist()
         result = []
         for row in range(n_posts):
             chosen: list[Reason] = []
