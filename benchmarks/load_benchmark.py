@@ -250,7 +250,11 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        model = args.model
+        # Absolute: the bot runs in its own directory, where a relative path names no file, and a bot that
+        # finds no model trains one at start-up (which then counted in its peak memory).
+        model = args.model.resolve() if args.model else None
+        if model is not None and not model.is_file():
+            raise SystemExit(f"no model at {model}; train one with `compliance-bot train` or leave out --model")
         if model is None:
             from classifier.train import train_and_save
 

@@ -141,15 +141,37 @@ def test_batch_reasons_are_each_posts_own_strongest_features(trained_model):
 def test_a_batch_leaves_the_garbage_collector_as_it_found_it(trained_model):
     import gc
 
+    from classifier.model import PAUSE_COLLECTOR_FROM
+
+    big = ["Presale live, buy now", "hello"] * PAUSE_COLLECTOR_FROM
     assert gc.isenabled()
-    trained_model.predict_many(["Presale live, buy now", "hello"])
+    trained_model.predict_many(big)
     assert gc.isenabled()
     gc.disable()
     try:
-        trained_model.predict_many(["Presale live, buy now"])
+        trained_model.predict_many(big)
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_only_large_batches_pause_the_collector(trained_model, monkeypatch):
+    """The bot's small batches run beside the event loop, whose garbage must go on being collected."""
+    import gc
+
+    import classifier.model as model
+
+    original, seen = model.prepare_many, []
+
+    def recording(texts):
+        seen.append((len(texts), gc.isenabled()))
+        return original(texts)
+
+    monkeypatch.setattr(model, "prepare_many", recording)
+    trained_model.predict_many(["Presale live, buy now"] * 100)
+    trained_model.predict_many(["Presale live, buy now"] * model.PAUSE_COLLECTOR_FROM)
+    assert seen == [(100, True), (model.PAUSE_COLLECTOR_FROM, False)]
+    assert gc.isenabled()
 
 
 def test_overlapping_batches_resume_the_collector_only_when_the_last_one_ends():
