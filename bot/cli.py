@@ -215,13 +215,23 @@ def _usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+# The main process (reading and storing) is the bottleneck from two workers on (benchmarks/README.md):
+# more would only hold more memory, about 160 MB each.
+DEFAULT_MAX_WORKERS = 2
+MAX_WORKERS = 64
+
+
+def _default_workers() -> int:
+    return min(_usable_cores(), DEFAULT_MAX_WORKERS)
+
+
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--alert", is_flag=True, help="Send the flags found to the moderators as one digest "
                                             "(needs TELEGRAM_BOT_TOKEN and MODERATOR_CHAT_ID).")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Processes that classify while this one reads and stores (default: the usable cores, "
-                   f"{_usable_cores()} here); 1 classifies in this process.")
+@click.option("--workers", type=click.IntRange(min=1, max=MAX_WORKERS), default=None,
+              help="Processes that classify while this one reads and stores (default: the usable cores, at "
+                   f"most {DEFAULT_MAX_WORKERS}: {_default_workers()} here); 1 classifies in this process.")
 @_db_option
 @_model_option
 def scan(files, alert, workers, db_path, model_path):
@@ -256,9 +266,9 @@ def scan(files, alert, workers, db_path, model_path):
     try:
         summary = scan_files(files, storage, classifier, report=lambda m: click.echo(m, err=True),
                              store_benign_text=settings.store_benign_text, progress=progress,
-                             workers=workers or _usable_cores())
+                             workers=workers or _default_workers())
         click.echo(summary_table(summary))
-        if alert:
+        if alert and not summary.interrupted:  # Ctrl-C means stop: no digest of a partial scan
             _send_scan_digest(settings, storage, summary)
     finally:
         storage.close()

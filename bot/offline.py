@@ -88,7 +88,7 @@ def scan_files(paths: Iterable[Path], storage: Storage, classifier, *, report: C
     rerunning continues, since posts already stored are recognised as duplicates.
     """
     summary = ScanSummary(started=storage.clock())
-    pipeline = _Pipeline(classifier, workers, storage, summary, store_benign_text)
+    pipeline = _Pipeline(classifier, workers, storage, summary, store_benign_text, report)
     try:
         for path in map(Path, paths):
             _scan_file(path, pipeline, summary, report, progress)
@@ -173,8 +173,9 @@ class _Pipeline:
     whatever the speed of either side.
     """
 
-    def __init__(self, classifier, workers: int, storage: Storage, summary: ScanSummary, store_benign_text: bool):
-        self.classifier, self.workers = classifier, max(1, workers)
+    def __init__(self, classifier, workers: int, storage: Storage, summary: ScanSummary, store_benign_text: bool,
+                 report: Callable[[str], None] = lambda message: None):
+        self.classifier, self.workers, self.report = classifier, max(1, workers), report
         self.storage, self.summary, self.store_benign_text = storage, summary, store_benign_text
         self.chats = _Chats(storage)
         self.in_flight = 0 if self.workers == 1 else IN_FLIGHT_PER_WORKER * self.workers
@@ -195,7 +196,12 @@ class _Pipeline:
         """Stop the workers; verdicts not stored yet are dropped (a rerun classifies them again)."""
         self.pending.clear()
         if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+            # A second Ctrl-C during this wait would leave the workers running with nobody to stop them.
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                self.pool.shutdown(wait=True, cancel_futures=True)
+            finally:
+                signal.signal(signal.SIGINT, previous)
             self.pool = None
 
     def _classify(self, texts: list[str]) -> Future:
@@ -203,10 +209,31 @@ class _Pipeline:
             done: Future = Future()
             done.set_result(self.classifier.predict_many(texts))
             return done
-        if self.pool is None:
+        if self.pool is not None:
+            return self.pool.submit(_worker_classify, texts)
+        # With fork the first submit starts every worker and only then the thread that can stop them: a
+        # Ctrl-C in between would leave forked workers that nothing stops. The workers unblock it themselves.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
             self.pool = ProcessPoolExecutor(self.workers, mp_context=_worker_context(), initializer=_worker_start,
                                             initargs=(self.classifier,))
-        return self.pool.submit(_worker_classify, texts)
+            return self.pool.submit(_worker_classify, texts)
+        except OSError as exc:  # fork refused: out of memory or processes
+            self._stop_pool_now()
+            self.report(f"could not start {self.workers} worker processes ({exc.strerror or exc}); "
+                        "classifying in this process instead")
+            self.workers, self.in_flight = 1, 0
+            return self._classify(texts)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+    def _stop_pool_now(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = None
+        for child in multiprocessing.active_children():  # the workers forked before the failure
+            child.terminate()
+            child.join(5)
 
     def _store_oldest(self) -> None:
         batch, file_summary, verdicts = self.pending[0]
@@ -232,8 +259,9 @@ def _worker_start(classifier) -> None:
     global _worker_model
     _worker_model = classifier
     # Ctrl-C reaches the whole process group: the main process stops the scan and the pool; a worker that
-    # took it too would print a traceback of its own.
+    # took it too would print a traceback of its own. The main process blocked it while forking us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     # The main process (reading and storing) sets the pace, and with N workers there is one process more
     # than cores: workers that yield to it keep it running. 50,000 posts on 2 cores: 8.6-9.6 s against
     # 10.2 s without (quiet runs; the machine is noisy).
@@ -249,6 +277,10 @@ def _worker_classify(texts: list[str]) -> list:
 
 def _store(batch: list[Post], verdicts: list, storage: Storage, chats: _Chats, file_summary: FileSummary,
            summary: ScanSummary, store_benign_text: bool) -> None:
+    # Counted apart and added to the summary once the transaction commits: a batch rolled back by Ctrl-C
+    # or a database error must not appear in the report.
+    stored = duplicates = 0
+    flags, flags_by_chat, found = Counter(), Counter(), []
     with storage.db.atomic():
         for post, verdict in zip(batch, verdicts):
             if post.chat_username is None:
@@ -258,22 +290,29 @@ def _store(batch: list[Post], verdicts: list, storage: Storage, chats: _Chats, f
                                 username)
             outcome = storage.record_scan(post, verdict, threshold=NEVER_ALERT, store_benign_text=store_benign_text)
             if outcome.duplicate:
-                file_summary.duplicates += 1
+                duplicates += 1
                 continue
-            file_summary.stored += 1
+            stored += 1
             if outcome.flag_id is not None and not outcome.withdrawn:
-                file_summary.flags[verdict.label] += 1
+                flags[verdict.label] += 1
                 chat = post.chat_title or str(post.chat_id)
-                summary.flags_by_chat[chat] += 1
-                summary.flags_seen += 1
+                flags_by_chat[chat] += 1
                 link = (post_link(post.chat_id, post.chat_username, post.message_id)
                         or f"chat {post.chat_id} message {post.message_id}")
-                item = (verdict.score, -outcome.flag_id, summary.flags_seen,
-                        {"label": verdict.label, "score": verdict.score, "chat": chat, "link": link, "text": post.text})
-                if len(summary.top) < TOP_FLAGS:
-                    heapq.heappush(summary.top, item)
-                else:
-                    heapq.heappushpop(summary.top, item)
+                found.append((verdict.score, -outcome.flag_id,
+                              {"label": verdict.label, "score": verdict.score, "chat": chat, "link": link,
+                               "text": post.text}))
+    file_summary.stored += stored
+    file_summary.duplicates += duplicates
+    file_summary.flags.update(flags)
+    summary.flags_by_chat.update(flags_by_chat)
+    for score, flag, entry in found:
+        summary.flags_seen += 1
+        item = (score, flag, summary.flags_seen, entry)
+        if len(summary.top) < TOP_FLAGS:
+            heapq.heappush(summary.top, item)
+        else:
+            heapq.heappushpop(summary.top, item)
 
 
 def summary_table(summary: ScanSummary) -> str:

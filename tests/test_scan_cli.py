@@ -329,6 +329,10 @@ def test_ctrl_c_keeps_the_stored_batches_and_says_so(tmp_path, fake_model, monke
     # Two whole batches; the third was being stored and is rolled back whole.
     assert rows(tmp_path, "SELECT COUNT(*) FROM posts") == [(10,)]
     assert multiprocessing.active_children() == []
+    # The report counts what is in the database, not the rolled-back batch.
+    flags = rows(tmp_path, "SELECT COUNT(*) FROM flags")[0][0]
+    assert f"\nFlags: {flags} " in result.output or f"\nFlags: {flags}\n" in result.output
+    assert [line.split()[3] for line in result.output.splitlines() if line.startswith("posts.jsonl")] == ["10"]
 
 
 # A scan whose classifier takes a while per batch, so that Ctrl-C arrives mid-scan.
@@ -348,7 +352,9 @@ bot.cli.cli()
 
 
 @pytest.mark.slow
-def test_ctrl_c_on_a_real_scan_with_workers_stops_every_process_without_a_traceback(tmp_path):
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_on_a_real_scan_with_workers_stops_every_process_without_a_traceback(tmp_path, presses):
+    """Pressed twice, the second arrives while the workers are being stopped: that must not leave them."""
     import os
     import signal
     import subprocess
@@ -373,6 +379,9 @@ def test_ctrl_c_on_a_real_scan_with_workers_stops_every_process_without_a_traceb
             time.sleep(0.05)
         assert scan.poll() is None, "the scan ended before it could be interrupted"
         os.killpg(scan.pid, signal.SIGINT)
+        for _ in range(presses - 1):
+            time.sleep(0.1)
+            os.killpg(scan.pid, signal.SIGINT)
         out, err = scan.communicate(timeout=30)
     finally:
         if scan.poll() is None:
@@ -389,6 +398,65 @@ def test_ctrl_c_on_a_real_scan_with_workers_stops_every_process_without_a_traceb
 def test_scan_help_mentions_workers():
     result = CliRunner().invoke(cli, ["scan", "--help"])
     assert result.exit_code == 0 and "--workers" in result.output and "usable cores" in result.output
+
+
+def test_workers_out_of_range_are_refused_clearly(tmp_path, fake_model):
+    posts = numbered_posts(tmp_path / "posts.jsonl", 3)
+    for bad in ("0", "-1", "1000"):
+        result = CliRunner().invoke(cli, ["scan", "--workers", bad, str(posts)], env=env_for(tmp_path))
+        assert result.exit_code == 2 and "--workers" in result.output and "Traceback" not in result.output
+
+
+class SlowClassifier(FakeClassifier):
+    def predict_many(self, texts):
+        import time
+
+        time.sleep(0.03)
+        return super().predict_many(texts)
+
+
+def test_batches_waiting_for_the_workers_stay_bounded(tmp_path, monkeypatch):
+    """However slow the workers, the main process holds at most two batches a worker: memory does not
+    grow with the file."""
+    import bot.offline as offline
+
+    monkeypatch.setattr("bot.cli._model", lambda settings, model_path=None: SlowClassifier())
+    monkeypatch.setattr(offline, "BATCH", 5)
+    held = []
+    real_put = offline._Pipeline.put
+
+    def put(self, batch, file_summary):
+        real_put(self, batch, file_summary)
+        held.append(len(self.pending))
+
+    monkeypatch.setattr(offline._Pipeline, "put", put)
+    posts = numbered_posts(tmp_path / "posts.jsonl", 150)
+    result = CliRunner().invoke(cli, ["scan", "--workers", "2", str(posts)], env=env_for(tmp_path))
+    clean_exit(result, 0)
+    assert rows(tmp_path, "SELECT COUNT(*) FROM posts") == [(150,)]
+    assert max(held) <= offline.IN_FLIGHT_PER_WORKER * 2
+
+
+def test_when_workers_cannot_be_started_the_scan_classifies_in_its_own_process(tmp_path, fake_model, monkeypatch):
+    import multiprocessing
+
+    class NoFork:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def submit(self, *args):
+            raise OSError(12, "Cannot allocate memory")
+
+        def shutdown(self, **kwargs):
+            pass
+
+    monkeypatch.setattr("bot.offline.ProcessPoolExecutor", NoFork)
+    posts = numbered_posts(tmp_path / "posts.jsonl", 30)
+    result = CliRunner().invoke(cli, ["scan", "--workers", "2", str(posts)], env=env_for(tmp_path))
+    clean_exit(result, 0)
+    assert "could not start 2 worker processes (Cannot allocate memory); classifying in this process" in result.output
+    assert rows(tmp_path, "SELECT COUNT(*) FROM posts") == [(30,)]
+    assert multiprocessing.active_children() == []
 
 
 def test_an_edit_that_keeps_its_flag_and_score_is_summarised(tmp_path, fake_model):
