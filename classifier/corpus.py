@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
+from classifier.genres import (CHINESE_REGISTERS_IN_THE_WILD, ENGLISH_REGISTERS_IN_THE_WILD, GENRES,
+                               MIN_ENGLISH_PER_CELL, REGISTERS, label_of_genre)
 from classifier.labels import BENIGN, LABELS
 from classifier.normalize import safe_text
 
@@ -23,6 +26,8 @@ class LabelledPost:
     lang: str
     hard: bool = False
     source: str = ""
+    genre: str = ""  # one of classifier.genres.GENRES; empty for posts from reviews and plain files
+    register: str = ""  # one of classifier.genres.REGISTERS, likewise
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,21 @@ def parse_line(raw: str, *, require_label: bool) -> dict:
         label = obj.get("label")
         if label not in LABELS:
             raise ValueError(f'"label" must be one of {", ".join(LABELS)}, got {label!r}')
+        check_genre_and_register(obj)
     return obj
+
+
+def check_genre_and_register(obj: dict) -> None:
+    """``genre`` and ``register`` are optional, but when given they must be known names, and the genre
+    must belong to the post's label; raises ValueError saying which."""
+    genre, register = obj.get("genre"), obj.get("register")
+    if genre is not None:
+        if genre not in GENRES:
+            raise ValueError(f'unknown "genre" {genre!r} (one of {", ".join(GENRES)})')
+        if label_of_genre(genre) != obj["label"]:
+            raise ValueError(f'"genre" {genre!r} belongs to label {label_of_genre(genre)!r}, not {obj["label"]!r}')
+    if register is not None and register not in REGISTERS:
+        raise ValueError(f'unknown "register" {register!r} (one of {", ".join(REGISTERS)})')
 
 
 def read_labelled(path: Path, problems: list[Problem]) -> Iterator[LabelledPost]:
@@ -83,6 +102,8 @@ def read_labelled(path: Path, problems: list[Problem]) -> Iterator[LabelledPost]
                 lang=lang,
                 hard=bool(obj.get("hard")) and obj["label"] == BENIGN,
                 source=str(obj.get("source", path.stem)),
+                genre=obj.get("genre") or "",
+                register=obj.get("register") or "",
             )
 
 
@@ -132,12 +153,91 @@ def counts_table(posts: Iterable[LabelledPost]) -> str:
     return "\n".join(rows)
 
 
+def coverage_table(posts: Iterable[LabelledPost]) -> str:
+    """Markdown matrix: a row per genre, a column per register, each cell ``en / zh`` posts. A cell marked
+    ``!`` holds fewer English posts than a promotion genre needs where it is written in the wild."""
+    cells: dict[tuple[str, str, str], int] = {}
+    for post in posts:
+        key = (post.genre, post.register, post.lang)
+        cells[key] = cells.get(key, 0) + 1
+    rows = ["| label | genre | " + " | ".join(REGISTERS.values()) + " | total |",
+            "|---|---|" + "---|" * (len(REGISTERS) + 1)]
+    for genre, (label, _) in GENRES.items():
+        row, total = [], 0
+        for register in REGISTERS:
+            en, zh = cells.get((genre, register, "en"), 0), cells.get((genre, register, "zh"), 0)
+            total += en + zh
+            short = register in ENGLISH_REGISTERS_IN_THE_WILD.get(genre, ()) and en < MIN_ENGLISH_PER_CELL
+            row.append(f"{en}{'!' if short else ''} / {zh}")
+        rows.append(f"| `{label}` | `{genre}` | " + " | ".join(row) + f" | {total} |")
+    return "\n".join(rows)
+
+
+def coverage_gaps(posts: Iterable[LabelledPost]) -> list[str]:
+    """What the corpus lacks against its coverage rule, one line each (empty when it holds):
+    every post has a genre and a register; every promotion genre has ``MIN_ENGLISH_PER_CELL`` English
+    posts in each register where it is written in the wild, and Chinese posts in the Chinese registers."""
+    posts = list(posts)
+    untagged = sum(not (p.genre and p.register) for p in posts)
+    gaps = [f"{untagged} posts have no genre or register"] if untagged else []
+    cells: dict[tuple[str, str, str], int] = {}
+    for post in posts:
+        cells[(post.genre, post.register, post.lang)] = cells.get((post.genre, post.register, post.lang), 0) + 1
+    for genre, registers in ENGLISH_REGISTERS_IN_THE_WILD.items():
+        for register in registers:
+            if (en := cells.get((genre, register, "en"), 0)) < MIN_ENGLISH_PER_CELL:
+                gaps.append(f"{genre} / {register}: {en} English posts, need {MIN_ENGLISH_PER_CELL}")
+        for register in CHINESE_REGISTERS_IN_THE_WILD:
+            if not cells.get((genre, register, "zh"), 0):
+                gaps.append(f"{genre} / {register}: no Chinese post")
+    return gaps
+
+
+def char_grams(text: str, n: int = 5) -> frozenset[str]:
+    """Character n-grams of a text with case and runs of white space folded (the whole text if shorter)."""
+    text = " ".join(text.casefold().split())
+    return frozenset(text[i : i + n] for i in range(max(1, len(text) - n + 1)))
+
+
+def near_duplicates(texts: Sequence[str], threshold: float = 0.8, n: int = 5) -> dict[int, int]:
+    """For each text that has one, the index of a neighbour whose character-n-gram Jaccard similarity
+    is at least ``threshold``. Exact: prefix filtering (two sets that similar must share one of the rarest
+    grams of each) finds the candidates, then every candidate's similarity is computed."""
+    sets = [char_grams(t, n) for t in texts]
+    frequency: dict[str, int] = {}
+    for grams in sets:
+        for gram in grams:
+            frequency[gram] = frequency.get(gram, 0) + 1
+    index: dict[str, list[int]] = {}
+    found: dict[int, int] = {}
+    for i in sorted(range(len(sets)), key=lambda k: len(sets[k])):
+        grams = sets[i]
+        ordered = sorted(grams, key=lambda g: (frequency[g], g))
+        prefix = ordered[: len(grams) - math.ceil(threshold * len(grams)) + 1]
+        seen: set[int] = set()
+        for gram in prefix:
+            for j in index.get(gram, ()):
+                if j in seen:
+                    continue
+                seen.add(j)
+                other = sets[j]
+                if len(other) < threshold * len(grams):  # too small to reach the threshold
+                    continue
+                shared = len(grams & other)
+                if shared / (len(grams) + len(other) - shared) >= threshold:
+                    found.setdefault(i, j)
+                    found.setdefault(j, i)
+            index.setdefault(gram, []).append(i)
+    return found
+
+
 README_MARKERS = ("<!-- counts: python -m classifier.corpus --update-readme -->", "<!-- /counts -->")
+COVERAGE_MARKERS = ("<!-- coverage: python -m classifier.corpus --update-readme -->", "<!-- /coverage -->")
 
 
-def readme_with_counts(readme: str, table: str) -> str:
-    """The corpus README with the table between its markers replaced by ``table``."""
-    start, end = README_MARKERS
+def readme_with_counts(readme: str, table: str, markers: tuple[str, str] = README_MARKERS) -> str:
+    """The corpus README with the table between ``markers`` replaced by ``table``."""
+    start, end = markers
     head, rest = readme.split(start, 1)
     _, tail = rest.split(end, 1)
     return f"{head}{start}\n{table}\n{end}{tail}"
@@ -146,17 +246,25 @@ def readme_with_counts(readme: str, table: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m classifier.corpus", description="Counts of the bundled corpus.")
-    parser.add_argument("--update-readme", action="store_true", help="rewrite the table in training_data/README.md")
+    parser = argparse.ArgumentParser(prog="python -m classifier.corpus",
+                                     description="Counts, coverage and near-duplicates of the bundled corpus.")
+    parser.add_argument("--update-readme", action="store_true",
+                        help="rewrite the counts and coverage tables in training_data/README.md")
     args = parser.parse_args(argv)
     problems: list[Problem] = []
-    table = counts_table(load_corpus([BUNDLED_DATA_DIR], problems))
+    posts = load_corpus([BUNDLED_DATA_DIR], problems)
+    table, coverage = counts_table(posts), coverage_table(posts)
     for problem in problems:
         print(f"skipped {problem}")
     if args.update_readme:
         readme = BUNDLED_DATA_DIR / "README.md"
-        readme.write_text(readme_with_counts(readme.read_text(encoding="utf-8"), table), encoding="utf-8")
-    print(table)
+        text = readme_with_counts(readme.read_text(encoding="utf-8"), table)
+        readme.write_text(readme_with_counts(text, coverage, COVERAGE_MARKERS), encoding="utf-8")
+    print(table, coverage, sep="\n\n")
+    for gap in coverage_gaps(posts):
+        print(f"gap: {gap}")
+    twins = near_duplicates([p.text for p in posts])
+    print(f"near-duplicates (character 5-gram Jaccard >= 0.8): {len(twins)} posts, {len(twins) / max(1, len(posts)):.1%}")
     return 1 if problems else 0
 
 

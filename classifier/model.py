@@ -21,15 +21,17 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction import DictVectorizer
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer, TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.svm import LinearSVC
 
 from classifier.evidence import Evidence, extract
 from classifier.labels import BENIGN, LABELS, PROMOTION_LABELS
+from classifier.language import detect_language, is_covered
 from classifier.normalize import clean, fold
 from classifier.scoring import Contributions, LinearScorer
-from classifier.verdict import Reason, Verdict
+from classifier.verdict import Reason, Verdict, language_reason
 
 # Telegram posts stop at 4096 characters (captions at 1024); anything longer is pasted text, and its
 # first part says what it is. The cap keeps a 100 KB paste from costing 100 times a post.
@@ -45,14 +47,15 @@ PAUSE_COLLECTOR_FROM = 500
 class PreparedPost(NamedTuple):
     normalized: str
     evidence: Evidence
+    language: str
 
 
 def prepare(text: str) -> PreparedPost:
-    """Clean once, then derive both the n-gram text and the evidence from it."""
+    """Clean once, then derive the n-gram text, the evidence and the language from it."""
     text = text[:MAX_CHARS]
     cleaned = clean(text)
     normalized = fold(cleaned)
-    return PreparedPost(normalized, extract(text, cleaned=cleaned, normalized=normalized))
+    return PreparedPost(normalized, extract(text, cleaned=cleaned, normalized=normalized), detect_language(cleaned))
 
 
 def prepare_many(texts: Sequence[str]) -> list[PreparedPost]:
@@ -160,7 +163,22 @@ class EvidenceVectorizer(TransformerMixin, BaseEstimator):
         return self.vectorizer_.get_feature_names_out()
 
 
-def build_pipeline(C: float = 0.5) -> Pipeline:
+def _svm(C: float):
+    svm = LinearSVC(C=C, class_weight="balanced", random_state=0)  # reproducible figures
+    # ensemble=False: one SVM fitted on all the data, so its weights explain every verdict.
+    return CalibratedClassifierCV(svm, method="sigmoid", cv=3, ensemble=False)
+
+
+def _logreg(C: float):
+    return LogisticRegression(C=C * 20, class_weight="balanced", max_iter=2000, random_state=0)
+
+
+# The model families a pipeline can end in: the calibrated linear SVM the product uses, and multinomial
+# logistic regression, measured against it by ``python -m classifier.generalisation --family``.
+FAMILIES = {"svm": _svm, "logreg": _logreg}
+
+
+def build_pipeline(C: float = 0.5, family: str = "svm") -> Pipeline:
     text_of = attrgetter("normalized")
     features = FeatureUnion(
         [
@@ -171,13 +189,11 @@ def build_pipeline(C: float = 0.5) -> Pipeline:
             ("evidence", EvidenceVectorizer()),
         ]
     )
-    svm = LinearSVC(C=C, class_weight="balanced", random_state=0)  # reproducible figures
     return Pipeline(
         [
             ("prepare", FunctionTransformer(prepare_many)),
             ("features", features),
-            # ensemble=False: one SVM fitted on all the data, so its weights explain every verdict.
-            ("model", CalibratedClassifierCV(svm, method="sigmoid", cv=3, ensemble=False)),
+            ("model", FAMILIES[family](C)),
         ]
     )
 
@@ -234,9 +250,12 @@ class PromotionClassifier:
                                     prepared, reasons)
             else:
                 why = [[] for _ in labels]
+            for row, post in enumerate(prepared):
+                if not is_covered(post.language):
+                    why[row] = [language_reason(post.language), *why[row]]
             named = [classes[i] for i in order]
             return [
-                Verdict(label, dict(zip(named, row_probabilities)), why[row], self.version)
+                Verdict(label, dict(zip(named, row_probabilities)), why[row], self.version, prepared[row].language)
                 for row, (label, row_probabilities) in enumerate(zip(labels, probabilities[:, order].tolist()))
             ]
 

@@ -71,6 +71,23 @@ def to_markdown(metrics: dict, title: str) -> str:
               "| | " + " | ".join(f"`{l}`" for l in cm["labels"]) + " |", "|---|" + "---|" * len(cm["labels"])]
     for label, row in zip(cm["labels"], cm["matrix"]):
         lines.append(f"| `{label}` | " + " | ".join(str(v) for v in row) + " |")
+    for result in metrics.get("leave_one_out", {}).values():
+        lines += ["", leave_one_out_markdown(result).rstrip("\n")]
+    return "\n".join(lines) + "\n"
+
+
+def leave_one_out_markdown(result: dict) -> str:
+    """The figures of one ``classifier.generalisation.leave_one_out`` as a Markdown section."""
+    by = result["by"]
+    lines = [f"### Leave-one-{by}-out ({result['family']})", "",
+             f"{result['posts']} posts, each predicted by a model trained without its {by}: macro-F1 "
+             f"**{result['macro_f1']:.3f}**; recall " + ", ".join(f"`{k}` {v:.3f}" for k, v in result["recall"].items()),
+             "", f"| {by} | posts | macro-F1 | " + " | ".join(f"recall `{l}`" for l in LABELS) + " |",
+             "|---|---|---|" + "---|" * len(LABELS)]
+    for group, figures in result["groups"].items():
+        recalls = [f"{figures['recall'][l]:.3f}" if l in figures["recall"] else "–" for l in LABELS]
+        macro = f"{figures['macro_f1']:.3f}" if "macro_f1" in figures else "–"
+        lines.append(f"| `{group}` | {figures['posts']} | {macro} | " + " | ".join(recalls) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -24,6 +24,7 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
 
 from classifier.corpus import BUNDLED_DATA_DIR, LabelledPost, Problem, corpus_hash, load_corpus
+from classifier.generalisation import GROUPINGS, leave_one_out
 from classifier.labels import BENIGN, LABELS, PROMOTION_LABELS
 from classifier.model import DEFAULT_THRESHOLDS, PromotionClassifier, build_pipeline, decide
 from classifier.report import compute_metrics, to_markdown, write_reports
@@ -179,8 +180,10 @@ def cross_validate(posts: Sequence[LabelledPost], folds: int = 5, seed: int = 0)
     return probabilities, classes
 
 
-def train(posts: Sequence[LabelledPost], *, folds: int = 5, log: Callable = print) -> TrainingResult:
-    """Cross-validate for the report and the thresholds, then fit the final model on every post."""
+def train(posts: Sequence[LabelledPost], *, folds: int = 5, leave_out: Sequence[str] = (),
+          log: Callable = print) -> TrainingResult:
+    """Cross-validate for the report and the thresholds, measure each grouping of ``leave_out``
+    (``register``, ``genre``: see classifier.generalisation), then fit the final model on every post."""
     started = time.perf_counter()
     y = [p.label for p in posts]
     missing = [label for label in LABELS if y.count(label) < folds]
@@ -192,6 +195,11 @@ def train(posts: Sequence[LabelledPost], *, folds: int = 5, log: Callable = prin
     predicted = decide(probabilities, classes, thresholds)
     metrics = compute_metrics(y, predicted, [p.lang for p in posts], [p.hard for p in posts])
     metrics["evaluation"] = f"{folds}-fold stratified cross-validation on the training corpus"
+    if leave_out:
+        metrics["leave_one_out"] = {}
+    for by in leave_out:
+        log(f"Leave-one-{by}-out: a model per {by}, trained without it…")
+        metrics["leave_one_out"][by] = leave_one_out(posts, by, thresholds, log=log)
     log("Fitting the final model on all posts…")
     pipeline = build_pipeline().fit([p.text for p in posts], y)
     data_hash = corpus_hash(posts)
@@ -208,10 +216,12 @@ def train_and_save(
     reviewed: Sequence[LabelledPost] = (),
     force: bool = False,
     report_dir: Path | None = None,
+    leave_out: Sequence[str] = (),
     log: Callable = print,
 ) -> TrainingResult:
     """Load the corpus, lay the reviewed posts over it, train, write the reports; install the model as a
-    new kept version unless the quality gate refuses (``force`` overrides)."""
+    new kept version unless the quality gate refuses (``force`` overrides). ``leave_out`` adds the
+    leave-one-register-out and leave-one-genre-out figures to the report (a fit per register or genre)."""
     from classifier.persistence import save_model
 
     model_path = Path(model_path)
@@ -222,7 +232,7 @@ def train_and_save(
     posts, used, conflicts = merge_reviewed(posts, reviewed)
     if reviewed:
         log(f"Reviews used: {used} texts ({conflicts} disagreed with the corpus; the reviews won)")
-    result = train(posts, log=log)
+    result = train(posts, leave_out=leave_out, log=log)
     result.problems, result.reviews_used, result.conflicts = problems, used, conflicts
     result.gate = compare_on_heldout(posts, result, model_path, log)
     if force and result.gate["refusal"]:
@@ -247,6 +257,7 @@ def train_and_save(
         "reviews": {"used": used, "conflicts": conflicts},
         "gate": result.gate,
         "metrics": {k: result.metrics[k] for k in ("macro_f1", "accuracy", "per_label", "hard_benign", "evaluation")},
+        "leave_one_out_macro_f1": {by: r["macro_f1"] for by, r in result.metrics.get("leave_one_out", {}).items()},
         "per_language_macro_f1": {k: v["macro_f1"] for k, v in result.metrics["per_language"].items()},
     })
     write_snapshot(result.version_dir / SNAPSHOT_NAME, posts)
@@ -272,9 +283,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help=f"where to save the model (default {DEFAULT_MODEL_PATH})")
     parser.add_argument("--report-dir", type=Path, help="where to write training.{json,md,png} (default: beside the model, in reports/)")
     parser.add_argument("--force", action="store_true", help="replace the current model even if macro-F1 drops")
+    parser.add_argument("--leave-out", action="append", choices=GROUPINGS,
+                        help="also measure leave-one-register-out / leave-one-genre-out (repeatable)")
     args = parser.parse_args(argv)
     try:
-        result = train_and_save(args.model, data=args.data, extra=args.extra, force=args.force, report_dir=args.report_dir)
+        result = train_and_save(args.model, data=args.data, extra=args.extra, force=args.force,
+                                report_dir=args.report_dir, leave_out=args.leave_out or ())
     except GateRefused as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

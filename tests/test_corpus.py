@@ -1,24 +1,83 @@
+import pytest
+
 from classifier.corpus import (
-    BUNDLED_DATA_DIR, README_MARKERS, counts_table, guess_language, load_corpus, readme_with_counts,
+    BUNDLED_DATA_DIR, COVERAGE_MARKERS, README_MARKERS, counts_table, coverage_gaps, coverage_table, guess_language,
+    load_corpus, near_duplicates, readme_with_counts,
 )
+from classifier.genres import GENRES, REGISTERS
 
 
-def test_bundled_corpus_meets_the_minimums():
+@pytest.fixture(scope="module")
+def bundled():
     problems = []
     posts = load_corpus([BUNDLED_DATA_DIR], problems)
     assert problems == []
-    assert len(posts) >= 2000
-    assert sum(p.lang == "zh" for p in posts) / len(posts) >= 0.40
+    return posts
+
+
+def test_bundled_corpus_meets_the_minimums(bundled):
+    assert len(bundled) >= 9000
+    assert sum(p.lang == "zh" for p in bundled) / len(bundled) >= 0.40
     for label in ("ico", "trading_service", "benign"):
-        assert sum(p.label == label for p in posts) >= 400
-    assert sum(p.hard for p in posts) >= 500
+        assert sum(p.label == label for p in bundled) >= 2000
+    assert sum(p.hard for p in bundled) >= 1500
 
 
-def test_corpus_readme_counts_are_true():
+def test_every_post_has_a_genre_and_register_and_every_cell_of_the_wild_is_covered(bundled):
+    assert all(p.genre in GENRES and p.register in REGISTERS for p in bundled)
+    assert coverage_gaps(bundled) == []
+
+
+def test_near_duplicates_stay_under_two_percent(bundled):
+    twins = near_duplicates([p.text for p in bundled])
+    assert len(twins) / len(bundled) <= 0.02, f"{len(twins)} posts have a near-twin"
+
+
+def test_corpus_readme_tables_are_true(bundled):
     readme = (BUNDLED_DATA_DIR / "README.md").read_text(encoding="utf-8")
-    table = counts_table(load_corpus([BUNDLED_DATA_DIR]))
-    assert readme_with_counts(readme, table) == readme, "run: python -m classifier.corpus --update-readme"
-    assert README_MARKERS[0] in readme
+    assert readme_with_counts(readme, counts_table(bundled)) == readme, "run: python -m classifier.corpus --update-readme"
+    assert readme_with_counts(readme, coverage_table(bundled), COVERAGE_MARKERS) == readme, \
+        "run: python -m classifier.corpus --update-readme"
+    assert README_MARKERS[0] in readme and COVERAGE_MARKERS[0] in readme
+
+
+def test_coverage_names_thin_cells_and_untagged_posts():
+    from classifier.corpus import LabelledPost
+
+    posts = [LabelledPost(f"presale {i}", "ico", "en", genre="token_sale", register="x_post") for i in range(30)]
+    posts += [LabelledPost("收U", "trading_service", "zh"), LabelledPost("airdrop", "ico", "en", genre="airdrop",
+                                                                       register="x_post")]
+    gaps = coverage_gaps(posts)
+    assert "1 posts have no genre or register" in gaps
+    assert "token_sale / x_post: 30 English posts, need 30" not in " ".join(gaps)
+    assert "airdrop / x_post: 1 English posts, need 30" in gaps
+    assert "token_sale / channel_post: no Chinese post" in gaps
+    table = coverage_table(posts)
+    assert "| `ico` | `token_sale` | 0! / 0 | 0! / 0 | 30 / 0 |" in table
+
+
+def test_near_duplicates_are_found_exactly():
+    texts = ["Presale stage 2 is live, 1 BNB = 52,000 KRILL, buy at krill.example",
+             "Presale stage 2 is live, 1 BNB = 52,000 KRILL, buy at krill.example!",
+             "Presale stage 3 opens Friday with a new price for everyone who waited",
+             "gm", "gm ", "长期收U，汇率置顶，见U打款"]
+    assert near_duplicates(texts) == {0: 1, 1: 0, 3: 4, 4: 3}
+    assert near_duplicates(texts[:2], threshold=0.99) == {}
+
+
+def test_unknown_genre_or_register_is_named_with_file_and_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "a", "label": "ico", "genre": "airdrop", "register": "x_post"}\n'
+                   '{"text": "b", "label": "ico", "genre": "rugpull"}\n'
+                   '{"text": "c", "label": "ico", "register": "tiktok"}\n'
+                   '{"text": "d", "label": "benign", "genre": "airdrop"}\n', encoding="utf-8")
+    problems = []
+    posts = load_corpus([bad], problems)
+    assert [(p.text, p.genre, p.register) for p in posts] == [("a", "airdrop", "x_post")]
+    messages = [str(p) for p in problems]
+    assert messages[0].startswith(f"{bad}:2: unknown \"genre\" 'rugpull'")
+    assert messages[1].startswith(f"{bad}:3: unknown \"register\" 'tiktok'")
+    assert messages[2] == f"{bad}:4: \"genre\" 'airdrop' belongs to label 'ico', not 'benign'"
 
 
 def test_duplicate_texts_keep_the_last_label(tmp_path):

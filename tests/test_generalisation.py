@@ -1,0 +1,78 @@
+"""Leave-one-register-out and leave-one-genre-out: every measured post is predicted by a model that never
+saw its register (or genre)."""
+
+import pytest
+
+from classifier import generalisation
+from classifier.corpus import BUNDLED_DATA_DIR, LabelledPost, load_corpus
+from classifier.generalisation import leave_one_out
+from classifier.report import leave_one_out_markdown
+
+REGISTERS = ("channel_post", "group_chat", "one_line_call")
+
+
+@pytest.fixture(scope="module")
+def posts():
+    """Up to 25 posts of each label in three registers, and ten posts with no register."""
+    chosen = []
+    bundled = load_corpus([BUNDLED_DATA_DIR])
+    for register in REGISTERS:
+        for label in ("ico", "trading_service", "benign"):
+            chosen += [p for p in bundled if p.register == register and p.label == label][:25]
+    chosen += [LabelledPost(p.text, p.label, p.lang) for p in bundled if p.register == "x_post"][:10]
+    return chosen
+
+
+def test_each_register_is_predicted_by_a_model_that_never_saw_it(posts, monkeypatch):
+    fitted_on = []
+    real_build = generalisation.build_pipeline
+
+    def spy(**kwargs):
+        pipeline = real_build(**kwargs)
+        fit = pipeline.fit
+
+        def recording_fit(texts, labels):
+            fitted_on.append(set(texts))
+            return fit(texts, labels)
+
+        pipeline.fit = recording_fit
+        return pipeline
+
+    monkeypatch.setattr(generalisation, "build_pipeline", spy)
+    result = leave_one_out(posts, "register", log=lambda m: None)
+    assert list(result["groups"]) == list(REGISTERS)
+    assert len(fitted_on) == 3
+    untagged = {p.text for p in posts if not p.register}
+    for register, seen in zip(REGISTERS, fitted_on):
+        held = {p.text for p in posts if p.register == register}
+        assert not held & seen and untagged <= seen
+        assert result["groups"][register]["posts"] == len(held)
+    assert result["posts"] == sum(1 for p in posts if p.register)
+    assert 0.0 <= result["macro_f1"] <= 1.0
+    assert set(result["recall"]) == {"ico", "trading_service", "benign"}
+
+
+def test_a_genre_is_measured_by_the_recall_of_its_label(posts):
+    result = leave_one_out(posts, "genre", log=lambda m: None)
+    for genre, figures in result["groups"].items():
+        labels = {p.label for p in posts if p.genre == genre}
+        assert set(figures["recall"]) == labels and len(labels) == 1
+        assert "macro_f1" not in figures
+    markdown = leave_one_out_markdown(result)
+    assert "### Leave-one-genre-out (svm)" in markdown
+    assert all(f"| `{genre}` |" in markdown for genre in result["groups"])
+
+
+def test_a_group_holding_a_whole_label_stays_in_training(posts):
+    # Every benign post moved into group_chat: without group_chat there would be nothing benign to learn.
+    moved = [LabelledPost(p.text, p.label, p.lang, genre=p.genre,
+                          register="group_chat" if p.label == "benign" else p.register) for p in posts if p.register]
+    messages = []
+    result = leave_one_out(moved, "register", log=messages.append)
+    assert set(result["groups"]) == {"channel_post", "one_line_call"}
+    assert any("group_chat: left in" in m for m in messages)
+
+
+def test_an_unknown_grouping_is_refused(posts):
+    with pytest.raises(ValueError, match="by must be one of register, genre"):
+        leave_one_out(posts, "language")
