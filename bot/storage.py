@@ -282,7 +282,9 @@ class Storage:
                     fields + [flag_id],
                 )
                 self._mark_alert_for_edit(flag["alert_id"])
-            alert_id = self._attach_alert(flag_id, digest, verdict.label, verdict.score >= threshold, now)
+            # A post in a language the model was not trained on waits for the digest: its score means little.
+            notify = verdict.score >= threshold and verdict.language_covered
+            alert_id = self._attach_alert(flag_id, digest, verdict.label, notify, now)
             return ScanOutcome(flag_id=flag_id, alert_id=alert_id)
 
     def _attach_alert(self, flag_id: int, digest: str, label: str, notify: bool, now: float) -> int:

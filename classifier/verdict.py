@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from classifier.language import is_covered
+
 
 @dataclass(frozen=True)
 class Reason:
@@ -11,7 +13,8 @@ class Reason:
 
     ``kind`` is ``evidence`` (something extracted: an exchange, a referral code, an address…),
     ``word`` (a word n-gram) or ``chars`` (a character n-gram). ``weight`` is its contribution to the
-    label's linear score, so reasons sort by how much they mattered.
+    label's linear score, so reasons sort by how much they mattered. A post in a language the model was not
+    trained on carries a first reason of kind ``language`` (weight 0) that says so.
     """
 
     kind: str
@@ -19,7 +22,14 @@ class Reason:
     weight: float
 
     def __str__(self) -> str:
+        if self.kind == "language":
+            return f"language: {self.feature}"
         return f"{self.kind}: {self.feature} (+{self.weight:.2f})"
+
+
+def language_reason(language: str) -> Reason:
+    """The reason that puts a language the model was not trained on before a moderator."""
+    return Reason("language", f"{language}, not covered by the model: scores unreliable", 0.0)
 
 
 @dataclass(frozen=True)
@@ -30,6 +40,8 @@ class Verdict:
     scores: dict[str, float]
     reasons: list[Reason] = field(default_factory=list)
     model_version: str = ""
+    # The post's language (classifier.language): "en", "zh", or the code of one the model was not trained on.
+    language: str = "en"
 
     @property
     def score(self) -> float:
@@ -40,10 +52,18 @@ class Verdict:
     def is_promotion(self) -> bool:
         return self.label != "benign"
 
+    @property
+    def language_covered(self) -> bool:
+        """Whether the model was trained on the post's language; when not, its scores mean little."""
+        return is_covered(self.language)
+
+
     def to_dict(self) -> dict:
         return {
             "label": self.label,
             "scores": {k: round(v, 4) for k, v in self.scores.items()},
             "reasons": [asdict(r) | {"weight": round(r.weight, 4)} for r in self.reasons],
             "model_version": self.model_version,
+            "language": self.language,
+            "language_covered": self.language_covered,
         }
