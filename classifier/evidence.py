@@ -121,6 +121,22 @@ OTC_TERMS = (
     "收币", "出币", "兑u", "usdt兑", "现金换", "换现金", "收購u", "收購", "承兌", "跑分", "代收代付",
 )
 _OTC = re.compile("|".join(sorted({re.escape(t) for t in OTC_TERMS}, key=len, reverse=True)))
+# The parts of a trading call, read on normalized (lower-case) text: a call names at least two of them.
+SIGNAL_PARTS: dict[str, re.Pattern] = {
+    "pair": re.compile(r"\b[a-z0-9]{2,10} ?/ ?(?:usdt|usdc|usd|btc|eth|bnb)\b|\b[a-z0-9]{2,10}(?:usdt|usdc)\b(?<!^usdt)"),
+    "direction": re.compile(r"\b(?:long|short|buy zone|buy|sell)\b|做多|做空|多单|空单|开多|开空"),
+    "entry": re.compile(r"\b(?:entry|entries|enter|entry zone|buy zone|buy at|buy between)\b|入场|进场|开仓|点位|建仓"),
+    "targets": re.compile(r"\b(?:tp ?\d?|targets?|take[ -]?profit|t\d)\b|止盈|目标"),
+    "stop": re.compile(r"\b(?:sl|stop[ -]?loss|stop|invalidation)\b|止损|防守"),
+    "leverage": re.compile(r"\b(?:\d{1,3} ?x|x ?\d{1,3}|lev(?:erage)?|cross|isolated)\b|\d{1,3} ?倍|杠杆|全仓|逐仓"),
+}
+# A result or a gain told in the first person, the skeleton of a testimonial for a manager or a scheme.
+_TESTIMONIAL = re.compile(
+    r"\b(?:i|we|my|she|he|her|him)\b[^.\n]{0,40}\b(?:invest(?:ed)?|earn(?:ed|ing)?|made|profit(?:ed)?|withdr[ae]w\w*|"
+    r"receiv(?:ed|ing)|recovered|got (?:my|back)|paid out|returns?)\b|\b(?:thanks to|thank you|all thanks|highly recommend|"
+    r"legit|trustworthy|god bless)\b|赚了|回本|提现到账|收益|感谢.{0,6}老师|跟着.{0,6}老师|靠谱",
+)
+_PHONE = re.compile(r"(?:\+|whats ?app\W{0,3}|wa\.me/)\d[\d \-()]{7,16}\d")
 _LONG_TOKEN = re.compile(r"[A-Za-z0-9_-]{25,}")  # every address kind is at least 26 characters
 _PERCENT = re.compile(r"\d[\d,.]*\s?%")
 _MONEY = re.compile(r"[$¥€]\s?\d|\d\s?(?:usdt|usd|u\b|bnb|eth|sol|btc|元|万|刀)", re.IGNORECASE)
@@ -140,6 +156,9 @@ class Evidence:
     contact_handles: list[str] = field(default_factory=list)
     addresses: dict[str, list[str]] = field(default_factory=dict)
     otc_terms: list[str] = field(default_factory=list)
+    signal_parts: list[str] = field(default_factory=list)
+    phones: list[str] = field(default_factory=list)
+    testimonial: bool = False
     emoji: int = 0
     percents: int = 0
     amounts: int = 0
@@ -162,6 +181,11 @@ class Evidence:
         for kind, found in self.addresses.items():
             flag(f"{kind} address", len(found))
         flag("chinese otc slang", len(self.otc_terms))
+        if len(self.signal_parts) >= 2:
+            f["trading call"] = 1.0 + math.log(len(self.signal_parts) - 1)
+        flag("phone number", len(self.phones))
+        if self.testimonial and (self.contact_handles or self.phones or self.telegram_links):
+            f["testimonial with contact"] = 1.0
         flag("emoji", self.emoji)
         flag("percentages", self.percents)
         flag("amounts", self.amounts)
@@ -198,6 +222,9 @@ class Evidence:
             "referral code or link": self.referrals,
             "telegram link": self.telegram_links,
             "chinese otc slang": self.otc_terms,
+            "trading call": self.signal_parts,
+            "phone number": self.phones,
+            "testimonial with contact": ["@" + h for h in self.contact_handles] + self.phones + self.telegram_links,
         }.get(feature, [])
 
     def to_dict(self) -> dict:
@@ -269,6 +296,9 @@ def extract(text: str, *, cleaned: str | None = None, normalized: str | None = N
                                  if _CONTACT_CUE.search(cleaned, max(0, m.start() - 16), m.start())]),
         addresses=addresses,
         otc_terms=_unique(_OTC.findall(normalized)),
+        signal_parts=[name for name, pattern in SIGNAL_PARTS.items() if pattern.search(normalized)],
+        phones=_unique(_PHONE.findall(cleaned)) if ("+" in cleaned or "wa" in normalized) else [],
+        testimonial=_TESTIMONIAL.search(normalized) is not None,
         emoji=len(_EMOJI.findall(text)),
         percents=len(_PERCENT.findall(cleaned)) if "%" in cleaned else 0,
         amounts=len(_MONEY.findall(cleaned)),

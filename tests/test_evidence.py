@@ -104,3 +104,32 @@ def test_features_name_what_was_found():
 
 def test_plain_chat_has_no_evidence_features_beyond_none():
     assert extract("see you tomorrow at lunch").features() == {}
+
+
+@pytest.mark.parametrize("text, parts", [
+    ("#ETH/USDT LONG x20 entry 3120-3085 tp 3150/3190 sl 3040", {"pair", "direction", "entry", "targets", "stop", "leverage"}),
+    ("sol short here, targets 141 / 138, stop 149", {"direction", "targets", "stop"}),
+    ("btc 做多 入场 62000 止损 61000 10倍", {"direction", "entry", "stop", "leverage"}),
+])
+def test_the_parts_of_a_trading_call_are_found(text, parts):
+    ev = extract(text)
+    assert set(ev.signal_parts) == parts
+    assert "trading call" in ev.features()
+
+
+def test_one_trading_word_is_not_a_call():
+    assert "trading call" not in extract("I will buy some bread later").features()
+    assert "trading call" not in extract("BTC looks strong today").features()
+
+
+def test_a_testimonial_with_a_way_to_reach_the_manager():
+    ev = extract("i invested $1000 with her and received 9400 in a week, whatsapp +44 7700 900123")
+    assert ev.testimonial and ev.phones == ["whatsapp +44 7700 900123"]
+    assert ev.features()["testimonial with contact"] == 1.0
+    assert ev.describe("phone number") == "phone number: whatsapp +44 7700 900123"
+
+
+def test_a_testimonial_without_contact_or_a_number_without_testimonial_is_not_both():
+    assert "testimonial with contact" not in extract("i earned 20% this year by holding btc").features()
+    features = extract("our office number is +49 30 1234567").features()
+    assert "phone number" in features and "testimonial with contact" not in features
