@@ -3,13 +3,19 @@
 - ``KeywordBaseline``: what a moderator would write first — a list of promotion keywords per label.
 - ``naive_bayes``: word unigrams and multinomial naive Bayes, the method of the best-known open
   anti-spam bot (tg-spam), trained on the same corpus.
+
+And the speed reference the classifier must keep up with:
+
+- ``char_ngram_logreg``: a plain scikit-learn pipeline, character n-gram tf-idf and logistic regression,
+  the first thing anyone would build; its batch throughput and single-post p99 are the speed floor.
 """
 
 from __future__ import annotations
 
 import re
 
-from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
 from sklearn.naive_bayes import MultinomialNB
 from sklearn.pipeline import Pipeline
 
@@ -50,3 +56,10 @@ class KeywordBaseline:
 
 def naive_bayes() -> Pipeline:
     return Pipeline([("words", CountVectorizer(lowercase=True)), ("nb", MultinomialNB(alpha=0.5))])
+
+
+def char_ngram_logreg() -> Pipeline:
+    return Pipeline([
+        ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), min_df=2, sublinear_tf=True)),
+        ("logreg", LogisticRegression(max_iter=1000)),
+    ])
