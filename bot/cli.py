@@ -113,9 +113,12 @@ _db_option = click.option("--db", "db_path", type=click.Path(dir_okay=False, pat
               help="Corpus directories or files instead of the bundled training_data/.")
 @click.option("--force", is_flag=True, help="Install the new model even if the quality gate refuses it.")
 @click.option("--no-reviews", is_flag=True, help="Leave the moderators' reviews out (train on the corpus alone).")
+@click.option("--leave-out", type=click.Choice(["register", "genre"]), multiple=True,
+              help="Also measure how the model does on a register (or genre) it never saw: a model per "
+                   "register (or genre), trained without it; the figures go into the training report. Repeatable.")
 @_db_option
 @_model_option
-def train(extra, data, force, no_reviews, db_path, model_path):
+def train(extra, data, force, no_reviews, leave_out, db_path, model_path):
     """Retrain the classifier from the corpus and the moderators' reviews, and install it if it passes
     the quality gate.
 
@@ -147,7 +150,7 @@ def train(extra, data, force, no_reviews, db_path, model_path):
             click.echo(f"{len(reviewed)} reviewed posts from {path}", err=True)
     try:
         result = train_and_save(model_path or settings.model_path, data=data, extra=extra, reviewed=reviewed,
-                                force=force, log=lambda m: click.echo(m, err=True))
+                                force=force, leave_out=leave_out, log=lambda m: click.echo(m, err=True))
     except GateRefused as exc:
         raise click.ClickException(f"not installed: {exc}") from None
     except ValueError as exc:

@@ -79,15 +79,18 @@ def to_markdown(metrics: dict, title: str) -> str:
 def leave_one_out_markdown(result: dict) -> str:
     """The figures of one ``classifier.generalisation.leave_one_out`` as a Markdown section."""
     by = result["by"]
+    caught = result.get("promotion_caught")
     lines = [f"### Leave-one-{by}-out ({result['family']})", "",
              f"{result['posts']} posts, each predicted by a model trained without its {by}: macro-F1 "
-             f"**{result['macro_f1']:.3f}**; recall " + ", ".join(f"`{k}` {v:.3f}" for k, v in result["recall"].items()),
-             "", f"| {by} | posts | macro-F1 | " + " | ".join(f"recall `{l}`" for l in LABELS) + " |",
-             "|---|---|---|" + "---|" * len(LABELS)]
+             f"**{result['macro_f1']:.3f}**; recall " + ", ".join(f"`{k}` {v:.3f}" for k, v in result["recall"].items())
+             + (f"; promotion flagged with either label {caught:.3f}" if caught is not None else ""),
+             "", f"| {by} | posts | macro-F1 | " + " | ".join(f"recall `{l}`" for l in LABELS) + " | promotion caught |",
+             "|---|---|---|" + "---|" * (len(LABELS) + 1)]
     for group, figures in result["groups"].items():
         recalls = [f"{figures['recall'][l]:.3f}" if l in figures["recall"] else "–" for l in LABELS]
         macro = f"{figures['macro_f1']:.3f}" if "macro_f1" in figures else "–"
-        lines.append(f"| `{group}` | {figures['posts']} | {macro} | " + " | ".join(recalls) + " |")
+        caught = f"{figures['promotion_caught']:.3f}" if "promotion_caught" in figures else "–"
+        lines.append(f"| `{group}` | {figures['posts']} | {macro} | " + " | ".join(recalls) + f" | {caught} |")
     return "\n".join(lines) + "\n"
 
 

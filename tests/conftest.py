@@ -32,6 +32,25 @@ def small_corpus(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tagged_corpus(tmp_path_factory):
+    """Eight posts of each label in each register, with their genre and register, as one JSONL file."""
+    import json
+
+    from classifier.corpus import BUNDLED_DATA_DIR, load_corpus
+    from classifier.genres import REGISTERS
+
+    posts = load_corpus([BUNDLED_DATA_DIR])
+    path = tmp_path_factory.mktemp("corpus") / "tagged.jsonl"
+    with open(path, "w", encoding="utf-8") as handle:
+        for label in ("ico", "trading_service", "benign"):
+            for register in REGISTERS:
+                for post in [p for p in posts if p.label == label and p.register == register][:8]:
+                    handle.write(json.dumps({"text": post.text, "label": label, "lang": post.lang, "genre": post.genre,
+                                             "register": register}, ensure_ascii=False) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
 def trained_model(model_path):
     from classifier.persistence import load_model
 

@@ -111,3 +111,11 @@ def test_train_command_with_extra_file_and_gate(run, tmp_path):
     assert result.exit_code == 1  # a line was skipped…
     assert "extra.jsonl:1: \"label\" must be one of" in result.output
     assert model.exists()  # …but the model was still trained and saved
+
+
+def test_train_command_measures_left_out_registers(run, tagged_corpus, tmp_path):
+    model = tmp_path / "loo.joblib"
+    result = run("train", "--data", str(tagged_corpus), "--no-reviews", "--leave-out", "register", "--model", str(model))
+    assert result.exit_code == 0, result.output
+    assert "Leave-one-register-out" in result.output and "Leave-one-genre-out" not in result.output
+    assert "### Leave-one-register-out (svm)" in (tmp_path / "reports" / "training.md").read_text(encoding="utf-8")

@@ -189,3 +189,15 @@ def test_overlapping_batches_resume_the_collector_only_when_the_last_one_ends():
     assert not gc.isenabled()
     second.__exit__(None, None, None)
     assert gc.isenabled()
+
+
+def test_a_post_in_a_language_the_model_does_not_cover_says_so_first(trained_model):
+    russian = ("Всем привет! Перезалив видео с канала, ссылка в описании, подписывайтесь и ставьте лайки, "
+               "новые ролики каждый день")
+    verdict, english = trained_model.predict_many([russian, "Presale of $MOON ends Friday, buy at moon-sale.example"])
+    assert verdict.language == "ru" and not verdict.language_covered
+    assert verdict.reasons[0].kind == "language" and verdict.reasons[0].feature.startswith("ru, not covered")
+    assert str(verdict.reasons[0]).startswith("language: ru, not covered by the model")
+    assert verdict.to_dict()["language_covered"] is False
+    assert english.language == "en" and english.language_covered
+    assert all(r.kind != "language" for r in english.reasons)

@@ -95,3 +95,17 @@ def test_a_read_only_database_refuses_writes_and_keeps_its_data(tmp_path):
         scan(read_only, Post(-100, 2, "Airdrop claim"))
     conn.close()
     assert len(Storage.open(path).all_flags()) == 1
+
+
+def test_a_flag_in_a_language_the_model_does_not_cover_waits_for_the_digest(tmp_path):
+    from classifier.verdict import Verdict
+
+    storage = Storage.open(tmp_path / "x.db")
+    scores = {"ico": 0.97, "trading_service": 0.02, "benign": 0.01}
+    russian = storage.record_scan(Post(-100, 1, "Пресейл"), Verdict("ico", scores, [], "m", "ru"),
+                                  threshold=0.8, store_benign_text=False)
+    english = storage.record_scan(Post(-100, 2, "Presale"), Verdict("ico", scores, [], "m", "en"),
+                                  threshold=0.8, store_benign_text=False)
+    assert russian.flag_id and storage.alert(russian.alert_id)["notify"] == 0
+    assert storage.alert(english.alert_id)["notify"] == 1
+    assert [a["id"] for a in storage.unsent_alerts()] == [english.alert_id]

@@ -139,3 +139,20 @@ def test_too_little_data_is_a_clear_error(tmp_path, capsys):
     data.write_text('{"text": "hello", "label": "benign"}\n')
     assert main(["--data", str(data), "--model", str(tmp_path / "m.joblib")]) == 2
     assert "too few posts labelled ico, trading_service" in capsys.readouterr().err
+
+
+def test_leave_one_out_figures_go_into_the_training_report(tagged_corpus, tmp_path):
+    model_path = tmp_path / "model.joblib"
+    messages = []
+    result = train_and_save(model_path, data=[tagged_corpus], leave_out=("register", "genre"), log=messages.append)
+    loo = result.metrics["leave_one_out"]
+    assert set(loo) == {"register", "genre"}
+    assert set(loo["register"]["groups"]) == {"channel_post", "group_chat", "x_post", "social_comment",
+                                              "private_pitch", "one_line_call"}
+    # Measured with the thresholds the cross-validation chose, not the defaults.
+    assert loo["register"]["thresholds"] == result.thresholds
+    report = (tmp_path / "reports" / "training.md").read_text(encoding="utf-8")
+    assert "### Leave-one-register-out (svm)" in report and "### Leave-one-genre-out (svm)" in report
+    manifest = json.loads(manifest_path(model_path).read_text())
+    assert set(manifest["leave_one_out_macro_f1"]) == {"register", "genre"}
+    assert any(m.startswith("Leave-one-register-out") for m in messages)
