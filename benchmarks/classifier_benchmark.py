@@ -33,7 +33,7 @@ from baselines import KeywordBaseline, char_ngram_logreg, naive_bayes  # noqa: E
 
 from classifier.corpus import BUNDLED_DATA_DIR, LabelledPost, load_corpus, read_labelled  # noqa: E402
 from classifier.labels import LABELS  # noqa: E402
-from classifier.persistence import load_model  # noqa: E402
+from classifier import load_model  # noqa: E402
 from classifier.train import train_and_save  # noqa: E402
 
 REFERENCE = "speed reference: scikit-learn char 1-4-gram tf-idf + logistic regression"

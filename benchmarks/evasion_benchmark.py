@@ -10,7 +10,7 @@ The corpus is split 80/20 by a stable hash of each text (the quality gate's spli
 - zero-width characters inside keywords; spaced-out letters; emoji between letters; full-width forms;
 - the text posted as a photo caption; its links hidden behind ``text_link`` entities; its links moved
   into URL buttons. These three are built as Telegram message dicts and read by
-  :func:`bot.ingest.scan_text`, the live bot's own extraction.
+  :func:`bot.ingest.message_text`, the live bot's own extraction.
 
 Prints a Markdown table: the share of posts still flagged as promotion (any promotion label) on the
 plain set and under each disguise, and the ratio disguised / plain (the target is ≥ 0.90); for contrast,
@@ -171,10 +171,10 @@ def through_ingest(build: Callable[[str], dict]) -> Callable[[str], str]:
     """A disguise whose text is what the live bot extracts from the built message."""
     from telegram import Message
 
-    from bot.ingest import scan_text
+    from bot.ingest import message_text
 
     def disguise(text: str) -> str:
-        return scan_text(Message.de_json(build(text), None)) or ""
+        return message_text(Message.de_json(build(text), None)) or ""
     return disguise
 
 

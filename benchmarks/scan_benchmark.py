@@ -133,10 +133,11 @@ def breakdown(export: Path, db: Path, model_path: str) -> None:
     from dataclasses import replace
 
     sys.path.insert(0, str(ROOT))
-    from bot.exports import ReadCounts, read_posts
-    from bot.offline import BATCH, FileSummary, ScanSummary, _Chats, _store
+    from bot.desktop_export import ReadCounts, read_posts
+    from bot.history_scan import BATCH, _Chats, _store
+    from bot.scan_summary import FileSummary, ScanSummary
     from bot.storage import Storage
-    from classifier.persistence import load_model
+    from classifier import load_model
 
     started = time.perf_counter()
     with open(export, "rb") as handle:

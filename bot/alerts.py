@@ -16,8 +16,8 @@ from html import escape
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from classifier.labels import ICO, TRADING_SERVICE
-from classifier.verdict import Reason
+from bot.settings import TELEGRAM_GROUP_MESSAGES_PER_MINUTE
+from classifier import ICO, TRADING_SERVICE, Reason
 
 MAX_MESSAGE = 4096  # Telegram's limit, counted in UTF-16 code units
 MAX_CALLBACK_DATA = 64  # bytes
@@ -166,14 +166,16 @@ def _alert_block(view: AlertView, *, excerpt_chars: int, max_chats: int, max_rea
     return "\n".join(lines)
 
 
-def render_alert(views: list[AlertView], secret: bytes) -> tuple[str, InlineKeyboardMarkup]:
-    """One message for one alert, or a batch of alerts when they arrived faster than Telegram lets us send."""
+def render_alert(views: list[AlertView], secret: bytes,
+                 per_minute: int = TELEGRAM_GROUP_MESSAGES_PER_MINUTE) -> tuple[str, InlineKeyboardMarkup]:
+    """One message for one alert, or a batch of alerts when they arrived faster than ``per_minute`` (the
+    ALERTS_PER_MINUTE setting) lets us send them one by one."""
     batch = len(views) > 1
     # Shrink excerpts, reasons and chat lists until the message fits; the last tier always fits
     # (titles are at most 128 characters and a batch holds at most MAX_BATCH alerts).
     for excerpt_chars, max_reasons, max_chats in ((700, 5, 10), (300, 3, 5), (120, 2, 3), (0, 0, 1)):
         if batch:
-            blocks = [f"🚩 <b>{len(views)} flags</b> (batched: they came faster than 20 alerts a minute)"]
+            blocks = [f"🚩 <b>{len(views)} flags</b> (batched: they came faster than {per_minute} alerts a minute)"]
             blocks += [_alert_block(v, excerpt_chars=excerpt_chars // 2, max_chats=min(max_chats, 3),
                                     max_reasons=max_reasons, heading=f"<b>#{v.alert['id']}</b> ") for v in views]
         else:

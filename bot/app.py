@@ -9,8 +9,17 @@ from functools import partial
 
 from telegram import Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
-from telegram.ext import (AIORateLimiter, Application, ApplicationBuilder, CallbackQueryHandler, ChatMemberHandler,
-                          CommandHandler, ContextTypes, MessageHandler, TypeHandler, filters)
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    ChatMemberHandler,
+    CommandHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
 from telegram.request import BaseRequest
 
 from bot import commands
@@ -19,8 +28,9 @@ from bot.membership import on_my_chat_member
 from bot.model_watch import ModelWatcher
 from bot.polling import confirm_after_store
 from bot.review import on_review
-from bot.scanning import on_post, retry_unsaved
-from bot.services import Classifier, Services, services
+from bot.scan_store import retry_unsaved
+from bot.scanning import on_post
+from bot.services import CONTEXT_TYPES, BotContext, Classifier, Services
 from bot.settings import ConfigError, Settings
 from bot.storage import Storage
 
@@ -38,9 +48,9 @@ ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CHANNEL_POST, U
 POSTS = filters.UpdateType.CHANNEL_POSTS | (filters.ChatType.GROUPS & filters.UpdateType.MESSAGES)
 
 
-async def outbox_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+async def outbox_job(context: BotContext) -> None:
     """Store scans that waited for the database, then send what the outbox holds."""
-    svc = services(context)
+    svc = context.services
     try:
         retry_unsaved(svc)
         await svc.outbox.flush(context.bot, svc.secret)
@@ -48,9 +58,9 @@ async def outbox_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("outbox round skipped: database error %s; nothing is lost, retrying next round", exc)
 
 
-async def digest_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+async def digest_job(context: BotContext) -> None:
     """Queue the periodic digest (the outbox job sends it)."""
-    svc = services(context)
+    svc = context.services
     try:
         queue_digest(svc.storage, svc.moderator_chat_id)
         await svc.outbox.flush(context.bot, svc.secret)
@@ -58,21 +68,21 @@ async def digest_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("digest skipped: database error %s; it will cover this period next time", exc)
 
 
-async def model_watch_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+async def model_watch_job(context: BotContext) -> None:
     """Use a retrained or rolled-back model as soon as its file is replaced."""
-    svc = services(context)
+    svc = context.services
     if svc.model_watcher is not None:
         await svc.model_watcher.check(svc)
 
 
-async def on_unhandled(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_unhandled(update: Update, context: BotContext) -> None:
     """Log updates no handler took, so an unexpected kind is visible rather than silently dropped."""
     kind = next((k for k in ALLOWED_UPDATES + ["chat_member", "inline_query", "poll", "message_reaction"]
                  if getattr(update, k, None) is not None), "unknown")
     log.info("update %d (%s) ignored: nothing to do with it", update.update_id, kind)
 
 
-async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_error(update: object, context: BotContext) -> None:
     """Log a handler's failure with the update that caused it; the bot carries on."""
     update_id = update.update_id if isinstance(update, Update) else None
     log.error("error while handling update %s", update_id, exc_info=context.error)
@@ -87,7 +97,7 @@ def build_application(settings: Settings, classifier: Classifier, storage: Stora
     of one getUpdates batch are classified and stored together; other updates are still handled one by one.
     Tests that process one update at a time leave it off and find the scan stored when the update is handled.
     """
-    builder = (ApplicationBuilder().token(token or settings.require_token()).base_url(settings.telegram_api_url)
+    builder = (ApplicationBuilder().context_types(CONTEXT_TYPES).token(token or settings.require_token()).base_url(settings.telegram_api_url)
                .rate_limiter(AIORateLimiter(group_max_rate=settings.alerts_per_minute))
                .post_init(partial(_post_init, settings)).post_shutdown(lambda app: _post_shutdown(storage)))
     if request is not None:
@@ -101,7 +111,7 @@ def build_application(settings: Settings, classifier: Classifier, storage: Stora
     svc = app.bot_data["services"]
     confirm_after_store(app, lambda: len(svc.unsaved), lambda: svc.scans.in_flight)
     if settings.model_check_seconds > 0:
-        from classifier.persistence import load_model
+        from classifier import load_model
 
         app.bot_data["services"].model_watcher = ModelWatcher(settings.model_path, partial(load_model, settings.model_path))
         app.job_queue.run_repeating(model_watch_job, interval=settings.model_check_seconds,

@@ -6,8 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import IO, Iterable, Iterator
 
-from classifier.corpus import parse_line
-from classifier.normalize import safe_text
+from classifier import parse_post_line, safe_text
 
 BATCH_SIZE = 2000
 
@@ -34,7 +33,7 @@ def read_posts(lines: Iterable[str], report) -> Iterator[dict]:
             yield {"text": safe_text(line)}
             continue
         try:
-            yield parse_line(line, require_label=False)
+            yield parse_post_line(line, require_label=False)
         except ValueError as exc:
             report(f"line {number}: {exc}; skipped")
 
@@ -70,13 +69,3 @@ def classify_stream(model, lines: Iterable[str], out: IO[str], report, *, reason
         summary.classified += len(batch)
     summary.read = summary.classified + summary.skipped
     return summary
-
-
-def describe_verdict(verdict) -> str:
-    """A verdict as a moderator reads it in a terminal."""
-    scores = " · ".join(f"{label} {p:.0%}" for label, p in verdict.scores.items())
-    lines = [f"{verdict.label} ({verdict.score:.0%})", f"  {scores}", f"  model {verdict.model_version}"]
-    if verdict.reasons:
-        lines.append("Reasons:")
-        lines += [f"  - {reason}" for reason in verdict.reasons]
-    return "\n".join(lines)

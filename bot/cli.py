@@ -8,44 +8,63 @@ from pathlib import Path
 
 import click
 
-from bot.settings import ConfigError, load_settings
+from bot.settings import ConfigError, Settings, load_settings
 
 
-def _settings():
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        raise click.ClickException(f"configuration error: {exc}") from None
+class CliApp:
+    """What the commands of one invocation share, kept in click's context object: the settings, read once
+    on first use (so that ``--help`` works even with a malformed ``.env``), and the classifier, loaded (or
+    trained from the bundled corpus) once on first use. Tests hand in their own:
+    ``CliRunner().invoke(cli, args, obj=CliApp(classifier=FakeClassifier()))``."""
+
+    def __init__(self, settings: Settings | None = None, classifier=None):
+        self._settings = settings
+        self._classifier = classifier
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = load_settings()
+            except ConfigError as exc:
+                raise click.ClickException(f"configuration error: {exc}") from None
+        return self._settings
+
+    def classifier(self, model_path: Path | None = None):
+        """The classifier at ``model_path`` (default MODEL_PATH), trained from the bundled corpus on first use."""
+        if self._classifier is None:
+            from classifier import ModelLoadError, load_or_train
+
+            try:
+                self._classifier = load_or_train(model_path or self.settings.model_path,
+                                                 self.settings.training_data_dir, log=lambda m: click.echo(m, err=True))
+            except ModelLoadError as exc:
+                raise click.ClickException(str(exc)) from None
+        return self._classifier
+
+
+pass_app = click.make_pass_decorator(CliApp, ensure=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="telegram-compliance-bot")
-def cli():
+@click.pass_context
+def cli(ctx):
     """Find ICO and crypto trading-service promotion in Telegram posts."""
+    ctx.ensure_object(CliApp)
 
 
 @cli.command()
 @click.option("--webhook", is_flag=True, help="Receive updates through a webhook (WEBHOOK_URL) instead of long polling.")
-def run(webhook):
+@pass_app
+def run(app, webhook):
     """Run the bot: scan watched chats, store flags, alert moderators."""
     from bot.app import run_bot
 
-    settings = _settings()
     try:
-        run_bot(settings, webhook=webhook)
+        run_bot(app.settings, webhook=webhook)
     except ConfigError as exc:
         raise click.ClickException(f"configuration error: {exc}") from None
-
-
-def _model(settings, model_path=None):
-    """The classifier, trained from the bundled corpus on first use."""
-    from classifier import ModelLoadError, load_or_train
-
-    try:
-        return load_or_train(model_path or settings.model_path, settings.training_data_dir,
-                             log=lambda m: click.echo(m, err=True))
-    except ModelLoadError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 _model_option = click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -55,14 +74,15 @@ _model_option = click.option("--model", "model_path", type=click.Path(dir_okay=F
 @cli.command()
 @click.argument("text")
 @_model_option
-def check(text, model_path):
+@pass_app
+def check(app, text, model_path):
     """Classify one TEXT and explain the verdict."""
-    from bot.batch import describe_verdict
+    from bot.verdict_text import verdict_text
 
     if not text.strip():
         raise click.UsageError("TEXT is empty: give the post to check, e.g. compliance-bot check \"Presale live now\"")
-    model = _model(_settings(), model_path)
-    click.echo(describe_verdict(model.predict(text)))
+    model = app.classifier(model_path)
+    click.echo(verdict_text(model.predict(text)))
 
 
 @cli.command()
@@ -70,16 +90,17 @@ def check(text, model_path):
 @click.option("-o", "--output", type=click.File("w", encoding="utf-8"), default="-", help="Where to write JSONL (default: standard output).")
 @click.option("--reasons", default=5, show_default=True, help="Reasons per post (0 for none, faster).")
 @_model_option
-def classify(source, output, reasons, model_path):
+@pass_app
+def classify(app, source, output, reasons, model_path):
     """Classify posts from SOURCE (a file or - for standard input).
 
     SOURCE is JSONL (objects with "text"; other fields are kept) or plain text, one post a line. Writes
     JSONL with "label", "scores" (label → probability) and "reasons" added. Lines that cannot be used are
     reported on standard error with their number; the exit code is 1 when any was skipped.
     """
-    from bot.batch import classify_stream
+    from bot.classify_stream import classify_stream
 
-    model = _model(_settings(), model_path)
+    model = app.classifier(model_path)
     name = getattr(source, "name", "-")
     summary = classify_stream(model, source, output, lambda m: click.echo(f"{name}: {m}", err=True), reasons=reasons)
     click.echo(f"{summary.classified} posts classified, {summary.flagged} flagged, {summary.skipped} skipped", err=True)
@@ -118,7 +139,8 @@ _db_option = click.option("--db", "db_path", type=click.Path(dir_okay=False, pat
                    "register (or genre), trained without it; the figures go into the training report. Repeatable.")
 @_db_option
 @_model_option
-def train(extra, data, force, no_reviews, leave_out, db_path, model_path):
+@pass_app
+def train(app, extra, data, force, no_reviews, leave_out, db_path, model_path):
     """Retrain the classifier from the corpus and the moderators' reviews, and install it if it passes
     the quality gate.
 
@@ -128,9 +150,9 @@ def train(extra, data, force, no_reviews, leave_out, db_path, model_path):
     whose macro-F1 is lower by more than 0.01 is not installed (--force overrides). Every installed model
     is kept (see `compliance-bot model list`); a running bot picks up the new one by itself.
     """
-    from classifier.train import GateRefused, train_and_save
+    from classifier import GateRefused, train_and_save
 
-    settings = _settings()
+    settings = app.settings
     data = list(data) or ([settings.training_data_dir] if settings.training_data_dir else None)
     reviewed, review_problems = [], []
     if not no_reviews:
@@ -170,11 +192,12 @@ def model():
 
 @model.command("list")
 @_model_option
-def model_list(model_path):
+@pass_app
+def model_list(app, model_path):
     """The kept model versions, oldest first; * marks the installed one."""
-    from classifier.versions import list_versions
+    from classifier import list_versions
 
-    path = model_path or _settings().model_path
+    path = model_path or app.settings.model_path
     versions = list_versions(path)
     if not versions:
         click.echo(f"No kept model versions beside {path} (train one with `compliance-bot train`).")
@@ -194,14 +217,15 @@ def model_list(model_path):
 @model.command("rollback")
 @click.argument("version", required=False)
 @_model_option
-def model_rollback(version, model_path):
+@pass_app
+def model_rollback(app, version, model_path):
     """Install a kept VERSION again (default: the one before the installed one).
 
     A running bot picks it up within seconds, or at once on /reload.
     """
-    from classifier.versions import VersionError, install, installed_version, previous_version
+    from classifier import VersionError, install, installed_version, previous_version
 
-    path = model_path or _settings().model_path
+    path = model_path or app.settings.model_path
     try:
         old = installed_version(path)
         version = version or previous_version(path)
@@ -237,7 +261,8 @@ def _default_workers() -> int:
                    f"most {DEFAULT_MAX_WORKERS}: {_default_workers()} here); 1 classifies in this process.")
 @_db_option
 @_model_option
-def scan(files, alert, workers, db_path, model_path):
+@pass_app
+def scan(app, files, alert, workers, db_path, model_path):
     """Scan Telegram Desktop exports (result.json of a chat or of a whole account) and JSONL files of posts.
 
     Posts and flags are stored in the bot's database, under the same Bot API chat ids as live posts, so a
@@ -247,9 +272,10 @@ def scan(files, alert, workers, db_path, model_path):
     the exit code is 1 when anything was skipped. Ctrl-C stops the scan and keeps what was stored (exit
     code 130); scanning the same files again continues where it stopped.
     """
-    from bot.offline import scan_files, summary_table
+    from bot.history_scan import scan_files
+    from bot.scan_summary import summary_table
 
-    settings = _settings()
+    settings = app.settings
     if alert:
         try:
             settings.require_token()
@@ -257,7 +283,7 @@ def scan(files, alert, workers, db_path, model_path):
             raise click.ClickException(f"--alert: {exc}") from None
         if settings.moderator_chat_id is None:
             raise click.ClickException("--alert: MODERATOR_CHAT_ID is not set: the digest has nowhere to go")
-    classifier = _model(settings, model_path)
+    classifier = app.classifier(model_path)
     storage = _open_db(settings, db_path, must_exist=False)
 
     def progress(path, size):
@@ -327,14 +353,15 @@ def _send_scan_digest(settings, storage, summary) -> None:
 @click.option("-o", "--output", type=click.File("w", encoding="utf-8"), default="-",
               help="Where to write (default: standard output).")
 @_db_option
-def export(fmt, statuses, labels, since, output, db_path):
+@pass_app
+def export(app, fmt, statuses, labels, since, output, db_path):
     """Write the flags as CSV or JSONL: chat_id, chat_title, message_id, link, date, label, score, status,
     reviewed_by, reviewed_at, reasons, text."""
     from datetime import timezone
 
-    from bot.offline import export_rows, write_export
+    from bot.flag_export import export_rows, write_export
 
-    storage = _open_db(_settings(), db_path)
+    storage = _open_db(app.settings, db_path)
     try:
         since_ts = since.replace(tzinfo=timezone.utc).timestamp() if since else None
         n = write_export(export_rows(storage, statuses=statuses, labels=labels, since=since_ts), output, fmt)
@@ -347,12 +374,13 @@ def export(fmt, statuses, labels, since, output, db_path):
 @click.option("--days", type=click.FloatRange(min=0, min_open=True), default=7, show_default=True,
               help="The period to report, ending now.")
 @_db_option
-def stats(days, db_path):
+@pass_app
+def stats(app, days, db_path):
     """The digest's figures for the last N days: posts scanned, flags per label, chat and status, reviews,
     the review queue, the top flagged posts."""
     from bot.digest import stats_text
 
-    storage = _open_db(_settings(), db_path)
+    storage = _open_db(app.settings, db_path)
     try:
         click.echo(stats_text(storage, days))
     finally:

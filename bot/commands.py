@@ -15,14 +15,22 @@ from pathlib import Path
 import sqlite_utils
 from telegram import BotCommand, BotCommandScopeChat, InputFile, Update
 from telegram.constants import ParseMode
-from telegram.ext import ContextTypes
 
-from bot.alerts import (LABEL_NAMES, MAX_MESSAGE, AlertView, code, excerpt, fmt_time, post_anchor, render_alert,
-                        utf16_len)
-from bot.ingest import scan_text
-from bot.offline import export_rows, write_export
+from bot.alerts import (
+    MAX_MESSAGE,
+    AlertView,
+    code,
+    excerpt,
+    fmt_time,
+    post_anchor,
+    render_alert,
+    utf16_len,
+)
+from bot.flag_export import export_rows, write_export
+from bot.ingest import message_text
 from bot.outbox import NO_PREVIEW
-from bot.services import services
+from bot.services import BotContext
+from bot.verdict_text import verdict_text
 from bot.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -60,9 +68,9 @@ def moderator_only(handler):
     """Refuse politely unless the sender is in MODERATOR_USER_IDS and writes in the moderators' chat or in
     private: in a watched group, /export or /recent would show the flags to everyone there."""
     @functools.wraps(handler)
-    async def wrapper(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def wrapper(update: Update, context: BotContext) -> None:
         user = update.effective_user
-        svc = services(context)
+        svc = context.services
         if not svc.is_moderator(user.id if user else None):
             chat = update.effective_chat
             log.warning("refused /%s by non-moderator %s in chat %s", handler.__name__, user.id if user else None,
@@ -94,61 +102,51 @@ def int_arg(context, default: int, low: int, high: int) -> int:
         return default
 
 
-async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def start(update: Update, context: BotContext) -> None:
     """Greet and explain."""
     await update.effective_message.reply_text(HELP)
 
 
-async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def help_command(update: Update, context: BotContext) -> None:
     """List the commands."""
     await update.effective_message.reply_text(HELP)
 
 
-def format_verdict(verdict) -> str:
-    scores = " · ".join(f"{escape(k)} {v:.2f}" for k, v in sorted(verdict.scores.items(), key=lambda kv: -kv[1]))
-    lines = [f"<b>{escape(LABEL_NAMES.get(verdict.label, verdict.label))}</b> (p={verdict.score:.2f})", scores]
-    if verdict.reasons:
-        lines.append("Why:")
-        lines += [f"• <code>{escape(excerpt(str(r), 100))}</code>" for r in verdict.reasons[:8]]
-    lines.append(f"<i>model {escape(verdict.model_version)}</i>")
-    return "\n".join(lines)
-
-
-async def check(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def check(update: Update, context: BotContext) -> None:
     """Classify the text after /check, or the message /check replies to."""
     message = update.effective_message
     text = " ".join(context.args) if context.args else None
     if not text and message.reply_to_message is not None:
-        text = scan_text(message.reply_to_message)
+        text = message_text(message.reply_to_message)
     if not text:
         await message.reply_text("Send /check followed by a text, or reply /check to a message.")
         return
     await _reply_verdict(update, context, text)
 
 
-async def check_forwarded(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def check_forwarded(update: Update, context: BotContext) -> None:
     """Classify a post forwarded to the bot in private."""
-    text = scan_text(update.effective_message)
+    text = message_text(update.effective_message)
     if not text:
         await update.effective_message.reply_text("That message has no text to check.")
         return
     await _reply_verdict(update, context, text)
 
 
-async def private_hint(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def private_hint(update: Update, context: BotContext) -> None:
     """Point a private chatter at /check."""
     await update.effective_message.reply_text("Forward me a post, or send /check TEXT, and I will say whether it promotes.")
 
 
-async def _reply_verdict(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
-    verdict = await asyncio.to_thread(services(context).classifier.predict, text)
-    await reply_html(update, format_verdict(verdict))
+async def _reply_verdict(update: Update, context: BotContext, text: str) -> None:
+    verdict = await asyncio.to_thread(context.services.classifier.predict, text)
+    await reply_html(update, verdict_text(verdict, html=True))
 
 
 @moderator_only
-async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def stats(update: Update, context: BotContext) -> None:
     """Flags per label and status over the last n days."""
-    svc = services(context)
+    svc = context.services
     days = int_arg(context, 7, 1, 3650)
     s = svc.storage.stats(svc.storage.clock() - days * 86400)
     by_label = ", ".join(f"{escape(k)} {n}" for k, n in sorted(s["by_label"].items())) or "none"
@@ -164,16 +162,16 @@ def flag_line(f: dict) -> str:
 
 
 @moderator_only
-async def recent(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def recent(update: Update, context: BotContext) -> None:
     """The latest n flags."""
-    flags = services(context).storage.recent_flags(int_arg(context, 10, 1, 30))
+    flags = context.services.storage.recent_flags(int_arg(context, 10, 1, 30))
     await reply_html(update, "\n".join(flag_line(f) for f in flags) if flags else "No flags yet.")
 
 
 @moderator_only
-async def pending(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def pending(update: Update, context: BotContext) -> None:
     """The review queue: one message with buttons per waiting alert, highest probability first."""
-    svc = services(context)
+    svc = context.services
     alerts = svc.storage.pending_alerts(10)
     total = svc.storage.count_pending_flags()
     if not alerts:
@@ -187,9 +185,9 @@ async def pending(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 @moderator_only
-async def chats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def chats(update: Update, context: BotContext) -> None:
     """The chats the bot knows, watched ones first."""
-    rows = services(context).storage.chats()
+    rows = context.services.storage.chats()
     lines = [f"{'👁' if c['status'] == 'watched' else '·'} {code(excerpt(c['title'] or str(c['id']), 50))}"
              f"{' @' + escape(c['username']) if c['username'] else ''} ({escape(c['status'])}) · "
              f"{c['posts']} posts, {c['flags']} flags" for c in rows[:MAX_CHATS]]
@@ -257,9 +255,9 @@ def _export_csv_from_file(path: str, limit: int) -> bytes | None:
 
 
 @moderator_only
-async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def export(update: Update, context: BotContext) -> None:
     """Every flag as a CSV document, the same as `compliance-bot export` writes."""
-    storage = services(context).storage
+    storage = context.services.storage
     path = next((row[2] for row in storage.db.execute("PRAGMA database_list") if row[1] == "main"), "")
     if path:
         data = await asyncio.to_thread(_export_csv_from_file, path, MAX_EXPORT_BYTES)
@@ -277,9 +275,9 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 @moderator_only
-async def model(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def model(update: Update, context: BotContext) -> None:
     """The model's version, training date and metrics."""
-    clf = services(context).classifier
+    clf = context.services.classifier
     manifest = getattr(clf, "manifest", {}) or {}
     metrics = json.dumps(manifest.get("metrics", {}), ensure_ascii=False, indent=1)[:3000]
     await reply_html(update, f"Model <b>{escape(str(clf.version))}</b>\ncreated {escape(str(manifest.get('created_at', '?')))}, "
@@ -287,9 +285,9 @@ async def model(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 @moderator_only
-async def reload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def reload(update: Update, context: BotContext) -> None:
     """Load the model file again; on failure keep the running model."""
-    svc = services(context)
+    svc = context.services
     if svc.loader is None:
         await update.effective_message.reply_text("Reloading is not available in this setup.")
         return

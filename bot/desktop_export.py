@@ -1,9 +1,9 @@
-"""Reading posts the bot could not see live: Telegram Desktop JSON exports, and JSONL files of posts.
+"""Reading Telegram Desktop JSON exports: posts the bot could not see live.
 
 Telegram Desktop exports a single chat as ``result.json`` (``name``, ``type``, ``id``, ``messages``) or a
 whole account (``chats.list`` and ``left_chats.list``, each a list of such chats). Exports are read as a
 stream with ijson, so a 200,000-message file is never held in memory whole. A message's text becomes
-the text the live bot would scan (:func:`bot.ingest.scan_text`): the visible text, then the URLs behind
+the text the live bot would scan (:func:`bot.post.scan_text`): the visible text, then the URLs behind
 text links, URL buttons and the forwarded-from name, one per line; chat ids become Bot API ids, so a
 post read from an export and the same post seen live are one row.
 
@@ -12,18 +12,14 @@ Every message or line that cannot be used is reported through ``report`` with wh
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import IO
 
 import ijson
 
-from bot.ingest import MAX_SCAN_CHARS
-from bot.storage import Post
-from classifier.normalize import safe_text
+from bot.post import Post, scan_text
 
 # Telegram Desktop's chat types → Bot API chat types.
 CHAT_TYPES = {
@@ -129,12 +125,7 @@ def message_text(message: dict, where: str = "message") -> str | None:
                     hidden.append(f"{button.get('text', '')} {button['data']}".strip())
     if isinstance(message.get("forwarded_from"), str) and message["forwarded_from"].strip():
         hidden.append(message["forwarded_from"])
-    visible = safe_text(visible)
-    lines = [visible] if visible.strip() else []
-    lines.extend(safe_text(p) for p in hidden if p and p not in visible)
-    if not lines:
-        return None
-    return "\n".join(lines)[:MAX_SCAN_CHARS]
+    return scan_text(visible, hidden)
 
 
 def message_date(message: dict) -> float | None:
@@ -277,67 +268,6 @@ def _post(message, chat, chat_error, meta, name, counts, skip) -> Post | None:
     counts.posts += 1
     return Post(chat_id=chat["chat_id"], message_id=message_id, text=text, date=message_date(message),
                 chat_type=chat["chat_type"], chat_title=chat["chat_title"])
-
-
-def read_jsonl(handle: IO[bytes], name: str, report: Callable[[str], None], counts: ReadCounts) -> Iterator[Post]:
-    """Posts of a JSONL file: one object a line with ``text``, ``chat_id`` and ``message_id`` (Bot API ids),
-    and optionally ``date`` (epoch seconds or ISO 8601), ``chat_title``, ``chat_username``, ``chat_type``."""
-    for number, raw in enumerate(handle, 1):
-        line = raw.decode("utf-8", errors="surrogateescape").strip()
-        if not line:
-            continue
-        counts.messages += 1
-        where = f"{name}:{number}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            counts.skipped += 1
-            report(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); skipped")
-            continue
-        except RecursionError:  # "[[[[…" thousands deep: json.loads gives up
-            counts.skipped += 1
-            report(f"{where}: JSON nested too deeply to be a post; skipped")
-            continue
-        problem = _jsonl_problem(obj)
-        if problem:
-            counts.skipped += 1
-            report(f"{where}: {problem}; skipped")
-            continue
-        text = safe_text(obj["text"])[:MAX_SCAN_CHARS]
-        if not text.strip():
-            counts.no_text += 1
-            continue
-        counts.posts += 1
-        yield Post(chat_id=obj["chat_id"], message_id=obj["message_id"], text=text, date=message_date(
-            {"date_unixtime": obj["date"]} if isinstance(obj.get("date"), (int, float)) else {"date": obj.get("date")}),
-            chat_type=_str(obj.get("chat_type")), chat_title=_str(obj.get("chat_title")),
-            chat_username=_str(obj.get("chat_username")))
-
-
-def _jsonl_problem(obj) -> str | None:
-    if not isinstance(obj, dict):
-        return f"expected a JSON object, got {type(obj).__name__}"
-    if not isinstance(obj.get("text"), str):
-        return 'missing "text" (a string)'
-    for key in ("chat_id", "message_id"):
-        if not isinstance(obj.get(key), int) or isinstance(obj.get(key), bool):
-            return f'missing "{key}" (an integer): scanned posts are stored by chat and message id'
-    return None
-
-
-def _str(value) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def is_jsonl(path: Path) -> bool:
-    return path.suffix.lower() in (".jsonl", ".ndjson")
-
-
-def read_posts(path: Path, handle: IO[bytes], report: Callable[[str], None], counts: ReadCounts) -> Iterator[Post]:
-    """Posts of one file: JSONL by its extension, otherwise a Telegram Desktop export."""
-    if is_jsonl(path):
-        return read_jsonl(handle, str(path), report, counts)
-    return read_export(handle, str(path), report, counts)
 
 
 position_of = _Position

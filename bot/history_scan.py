@@ -1,4 +1,4 @@
-"""The offline tools behind ``compliance-bot scan``, ``export`` and ``stats``.
+"""The history scan behind ``compliance-bot scan``: posts from exports and JSONL files, classified and stored.
 
 Scanned posts go through the same storage path as live ones (:meth:`Storage.record_scan`), so a post
 seen in an export and live is one row and an edit is a new version. Flags found in history never alert
@@ -8,59 +8,31 @@ and in the digest, and ``scan --alert`` sends a digest of them at once.
 
 from __future__ import annotations
 
-import csv
 import heapq
-import json
 import multiprocessing
 import os
 import signal
 import sqlite3
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from dataclasses import replace
 from pathlib import Path
 from typing import IO
 
 from bot.alerts import post_link
-from bot.exports import ExportError, ReadCounts, position_of, read_posts
-from bot.storage import Post, Storage
+from bot.desktop_export import ExportError, ReadCounts, position_of, read_export
+from bot.jsonl_posts import read_jsonl
+from bot.post import Post
+from bot.scan_summary import FileSummary, ScanSummary
+from bot.storage import Storage
 
 BATCH = 1000  # posts classified together and stored in one transaction
 IN_FLIGHT_PER_WORKER = 2  # batches handed to each worker ahead of storing: enough to keep it busy, bounded memory
 WORKER_NICENESS = 10
 TOP_FLAGS = 5
 NEVER_ALERT = float("inf")  # the alert threshold for history: flags go to the queue and the digest
-
-
-@dataclass
-class FileSummary:
-    path: str
-    counts: ReadCounts = field(default_factory=ReadCounts)
-    stored: int = 0  # new posts and new versions
-    duplicates: int = 0  # already stored with the same text
-    flags: Counter = field(default_factory=Counter)
-    error: str | None = None  # why reading stopped early, if it did
-
-
-@dataclass
-class ScanSummary:
-    files: list[FileSummary] = field(default_factory=list)
-    flags_by_chat: Counter = field(default_factory=Counter)
-    top: list = field(default_factory=list)  # heap of (score, -flag id, n, flag description)
-    flags_seen: int = 0  # n: an edit keeps its flag's id and may keep its score, and descriptions do not compare
-    started: float = 0.0
-    finished: float = 0.0
-    database_error: str | None = None
-    stopped: str | None = None  # Ctrl-C or a classification worker that died
-    interrupted: bool = False
-
-    @property
-    def problems(self) -> int:
-        return (sum(f.counts.skipped + (f.error is not None) for f in self.files) + (self.database_error is not None)
-                + (self.stopped is not None))
 
 
 class _Chats:
@@ -315,82 +287,13 @@ def _store(batch: list[Post], verdicts: list, storage: Storage, chats: _Chats, f
             heapq.heappushpop(summary.top, item)
 
 
-def summary_table(summary: ScanSummary) -> str:
-    """The end-of-scan report: per file, totals, flags per label, top chats, the most confident flags."""
-    labels = sorted({label for f in summary.files for label in f.flags})
-    header = ["file", "messages", "posts", "new", "already stored", "no text", "skipped", *labels]
-    rows = [[Path(f.path).name, f.counts.messages, f.counts.posts, f.stored, f.duplicates,
-             f.counts.no_text + f.counts.service, f.counts.skipped + (f.error is not None),
-             *[f.flags[label] for label in labels]] for f in summary.files]
-    if len(rows) > 1:
-        rows.append(["total", *[sum(r[i] for r in rows) for i in range(1, len(header))]])
-    lines = [_table(header, rows)]
-    flagged = sum(sum(f.flags.values()) for f in summary.files)
-    lines.append(f"\nFlags: {flagged}" + (" (" + ", ".join(f"{label} {sum(f.flags[label] for f in summary.files)}"
-                                                            for label in labels) + ")" if labels else ""))
-    if summary.flags_by_chat:
-        lines.append("\nTop chats by flags:")
-        lines.append(_table(["chat", "flags"], [[_cut(c, 50), n] for c, n in summary.flags_by_chat.most_common(5)]))
-    if summary.top:
-        lines.append("\nMost confident flags:")
-        top = sorted(summary.top, reverse=True)
-        lines.append(_table(["p", "label", "chat", "post", "text"],
-                            [[f"{s:.2f}", d["label"], _cut(d["chat"], 30), d["link"], _cut(d["text"], 60)] for s, *_, d in top]))
-    return "\n".join(lines)
+def is_jsonl(path: Path) -> bool:
+    return path.suffix.lower() in (".jsonl", ".ndjson")
 
 
-def _cut(text: str, limit: int) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def read_posts(path: Path, handle: IO[bytes], report: Callable[[str], None], counts: ReadCounts) -> Iterator[Post]:
+    """Posts of one file: JSONL by its extension, otherwise a Telegram Desktop export."""
+    if is_jsonl(path):
+        return read_jsonl(handle, str(path), report, counts)
+    return read_export(handle, str(path), report, counts)
 
-
-def _table(header: list, rows: list[list]) -> str:
-    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    out = []
-    for n, row in enumerate(cells):
-        out.append("  ".join(c.rjust(w) if c.replace(".", "", 1).isdigit() else c.ljust(w) for c, w in zip(row, widths)).rstrip())
-        if n == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return "\n".join(out)
-
-
-# -- export ---------------------------------------------------------------------------------------------
-
-EXPORT_COLUMNS = ["chat_id", "chat_title", "message_id", "link", "date", "label", "score", "status",
-                  "reviewed_by", "reviewed_at", "reasons", "text"]
-
-
-def _iso(ts: float | None) -> str | None:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds") if ts is not None else None
-
-
-def export_rows(storage: Storage, *, statuses=(), labels=(), since: float | None = None) -> Iterable[dict]:
-    """Flags as export rows with the issue's columns, oldest first."""
-    for f in storage.iter_flag_details(statuses, labels, since):
-        reviewer = None
-        if f["reviewer_id"] is not None:
-            reviewer = f"{f['reviewer_name']} ({f['reviewer_id']})" if f["reviewer_name"] else str(f["reviewer_id"])
-        yield {
-            "chat_id": f["chat_id"], "chat_title": f["chat_title"], "message_id": f["message_id"],
-            "link": post_link(f["chat_id"], f["chat_username"], f["message_id"]),
-            "date": _iso(f["date"]), "label": f["label"], "score": round(f["score"], 4), "status": f["status"],
-            "reviewed_by": reviewer, "reviewed_at": _iso(f["reviewed_at"]),
-            "reasons": [r["feature"] for r in json.loads(f["reasons"] or "[]")], "text": f["text"],
-        }
-
-
-def write_export(rows: Iterable[dict], out: IO[str], fmt: str) -> int:
-    """Write rows as CSV (reasons joined with "; ") or JSONL; returns how many."""
-    n = 0
-    if fmt == "csv":
-        writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(row | {"reasons": "; ".join(row["reasons"])})
-            n += 1
-    else:
-        for row in rows:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
-            n += 1
-    return n

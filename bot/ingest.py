@@ -1,4 +1,4 @@
-"""Turn a Telegram message into the text the classifier scans.
+"""Turn a live Telegram message into a :class:`~bot.post.Post` and the text the classifier scans.
 
 A promotion often hides outside the visible text: behind a text link, in a URL button, or in the
 channel it was forwarded from. All of these are appended to the visible text, one per line.
@@ -6,14 +6,16 @@ channel it was forwarded from. All of these are appended to the visible text, on
 
 from __future__ import annotations
 
-from telegram import Message, MessageEntity, MessageOriginChannel, MessageOriginChat, MessageOriginUser
+from telegram import (
+    Message,
+    MessageEntity,
+    MessageOriginChannel,
+    MessageOriginChat,
+    MessageOriginUser,
+)
 
-from bot.storage import Post
-from classifier.normalize import safe_text
-
-# Telegram caps text at 4096 characters and captions at 1024; the extras are bounded here so a
-# keyboard of a hundred buttons cannot make one scan arbitrarily expensive.
-MAX_SCAN_CHARS = 8000
+from bot.post import Post, scan_text
+from classifier import safe_text
 
 
 def hidden_parts(message: Message) -> list[str]:
@@ -38,15 +40,10 @@ def hidden_parts(message: Message) -> list[str]:
     return [p for p in parts if p]
 
 
-def scan_text(message: Message) -> str | None:
-    """The visible text or caption plus the hidden parts; None when there is nothing to read (a sticker)."""
-    visible = message.text or message.caption or ""
-    lines = [visible] if visible.strip() else []
-    lines.extend(p for p in hidden_parts(message) if p not in visible)
-    if not lines:
-        return None
-    # A lone UTF-16 surrogate (a hostile or broken update) cannot be hashed, stored or sent: U+FFFD instead.
-    return safe_text("\n".join(lines)[:MAX_SCAN_CHARS])
+def message_text(message: Message) -> str | None:
+    """The visible text or caption plus the hidden parts (:func:`bot.post.scan_text`); None when there is
+    nothing to read (a sticker)."""
+    return scan_text(message.text or message.caption, hidden_parts(message))
 
 
 def post_from_message(message: Message, text: str) -> Post:

@@ -7,21 +7,20 @@ import sqlite3
 from html import escape
 
 from telegram import ChatMember, Update
-from telegram.ext import ContextTypes
 
 from bot.alerts import code
-from bot.services import services
-from classifier.normalize import safe_text
+from bot.services import BotContext
+from classifier import safe_text
 
 log = logging.getLogger(__name__)
 
 PRESENT = {ChatMember.MEMBER, ChatMember.ADMINISTRATOR, ChatMember.OWNER, ChatMember.RESTRICTED}
 
 
-async def on_my_chat_member(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_my_chat_member(update: Update, context: BotContext) -> None:
     """Mark a chat watched or left when the bot's own membership changes, and tell the moderators."""
     change = update.my_chat_member
-    svc = services(context)
+    svc = context.services
     chat = change.chat
     was, now = change.old_chat_member.status in PRESENT, change.new_chat_member.status in PRESENT
     if was == now or chat.type == chat.PRIVATE:

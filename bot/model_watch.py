@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from classifier.persistence import manifest_path
+from classifier import manifest_path
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 An outbox row is marked sent only after Telegram accepted it, and nothing is ever removed, so a
 Telegram error, a 429 or a restart delays a message but never loses it; a sent row is never sent again.
-Alerts are packed into messages here: one per alert while the chat's budget of 20 messages a minute
+Alerts are packed into messages here: one per alert while the chat's budget of ALERTS_PER_MINUTE messages a minute
 allows, batches of several alerts when flags come faster.
 """
 
@@ -20,6 +20,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, RetryAfter, TelegramError
 
 from bot.alerts import MAX_BATCH, AlertView, render_alert
+from bot.settings import TELEGRAM_GROUP_MESSAGES_PER_MINUTE
 from bot.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -55,16 +56,17 @@ def plan_batches(alert_ids: list[int], budget: int) -> list[list[int]]:
     return [alert_ids[i:i + size] for i in range(0, len(alert_ids), size)][:budget]
 
 
-def render(storage: Storage, outbox_id: int, secret: bytes):
+def render(storage: Storage, outbox_id: int, secret: bytes, per_minute: int):
     """The HTML text and keyboard of one alert message, from what is stored now."""
     views = [AlertView(a, storage.alert_flags(a["id"]), storage.last_review(a["id"])) for a in storage.outbox_alerts(outbox_id)]
-    return render_alert(views, secret)
+    return render_alert(views, secret, per_minute)
 
 
 class Outbox:
     """Sends what the outbox holds, within Telegram's limits; `flush` is called by a repeating job."""
 
-    def __init__(self, storage: Storage, moderator_chat_id: int | None, per_minute: int = 20):
+    def __init__(self, storage: Storage, moderator_chat_id: int | None,
+                 per_minute: int = TELEGRAM_GROUP_MESSAGES_PER_MINUTE):
         self.storage = storage
         self.chat_id = moderator_chat_id
         self.per_minute = per_minute
@@ -120,7 +122,7 @@ class Outbox:
         """Send one outbox row: "sent", "deferred" (retried later), or "stop" (flood control: stop the round)."""
         try:
             if row["kind"] == "alert":
-                text, markup = render(self.storage, row["id"], secret)
+                text, markup = render(self.storage, row["id"], secret, self.per_minute)
             else:
                 text, markup = row["text"], None
             message = await bot.send_message(row["chat_id"], text, parse_mode=ParseMode.HTML,
@@ -171,7 +173,7 @@ class Outbox:
 
     async def _apply_edits(self, bot: Bot, secret: bytes) -> None:
         for row in self.storage.messages_to_edit():
-            text, markup = render(self.storage, row["id"], secret)
+            text, markup = render(self.storage, row["id"], secret, self.per_minute)
             try:
                 await bot.edit_message_text(text, chat_id=row["chat_id"], message_id=row["message_id"],
                                             parse_mode=ParseMode.HTML, reply_markup=markup,

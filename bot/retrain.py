@@ -8,10 +8,8 @@ false positive becomes ``benign``, a relabelled flag takes its new label; of sev
 
 from __future__ import annotations
 
-from classifier.corpus import LabelledPost, guess_language
-from classifier.labels import BENIGN, LABELS
-
 from bot.storage import Storage
+from classifier import BENIGN, LABELS, LabelledPost, guess_language
 
 
 def review_label(review: dict) -> str:

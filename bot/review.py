@@ -8,20 +8,19 @@ import sqlite3
 from telegram import Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
-from telegram.ext import ContextTypes
 
 from bot.alerts import ACTIONS, DECISION_NAMES, AlertView, decode_callback, render_alert
 from bot.outbox import NO_PREVIEW
-from bot.services import services
-from classifier.normalize import safe_text
+from bot.services import BotContext
+from classifier import safe_text
 
 log = logging.getLogger(__name__)
 
 
-async def on_review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_review(update: Update, context: BotContext) -> None:
     """Apply a moderator's press of Confirm / False positive / relabel, or refuse it."""
     query = update.callback_query
-    svc = services(context)
+    svc = context.services
     user = query.from_user
     decoded = decode_callback(svc.secret, query.data)
     if decoded is None or svc.storage.alert(decoded[0]) is None:

@@ -7,14 +7,17 @@ fake classifier and an in-memory database.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from telegram.ext import ContextTypes
+from telegram.ext import CallbackContext, ContextTypes, ExtBot
 
 from bot.outbox import Outbox
-from bot.storage import Post, Storage
+from bot.post import Post
+from bot.scan_batcher import ScanBatcher
+from bot.settings import TELEGRAM_GROUP_MESSAGES_PER_MINUTE
+from bot.storage import Storage
 
 
 class Classifier(Protocol):
@@ -34,21 +37,18 @@ class Services:
     store_benign_text: bool = False
     # Loads the model again for /reload; built in bot.app so handlers never see paths or the environment.
     loader: Callable[[], Classifier] | None = None
-    alerts_per_minute: int = 20
+    alerts_per_minute: int = TELEGRAM_GROUP_MESSAGES_PER_MINUTE
     # Swaps in a model file that changed on disk (bot.model_watch); None where there is no file to watch.
     model_watcher: Any = None
     outbox: Outbox = field(init=False)
     # Scanned posts whose write failed (a locked or read-only database): kept and retried, not dropped.
     unsaved: deque = field(default_factory=lambda: deque(maxlen=10_000))
     _secret: bytes | None = field(default=None, init=False)
-    # Posts being classified and stored together (bot.scanning.ScanBatcher).
-    scans: Any = field(default=None, init=False)
+    # Posts being classified and stored together.
+    scans: ScanBatcher = field(default_factory=ScanBatcher, init=False)
 
     def __post_init__(self):
         self.outbox = Outbox(self.storage, self.moderator_chat_id, self.alerts_per_minute)
-        from bot.scanning import ScanBatcher
-
-        self.scans = ScanBatcher()
 
     @property
     def secret(self) -> bytes:
@@ -64,5 +64,13 @@ class Services:
                                         store_benign_text=self.store_benign_text)
 
 
-def services(context: ContextTypes.DEFAULT_TYPE) -> Services:
-    return context.bot_data["services"]
+class BotContext(CallbackContext[ExtBot, dict, dict, dict]):
+    """What every handler and job receives (PTB's ``ContextTypes``): the bot's services, typed."""
+
+    @property
+    def services(self) -> Services:
+        return self.bot_data["services"]
+
+
+# Given to ApplicationBuilder.context_types, so that handlers are called with a BotContext.
+CONTEXT_TYPES = ContextTypes(context=BotContext)

@@ -10,6 +10,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("data")
+# Telegram lets a bot send 20 messages a minute to one group: the most alerts a minute, and the default.
+TELEGRAM_GROUP_MESSAGES_PER_MINUTE = 20
 
 
 class ConfigError(Exception):
@@ -29,8 +31,8 @@ class Settings(BaseSettings):
     alert_threshold: float = Field(0.8, ge=0.0, le=1.0)
     # A float so that tests (and impatient operators) can ask for a digest every few seconds.
     digest_interval_minutes: float = Field(60, gt=0)
-    # Telegram allows 20 messages a minute to one group; alerts beyond that are batched.
-    alerts_per_minute: int = Field(20, ge=1, le=20)
+    # Alerts beyond this many a minute are batched into shared messages.
+    alerts_per_minute: int = Field(TELEGRAM_GROUP_MESSAGES_PER_MINUTE, ge=1, le=TELEGRAM_GROUP_MESSAGES_PER_MINUTE)
     outbox_interval_seconds: float = Field(2.0, gt=0)
     store_benign_text: bool = False
     # How often the running bot looks whether MODEL_PATH was replaced (by train or rollback); 0: never.

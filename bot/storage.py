@@ -19,6 +19,8 @@ from pathlib import Path
 
 import sqlite_utils
 
+from bot.post import Post
+
 FLAG_STATUSES = ("pending", "confirmed", "false_positive", "relabelled", "withdrawn")
 # What a press of a review button does: decision name, flag status it leads to.
 DECISIONS = {"confirm": "confirmed", "false_positive": "false_positive", "relabel": "relabelled"}
@@ -117,19 +119,6 @@ def text_hash(text: str) -> str:
     """Hash of a text after the normalisation that makes reposts of the same text compare equal."""
     key = " ".join(unicodedata.normalize("NFKC", text).casefold().split())
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
-
-
-@dataclass(frozen=True)
-class Post:
-    """One post as the bot saw it, ready to store."""
-
-    chat_id: int
-    message_id: int
-    text: str
-    date: float | None = None
-    chat_type: str | None = None
-    chat_title: str | None = None
-    chat_username: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,27 +1,60 @@
 """Pure machine learning: tells whether a post promotes an ICO, a crypto trading service, or neither.
 
-Knows nothing of Telegram or SQLite. The public surface:
+This module is the package's contract: ``bot/`` (and anything else outside ``classifier/``) imports only
+the names in ``__all__`` from here, never from the modules behind them. The package knows nothing of
+Telegram or SQLite.
 
-- :class:`Verdict`, :class:`Reason` — what the model says about one post;
-- :class:`PromotionClassifier` — ``predict(text)``, ``predict_many(texts)``, ``version``, ``manifest``;
-- :func:`load_model`, :func:`load_or_train`, :class:`ModelLoadError` — persistence with a checked manifest.
+- the labels of ``../shared/LABELS.md``: ``ICO``, ``TRADING_SERVICE``, ``BENIGN``, ``LABELS``,
+  ``PROMOTION_LABELS``;
+- a verdict: :class:`Verdict` (label, probability per label, reasons, model version, language) and
+  :class:`Reason`;
+- the model: :class:`PromotionClassifier` (``predict``, ``predict_many``, ``version``, ``manifest``);
+  :func:`load_model`, :func:`load_or_train` (trains from the bundled corpus on first use),
+  :class:`ModelLoadError`, :func:`manifest_path`;
+- input: :data:`MAX_CHARS` (what of a post is read: Telegram's 4,096 plus room for hidden links),
+  :func:`safe_text` (lone surrogates replaced, so any text can be stored and sent);
+- training data: :class:`LabelledPost`, :func:`parse_post_line` (one JSONL line, with a clear error),
+  :func:`guess_language`;
+- training and versions: :func:`train_and_save`, :class:`GateRefused`, :func:`list_versions`,
+  :func:`install`, :func:`installed_version`, :func:`previous_version`, :class:`VersionError`.
+
+The modules behind the model (scikit-learn, numpy) load on first use of a name that needs them, so that
+importing the labels, or a command's ``--help``, stays fast.
 """
 
+from importlib import import_module
+
 from classifier.labels import BENIGN, ICO, LABELS, PROMOTION_LABELS, TRADING_SERVICE
+from classifier.normalize import MAX_CHARS, safe_text
 from classifier.verdict import Reason, Verdict
 
-__all__ = [
-    "BENIGN", "ICO", "LABELS", "PROMOTION_LABELS", "TRADING_SERVICE", "Reason", "Verdict",
-    "PromotionClassifier", "ModelLoadError", "load_model", "load_or_train",
-]
+# name → the module that defines it, imported when the name is first used
+_LAZY = {
+    "PromotionClassifier": "classifier.model",
+    "ModelLoadError": "classifier.persistence",
+    "load_model": "classifier.persistence",
+    "manifest_path": "classifier.persistence",
+    "LabelledPost": "classifier.corpus",
+    "guess_language": "classifier.corpus",
+    "parse_post_line": "classifier.corpus",
+    "load_or_train": "classifier.train",
+    "train_and_save": "classifier.train",
+    "GateRefused": "classifier.train",
+    "list_versions": "classifier.versions",
+    "install": "classifier.versions",
+    "installed_version": "classifier.versions",
+    "previous_version": "classifier.versions",
+    "VersionError": "classifier.versions",
+}
+
+__all__ = ["BENIGN", "ICO", "LABELS", "PROMOTION_LABELS", "TRADING_SERVICE", "Reason", "Verdict", "MAX_CHARS",
+           "safe_text",
+           *_LAZY]
 
 
-def __getattr__(name):
-    # Lazy so that importing the labels does not pull in scikit-learn.
-    if name == "PromotionClassifier":
-        from classifier.model import PromotionClassifier
-        return PromotionClassifier
-    if name in ("ModelLoadError", "load_model", "load_or_train"):
-        from classifier import persistence
-        return getattr(persistence, name)
-    raise AttributeError(name)
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'classifier' has no attribute {name!r}")
+    value = getattr(import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value

@@ -49,7 +49,7 @@ def guess_language(text: str) -> str:
     return "zh" if han >= 2 and han / letters > 0.2 else "en"
 
 
-def parse_line(raw: str, *, require_label: bool) -> dict:
+def parse_post_line(raw: str, *, require_label: bool) -> dict:
     """One JSONL line as a dict with a usable ``text``; raises ValueError with a readable reason."""
     try:
         obj = json.loads(raw)
@@ -91,7 +91,7 @@ def read_labelled(path: Path, problems: list[Problem]) -> Iterator[LabelledPost]
             if not raw.strip():
                 continue
             try:
-                obj = parse_line(raw, require_label=True)
+                obj = parse_post_line(raw, require_label=True)
             except ValueError as exc:
                 problems.append(Problem(str(path), number, str(exc)))
                 continue

@@ -13,6 +13,7 @@ from typing import Sequence
 
 from classifier.corpus import LabelledPost, Problem, read_labelled
 from classifier.model import PromotionClassifier
+from classifier.persistence import ModelLoadError, load_model
 from classifier.report import compute_metrics, to_markdown, write_reports
 from classifier.train import DEFAULT_MODEL_PATH
 
@@ -27,8 +28,6 @@ def evaluate(model: PromotionClassifier, posts: Sequence[LabelledPost]) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from classifier.persistence import ModelLoadError, load_model
-
     parser = argparse.ArgumentParser(prog="python -m classifier.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("file", type=Path, help="labelled JSONL: text, label, optional lang and hard")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help=f"model to evaluate (default {DEFAULT_MODEL_PATH})")

@@ -29,13 +29,10 @@ from sklearn.svm import LinearSVC
 from classifier.evidence import Evidence, extract
 from classifier.labels import BENIGN, LABELS, PROMOTION_LABELS
 from classifier.language import detect_language, is_covered
-from classifier.normalize import clean, fold
+from classifier.normalize import MAX_CHARS, clean, fold
 from classifier.scoring import Contributions, LinearScorer
 from classifier.verdict import Reason, Verdict, language_reason
 
-# Telegram posts stop at 4096 characters (captions at 1024); anything longer is pasted text, and its
-# first part says what it is. The cap keeps a 100 KB paste from costing 100 times a post.
-MAX_CHARS = 8000
 DEFAULT_THRESHOLDS = {label: 0.5 for label in PROMOTION_LABELS}
 MIN_REASON_WEIGHT = 0.01  # contributions below this explain nothing a moderator can use
 # Batches this large pause the cyclic garbage collector (see _CollectorPause). The bot's batches (a few

@@ -10,6 +10,11 @@ from __future__ import annotations
 import re
 import unicodedata
 
+# Telegram posts stop at 4096 characters (captions at 1024); anything longer is pasted text, and its first
+# part says what it is. The cap keeps a 100 KB paste from costing 100 times a post; the bot stores and
+# scans the same first MAX_CHARS characters of every post (visible text plus the links it hides).
+MAX_CHARS = 8000
+
 # Characters a reader does not see but that split a keyword for a filter. A character class, because
 # str.translate walks a non-ASCII text character by character in Python's dict lookups (15 times slower).
 _INVISIBLE = re.compile(

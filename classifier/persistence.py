@@ -36,7 +36,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
@@ -51,7 +51,7 @@ def _atomic_write(path: Path, write) -> None:
 def save_model(classifier: PromotionClassifier, path: Path, manifest: dict) -> dict:
     """Write the model and its manifest (model first, so a crash never leaves a manifest without it)."""
     path = Path(path)
-    _atomic_write(path, lambda tmp: joblib.dump(classifier, tmp, compress=3))
+    atomic_write(path, lambda tmp: joblib.dump(classifier, tmp, compress=3))
     full = {
         "model_version": classifier.version,
         "file": path.name,
@@ -61,7 +61,7 @@ def save_model(classifier: PromotionClassifier, path: Path, manifest: dict) -> d
         "thresholds": classifier.thresholds,
         **manifest,
     }
-    _atomic_write(manifest_path(path), lambda tmp: tmp.write_text(json.dumps(full, indent=2, ensure_ascii=False)))
+    atomic_write(manifest_path(path), lambda tmp: tmp.write_text(json.dumps(full, indent=2, ensure_ascii=False)))
     classifier.manifest = full
     return full
 
@@ -106,14 +106,3 @@ def load_model(path: Path) -> PromotionClassifier:
         raise ModelLoadError(f"{path} holds a {type(model).__name__}, not a PromotionClassifier")
     model.manifest = manifest
     return model
-
-
-def load_or_train(model_path: Path, training_data_dir: Path | None = None, *, log=print) -> PromotionClassifier:
-    """The model at ``model_path``; trained from the bundled corpus first if there is none yet."""
-    model_path = Path(model_path)
-    if not model_path.exists():
-        from classifier.train import train_and_save
-
-        log(f"No model at {model_path}: training one from the bundled corpus (first use)…")
-        train_and_save(model_path, data=[training_data_dir] if training_data_dir else None, log=log)
-    return load_model(model_path)

@@ -27,6 +27,7 @@ from classifier.corpus import BUNDLED_DATA_DIR, LabelledPost, Problem, corpus_ha
 from classifier.generalisation import GROUPINGS, leave_one_out
 from classifier.labels import BENIGN, LABELS, PROMOTION_LABELS
 from classifier.model import DEFAULT_THRESHOLDS, PromotionClassifier, build_pipeline, decide
+from classifier.persistence import ModelLoadError, load_model, read_manifest, save_model
 from classifier.report import compute_metrics, to_markdown, write_reports
 from classifier.versions import (MODEL_NAME, SNAPSHOT_NAME, install, prune, read_snapshot, snapshot_of,
                                  unique_version, version_dir, write_snapshot)
@@ -103,8 +104,6 @@ def compare_on_heldout(posts: Sequence[LabelledPost], result: "TrainingResult", 
     against the new labels of the held-out texts, which neither saw. A current model without a snapshot
     (trained before versions were kept) is compared by its cross-validated macro-F1 instead, as the
     report says. ``refusal`` is the reason not to install, or None."""
-    from classifier.persistence import ModelLoadError, read_manifest
-
     gate: dict = {"tolerance": GATE_TOLERANCE, "refusal": None}
     if not Path(model_path).exists():
         return gate | {"method": "no current model"}
@@ -222,8 +221,6 @@ def train_and_save(
     """Load the corpus, lay the reviewed posts over it, train, write the reports; install the model as a
     new kept version unless the quality gate refuses (``force`` overrides). ``leave_out`` adds the
     leave-one-register-out and leave-one-genre-out figures to the report (a fit per register or genre)."""
-    from classifier.persistence import save_model
-
     model_path = Path(model_path)
     problems: list[Problem] = []
     posts = load_corpus([*(data or [BUNDLED_DATA_DIR]), *extra], problems)
@@ -266,6 +263,15 @@ def train_and_save(
         log(f"Removed old model version {old}")
     log(f"Saved model {version} to {model_path} (kept in {result.version_dir}; {result.seconds:.1f} s)")
     return result
+
+
+def load_or_train(model_path: Path, training_data_dir: Path | None = None, *, log=print) -> PromotionClassifier:
+    """The model at ``model_path``; trained from the bundled corpus first if there is none yet."""
+    model_path = Path(model_path)
+    if not model_path.exists():
+        log(f"No model at {model_path}: training one from the bundled corpus (first use)…")
+        train_and_save(model_path, data=[training_data_dir] if training_data_dir else None, log=log)
+    return load_model(model_path)
 
 
 class GateRefused(Exception):

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterable
 
 from classifier.corpus import LabelledPost
-from classifier.persistence import _atomic_write, manifest_path
+from classifier.persistence import atomic_write, manifest_path
 
 KEEP_VERSIONS = 10
 SNAPSHOT_NAME = "training.jsonl.gz"
@@ -46,7 +46,7 @@ def write_snapshot(path: Path, posts: Iterable[LabelledPost]) -> None:
             for post in posts:
                 handle.write(json.dumps({"text": post.text, "label": post.label, "lang": post.lang,
                                          "hard": post.hard}, ensure_ascii=False) + "\n")
-    _atomic_write(Path(path), write)
+    atomic_write(Path(path), write)
 
 
 def read_snapshot(path: Path) -> list[LabelledPost]:
@@ -80,9 +80,9 @@ def install(model_path: Path, version: str) -> dict:
         known = ", ".join(v["model_version"] for v in list_versions(model_path)) or "none"
         raise VersionError(f"no kept model version {version!r} in {versions_dir(model_path)} (kept: {known})")
     manifest = json.loads(manifest_path(source / MODEL_NAME).read_text(encoding="utf-8"))
-    _atomic_write(model_path, lambda tmp: shutil.copyfile(source / MODEL_NAME, tmp))
+    atomic_write(model_path, lambda tmp: shutil.copyfile(source / MODEL_NAME, tmp))
     installed = manifest | {"file": model_path.name}
-    _atomic_write(manifest_path(model_path),
+    atomic_write(manifest_path(model_path),
                   lambda tmp: tmp.write_text(json.dumps(installed, indent=2, ensure_ascii=False), encoding="utf-8"))
     return installed
 

@@ -52,7 +52,7 @@ def tagged_corpus(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def trained_model(model_path):
-    from classifier.persistence import load_model
+    from classifier import load_model
 
     return load_model(model_path)
 

@@ -3,7 +3,7 @@
 import sqlite3
 import time
 
-from bot.storage import Post
+from bot.post import Post
 from tests.fakes.classifier import FakeClassifier
 
 
@@ -11,7 +11,7 @@ def test_a_locked_database_fails_a_write_fast_and_keeps_the_scan(monkeypatch, tm
     from telegram.ext import Application
 
     import bot.app
-    from bot.scanning import retry_unsaved, save
+    from bot.scan_store import retry_unsaved, save
     from bot.settings import load_settings
 
     monkeypatch.chdir(tmp_path)

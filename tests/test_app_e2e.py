@@ -164,7 +164,7 @@ def test_restart_sends_no_duplicate(server, run_bot, tmp_path):
 
 
 def test_digest_arrives(server, run_bot):
-    run_bot(DIGEST_INTERVAL_MINUTES="0.05", ALERT_THRESHOLD="0.99")  # a digest every 3 s; the flag stays below threshold
+    run_bot(DIGEST_INTERVAL_MINUTES="0.05", ALERT_THRESHOLD="1.0")  # a digest every 3 s; the flag stays below threshold
     server.api.push_update(U.channel_post(12, PROMO))
     digest = wait_for(lambda: [c for c in server.api.calls_to("sendMessage") if "Digest" in c.params["text"]],
                       timeout=30, what="the digest")[0]

@@ -18,11 +18,37 @@ def run(model_path, monkeypatch, tmp_path):
     return invoke
 
 
-@pytest.mark.parametrize("command", ["run", "check", "classify", "train"])
-def test_every_command_has_help(command):
-    result = CliRunner().invoke(cli, [command, "--help"])
+def all_commands(group=cli, prefix=()):
+    """Every command and subcommand of the CLI, as its words after `compliance-bot`."""
+    import click
+
+    for name, command in group.commands.items():
+        yield (*prefix, name)
+        if isinstance(command, click.Group):
+            yield from all_commands(command, (*prefix, name))
+
+
+def test_the_cli_has_the_commands_this_test_walks():
+    walked = {" ".join(words) for words in all_commands()}
+    assert {"run", "check", "classify", "scan", "train", "export", "stats", "model", "model list",
+            "model rollback"} <= walked
+
+
+@pytest.mark.parametrize("words", list(all_commands()), ids=" ".join)
+def test_every_command_has_help_and_a_row_in_the_readme(words):
+    from pathlib import Path
+
+    result = CliRunner().invoke(cli, [*words, "--help"])
     assert result.exit_code == 0
     assert "Usage:" in result.output and len(result.output.splitlines()) > 3
+    command = cli
+    for word in words:
+        command = command.commands[word]
+    assert command.help and command.help.strip(), f"{' '.join(words)} has no help text"
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    table = [line for line in readme.splitlines() if line.startswith("| `compliance-bot ")]
+    assert any(f"`compliance-bot {' '.join(words)}" in line for line in table), \
+        f"compliance-bot {' '.join(words)} is not in the README's command table"
 
 
 def test_check_prints_label_probabilities_and_reasons(run):
@@ -82,7 +108,7 @@ def test_classify_handles_a_100_kb_post(run):
 def test_a_tampered_model_is_a_clear_error(tmp_path, monkeypatch, model_path):
     import shutil
 
-    from classifier.persistence import manifest_path
+    from classifier import manifest_path
 
     bad = tmp_path / "bad.joblib"
     shutil.copy(model_path, bad)

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from bot.cli import cli
 from bot.commands import MODERATOR_COMMANDS, PUBLIC_COMMANDS, register_commands
-from bot.offline import EXPORT_COLUMNS, export_rows, write_export
+from bot.flag_export import EXPORT_COLUMNS, export_rows, write_export
 from bot.storage import Storage
 from tests.conftest import LINK_BAIT, MODERATOR_CHAT_ID, TEST_TOKEN, outside_code
 from tests.fakes import updates as U

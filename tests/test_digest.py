@@ -1,7 +1,8 @@
 """The digest: counts per label and chat, pending reviews, top posts, change; nothing new means no digest."""
 
 from bot.digest import queue_digest
-from bot.storage import Post, Storage
+from bot.post import Post
+from bot.storage import Storage
 from tests.conftest import LINK_BAIT, MODERATOR_CHAT_ID, outside_code
 from tests.fakes.classifier import FakeClassifier
 

@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from bot.alerts import post_link
 from bot.cli import cli
 from bot.digest import build_digest
-from bot.storage import Post, Storage
+from bot.post import Post
+from bot.storage import Storage
 from tests.fakes.classifier import FakeClassifier
 
 CLF = FakeClassifier()

@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from bot.alerts import encode_callback
-from bot.cli import cli
+from bot.cli import CliApp, cli
 from bot.commands import MODERATOR_COMMANDS
-from bot.ingest import MAX_SCAN_CHARS
+from classifier import MAX_CHARS
 from tests.conftest import MODERATOR_CHAT_ID, TEST_TOKEN
 from tests.fakes import updates as U
 from tests.fakes.classifier import FakeClassifier
@@ -160,7 +160,7 @@ async def test_a_100_kb_post_is_scanned_capped_and_alerted_within_telegram_limit
     text = "Presale now! " + "x" * 100_000
     await harness.send(U.channel_post(1, text))
     post = harness.storage.post(U.CHANNEL["id"], 1)
-    assert post["label"] == "ico" and len(harness.classifier.calls[0]) == MAX_SCAN_CHARS
+    assert post["label"] == "ico" and len(harness.classifier.calls[0]) == MAX_CHARS
     await harness.flush()
     [alert] = harness.api.calls_to("sendMessage", ok_only=False)
     assert alert.status == 200 and len(alert.params["text"]) <= 4096
@@ -174,7 +174,7 @@ async def test_many_overlapping_entities_and_buttons_are_bounded(harness):
     keyboard = [[{"text": f"b{i}", "url": f"https://b{i}.example"} for i in range(8)] for _ in range(100)]
     await harness.send(U.channel_post(1, text, entities=entities, reply_markup={"inline_keyboard": keyboard}))
     scanned = harness.classifier.calls[0]
-    assert scanned.startswith(text) and "https://e0.example/r?ref=X0" in scanned and len(scanned) == MAX_SCAN_CHARS
+    assert scanned.startswith(text) and "https://e0.example/r?ref=X0" in scanned and len(scanned) == MAX_CHARS
     await harness.flush()
     [alert] = harness.api.calls_to("sendMessage", ok_only=False)
     assert alert.status == 200
@@ -238,8 +238,9 @@ def scan_env(tmp_path) -> dict:
 
 
 @pytest.fixture
-def fake_model(monkeypatch):
-    monkeypatch.setattr("bot.cli._model", lambda settings, model_path=None: FakeClassifier())
+def fake_model():
+    """A CliApp for one invocation, with the keyword classifier instead of the trained model."""
+    return lambda: CliApp(classifier=FakeClassifier())
 
 
 def good_message(mid: int, text) -> dict:
@@ -273,7 +274,7 @@ def test_malformed_exports_are_reported_and_skipped_without_a_traceback(tmp_path
         path = tmp_path / name
         path.write_bytes(content)
         paths.append(str(path))
-    result = CliRunner().invoke(cli, ["scan", *paths], env=scan_env(tmp_path))
+    result = CliRunner().invoke(cli, obj=fake_model(), args=["scan", *paths], env=scan_env(tmp_path))
     assert result.exit_code == 1, result.output
     assert isinstance(result.exception, SystemExit), result.exception  # reported, not crashed
     assert "Traceback" not in result.output and TEST_TOKEN not in result.output
@@ -287,10 +288,10 @@ def test_malformed_exports_are_reported_and_skipped_without_a_traceback(tmp_path
     with sqlite3.connect(tmp_path / "bot.db") as conn:
         texts = dict(conn.execute("SELECT message_id || '@' || chat_id, text FROM post_versions").fetchall())
     # What could be read was stored, capped, with no lone surrogate.
-    assert all(len(t) <= MAX_SCAN_CHARS for t in texts.values())
+    assert all(len(t) <= MAX_CHARS for t in texts.values())
     assert texts.get(f"5@{-(10**12 + 6)}") == "Presale fine"
     assert texts.get("2@-7") == "Presale \ufffd \x00"
-    assert len(texts.get("1@-7", "")) == MAX_SCAN_CHARS
+    assert len(texts.get("1@-7", "")) == MAX_CHARS
 
 
 # -- SQL-like text ---------------------------------------------------------------------------------------
@@ -310,7 +311,7 @@ async def test_sql_like_text_is_stored_verbatim_and_harmless(harness, tmp_path):
     [doc] = harness.api.calls_to("sendDocument")
     [row] = list(csv.DictReader(io.StringIO(next(iter(doc.files.values()))[1].decode())))
     assert row["text"] == text and row["chat_title"] == SQL
-    result = CliRunner().invoke(cli, ["export", "--format", "jsonl", "--db", str(tmp_path / "bot.db")],
+    result = CliRunner().invoke(cli, obj=fake_model(), args=["export", "--format", "jsonl", "--db", str(tmp_path / "bot.db")],
                                 env={"TELEGRAM_BOT_TOKEN": TEST_TOKEN})
     assert result.exit_code == 0, result.output
     [exported] = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
@@ -446,7 +447,7 @@ def test_a_rejected_token_while_sending_the_scan_digest_is_not_printed(tmp_path,
     server.api.fail("getMe", 401, times=3)
     try:
         env = scan_env(tmp_path) | {"TELEGRAM_API_URL": server.base_url, "MODERATOR_CHAT_ID": str(MODERATOR_CHAT_ID)}
-        result = CliRunner().invoke(cli, ["scan", "--alert", str(export)], env=env)
+        result = CliRunner().invoke(cli, obj=fake_model(), args=["scan", "--alert", str(export)], env=env)
     finally:
         server.stop()
     assert "Sending the digest failed (InvalidToken" in result.output and "<token>" in result.output
@@ -528,7 +529,7 @@ def test_the_real_bot_survives_a_hostile_stream_and_logs_no_token(tmp_path, mode
         with sqlite3.connect(tmp_path / "bot.db") as conn:
             assert conn.execute("SELECT COUNT(*) FROM reviews").fetchone() == (0,)
             stored = dict(conn.execute("SELECT message_id, text FROM post_versions").fetchall())
-        assert set(stored) >= {1, 2} and "\ufffd\x00" in stored[2] and len(stored[2]) == MAX_SCAN_CHARS
+        assert set(stored) >= {1, 2} and "\ufffd\x00" in stored[2] and len(stored[2]) == MAX_CHARS
         for call in server.api.calls_to("sendMessage"):
             assert_no_markup_from_the_post(call.params["text"], {"https://t.me/gems_channel/1", "https://t.me/cryptogems/2",
                                                                 "https://t.me/cryptogems/3"})

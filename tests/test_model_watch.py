@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 from bot.model_watch import ModelWatcher
-from classifier.persistence import load_model, manifest_path
+from classifier import load_model, manifest_path
 from tests.fakes import updates as U
 
 

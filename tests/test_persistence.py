@@ -3,7 +3,8 @@ import shutil
 
 import pytest
 
-from classifier.persistence import ModelLoadError, load_model, load_or_train, manifest_path
+from classifier.persistence import ModelLoadError, load_model, manifest_path
+from classifier.train import load_or_train
 
 
 @pytest.fixture

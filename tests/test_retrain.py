@@ -10,10 +10,11 @@ from click.testing import CliRunner
 from bot.alerts import decode_callback
 from bot.cli import cli
 from bot.retrain import reviewed_posts
-from bot.storage import Post, Storage
-from classifier.persistence import load_model
+from bot.post import Post
+from bot.storage import Storage
+from classifier import load_model
 from classifier.train import train_and_save
-from classifier.versions import list_versions
+from classifier import list_versions
 from tests.conftest import MODERATOR_CHAT_ID
 from tests.fakes import updates as U
 from tests.fakes.classifier import FakeClassifier

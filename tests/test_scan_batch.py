@@ -6,7 +6,8 @@ import asyncio
 import sqlite3
 
 from bot.services import Services
-from bot.storage import Post, Storage
+from bot.post import Post
+from bot.storage import Storage
 from tests.fakes.classifier import FakeClassifier
 
 
@@ -50,7 +51,7 @@ async def test_a_locked_database_keeps_the_whole_batch_in_order(tmp_path):
     await asyncio.gather(*(svc.scans.scan(svc, post(i, f"news {i}")) for i in range(1, 11)))
     assert [p.message_id for p, _ in svc.unsaved] == list(range(1, 11)) and svc.scans.in_flight == 0
     other.execute("COMMIT")
-    from bot.scanning import retry_unsaved
+    from bot.scan_store import retry_unsaved
 
     assert retry_unsaved(svc) == 10
     assert svc.storage.db.execute("SELECT COUNT(*) FROM posts").fetchone() == (10,)

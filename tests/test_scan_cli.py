@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bot.cli import cli
-from bot.exports import bot_api_chat_id, message_text
+from bot.cli import CliApp, cli
+from bot.desktop_export import bot_api_chat_id, message_text
 from tests.conftest import MODERATOR_CHAT_ID, TEST_TOKEN
 from tests.fakes import updates as U
 from tests.fakes.classifier import FakeClassifier
@@ -25,8 +25,9 @@ def env_for(tmp_path, model=None, **extra) -> dict:
 
 
 @pytest.fixture
-def fake_model(monkeypatch):
-    monkeypatch.setattr("bot.cli._model", lambda settings, model_path=None: FakeClassifier())
+def fake_model():
+    """A CliApp for one invocation, with the keyword classifier instead of the trained model."""
+    return lambda: CliApp(classifier=FakeClassifier())
 
 
 def rows(tmp_path, sql, *params):
@@ -67,7 +68,7 @@ async def test_a_post_seen_live_and_in_an_export_is_one_row(bot_factory, tmp_pat
     entity = {"type": "text_link", "offset": live_text.index("Register") + 1, "length": 8,
               "url": "https://www.bybit.com/invite?ref=CMB2024"}
     await harness.send(U.channel_post(16, live_text, chat=chat, entities=[entity]))
-    result = CliRunner().invoke(cli, ["scan", str(SAMPLE)], env=env_for(tmp_path))
+    result = CliRunner().invoke(cli, obj=fake_model(), args=["scan", str(SAMPLE)], env=env_for(tmp_path))
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[2].split()[:5] == ["telegram_export_channel.json", "32", "30", "29", "1"]
     assert rows(tmp_path, "SELECT versions FROM posts WHERE message_id = 16") == [(1,)]
@@ -96,7 +97,7 @@ def test_an_account_export_with_odd_messages_is_read_and_every_problem_named(tmp
     ]}}
     path = tmp_path / "result.json"
     path.write_text(json.dumps(export), encoding="utf-8")
-    result = CliRunner().invoke(cli, ["scan", str(path)], env=env_for(tmp_path))
+    result = CliRunner().invoke(cli, obj=fake_model(), args=["scan", str(path)], env=env_for(tmp_path))
     assert result.exit_code == 1
     out = result.output
     assert "chat 'Gems' (id 1500000001) message #3: no numeric \"id\" (None); skipped" in out
@@ -130,7 +131,7 @@ def test_truncated_and_non_json_files_keep_what_was_read_and_the_next_file_is_sc
                      '{"text": "just chat", "chat_id": -1009, "message_id": 2, "date": "2024-01-02T03:04:05"}\n',
                      encoding="utf-8")
     missing = tmp_path / "missing.json"
-    result = CliRunner().invoke(cli, ["scan", str(truncated), str(not_json), str(not_export), str(missing), str(posts)],
+    result = CliRunner().invoke(cli, obj=fake_model(), args=["scan", str(truncated), str(not_json), str(not_export), str(missing), str(posts)],
                                 env=env_for(tmp_path))
     assert result.exit_code == 1
     out = result.output
@@ -154,7 +155,7 @@ def test_alert_sends_one_digest_of_the_scan(tmp_path, fake_model):
     try:
         env = env_for(tmp_path, TELEGRAM_BOT_TOKEN=TEST_TOKEN, TELEGRAM_API_URL=server.base_url,
                       MODERATOR_CHAT_ID=str(MODERATOR_CHAT_ID))
-        result = CliRunner().invoke(cli, ["scan", "--alert", str(SAMPLE)], env=env)
+        result = CliRunner().invoke(cli, obj=fake_model(), args=["scan", "--alert", str(SAMPLE)], env=env)
     finally:
         server.stop()
     assert result.exit_code == 0, result.output
@@ -166,7 +167,7 @@ def test_alert_sends_one_digest_of_the_scan(tmp_path, fake_model):
 
 
 def test_alert_without_a_token_is_refused_before_scanning(tmp_path, fake_model):
-    result = CliRunner().invoke(cli, ["scan", "--alert", str(SAMPLE)], env=env_for(tmp_path))
+    result = CliRunner().invoke(cli, obj=fake_model(), args=["scan", "--alert", str(SAMPLE)], env=env_for(tmp_path))
     assert result.exit_code == 1 and "--alert: TELEGRAM_BOT_TOKEN is not set" in result.output
     assert not (tmp_path / "bot.db").exists()
 
@@ -234,7 +235,7 @@ def edits_jsonl(path: Path) -> Path:
 
 
 def test_two_workers_store_exactly_what_one_worker_stores(tmp_path, model_path, monkeypatch):
-    monkeypatch.setattr("bot.offline.BATCH", 7)  # many batches in flight, edits of a post in different batches
+    monkeypatch.setattr("bot.history_scan.BATCH", 7)  # many batches in flight, edits of a post in different batches
     posts = edits_jsonl(tmp_path / "edits.jsonl")
     outputs = {}
     for workers in (1, 2):
@@ -254,7 +255,7 @@ def test_two_workers_store_exactly_what_one_worker_stores(tmp_path, model_path, 
 
 
 def test_a_damaged_export_with_workers_keeps_what_was_read_and_scans_the_next_file(tmp_path, fake_model, monkeypatch):
-    monkeypatch.setattr("bot.offline.BATCH", 4)
+    monkeypatch.setattr("bot.history_scan.BATCH", 4)
     truncated = tmp_path / "truncated.json"
     data = SAMPLE.read_bytes()
     truncated.write_bytes(data[: int(len(data) * 0.6)])
@@ -262,7 +263,7 @@ def test_a_damaged_export_with_workers_keeps_what_was_read_and_scans_the_next_fi
     stored = {}
     for workers in (1, 2):
         env = env_for(tmp_path, DATABASE_PATH=str(tmp_path / f"w{workers}.db"))
-        result = CliRunner().invoke(cli, ["scan", "--workers", str(workers), str(truncated), str(posts)], env=env)
+        result = CliRunner().invoke(cli, obj=fake_model(), args=["scan", "--workers", str(workers), str(truncated), str(posts)], env=env)
         clean_exit(result, 1)
         assert "truncated.json: the JSON stops being valid after" in result.output
         stored[workers] = database_contents(tmp_path / f"w{workers}.db")
@@ -293,10 +294,9 @@ def numbered_posts(path: Path, count: int, special: dict | None = None) -> Path:
 def test_a_worker_that_dies_stops_the_scan_with_a_message_and_keeps_what_was_stored(tmp_path, monkeypatch):
     import multiprocessing
 
-    monkeypatch.setattr("bot.cli._model", lambda settings, model_path=None: DyingClassifier())
-    monkeypatch.setattr("bot.offline.BATCH", 5)
+    monkeypatch.setattr("bot.history_scan.BATCH", 5)
     posts = numbered_posts(tmp_path / "posts.jsonl", 60, {33: "DIE here"})
-    result = CliRunner().invoke(cli, ["scan", "--workers", "2", str(posts)], env=env_for(tmp_path))
+    result = CliRunner().invoke(cli, obj=CliApp(classifier=DyingClassifier()), args=["scan", "--workers", "2", str(posts)], env=env_for(tmp_path))
     clean_exit(result, 1)
     assert "a classification worker stopped unexpectedly" in result.output and "run the scan again" in result.output
     stored = [n for (n,) in rows(tmp_path, "SELECT message_id FROM posts ORDER BY message_id")]
@@ -311,7 +311,7 @@ def test_ctrl_c_keeps_the_stored_batches_and_says_so(tmp_path, fake_model, monke
 
     from bot.storage import Storage
 
-    monkeypatch.setattr("bot.offline.BATCH", 5)
+    monkeypatch.setattr("bot.history_scan.BATCH", 5)
     real = Storage.record_scan
     calls = []
 
@@ -323,7 +323,7 @@ def test_ctrl_c_keeps_the_stored_batches_and_says_so(tmp_path, fake_model, monke
 
     monkeypatch.setattr(Storage, "record_scan", record_scan)
     posts = numbered_posts(tmp_path / "posts.jsonl", 40)
-    result = CliRunner().invoke(cli, ["scan", "--workers", str(workers), str(posts)], env=env_for(tmp_path))
+    result = CliRunner().invoke(cli, obj=fake_model(), args=["scan", "--workers", str(workers), str(posts)], env=env_for(tmp_path))
     clean_exit(result, 130)
     assert "interrupted: the batches stored before are kept" in result.output
     # Two whole batches; the third was being stored and is rolled back whole.
@@ -345,9 +345,8 @@ class Slow(FakeClassifier):
         time.sleep(0.2)
         return super().predict_many(texts)
 
-import bot.cli
-bot.cli._model = lambda settings, model_path=None: Slow()
-bot.cli.cli()
+from bot.cli import CliApp, cli
+cli(obj=CliApp(classifier=Slow()))
 """
 
 
@@ -403,7 +402,7 @@ def test_scan_help_mentions_workers():
 def test_workers_out_of_range_are_refused_clearly(tmp_path, fake_model):
     posts = numbered_posts(tmp_path / "posts.jsonl", 3)
     for bad in ("0", "-1", "1000"):
-        result = CliRunner().invoke(cli, ["scan", "--workers", bad, str(posts)], env=env_for(tmp_path))
+        result = CliRunner().invoke(cli, obj=fake_model(), args=["scan", "--workers", bad, str(posts)], env=env_for(tmp_path))
         assert result.exit_code == 2 and "--workers" in result.output and "Traceback" not in result.output
 
 
@@ -418,9 +417,8 @@ class SlowClassifier(FakeClassifier):
 def test_batches_waiting_for_the_workers_stay_bounded(tmp_path, monkeypatch):
     """However slow the workers, the main process holds at most two batches a worker: memory does not
     grow with the file."""
-    import bot.offline as offline
+    import bot.history_scan as offline
 
-    monkeypatch.setattr("bot.cli._model", lambda settings, model_path=None: SlowClassifier())
     monkeypatch.setattr(offline, "BATCH", 5)
     held = []
     real_put = offline._Pipeline.put
@@ -431,7 +429,7 @@ def test_batches_waiting_for_the_workers_stay_bounded(tmp_path, monkeypatch):
 
     monkeypatch.setattr(offline._Pipeline, "put", put)
     posts = numbered_posts(tmp_path / "posts.jsonl", 150)
-    result = CliRunner().invoke(cli, ["scan", "--workers", "2", str(posts)], env=env_for(tmp_path))
+    result = CliRunner().invoke(cli, obj=CliApp(classifier=SlowClassifier()), args=["scan", "--workers", "2", str(posts)], env=env_for(tmp_path))
     clean_exit(result, 0)
     assert rows(tmp_path, "SELECT COUNT(*) FROM posts") == [(150,)]
     assert max(held) <= offline.IN_FLIGHT_PER_WORKER * 2
@@ -450,9 +448,9 @@ def test_when_workers_cannot_be_started_the_scan_classifies_in_its_own_process(t
         def shutdown(self, **kwargs):
             pass
 
-    monkeypatch.setattr("bot.offline.ProcessPoolExecutor", NoFork)
+    monkeypatch.setattr("bot.history_scan.ProcessPoolExecutor", NoFork)
     posts = numbered_posts(tmp_path / "posts.jsonl", 30)
-    result = CliRunner().invoke(cli, ["scan", "--workers", "2", str(posts)], env=env_for(tmp_path))
+    result = CliRunner().invoke(cli, obj=fake_model(), args=["scan", "--workers", "2", str(posts)], env=env_for(tmp_path))
     clean_exit(result, 0)
     assert "could not start 2 worker processes (Cannot allocate memory); classifying in this process" in result.output
     assert rows(tmp_path, "SELECT COUNT(*) FROM posts") == [(30,)]
@@ -464,6 +462,6 @@ def test_an_edit_that_keeps_its_flag_and_score_is_summarised(tmp_path, fake_mode
     posts = tmp_path / "posts.jsonl"
     posts.write_text('{"text": "presale today", "chat_id": -1009, "message_id": 1}\n'
                      '{"text": "presale tomorrow", "chat_id": -1009, "message_id": 1}\n', encoding="utf-8")
-    result = CliRunner().invoke(cli, ["scan", "--workers", "1", str(posts)], env=env_for(tmp_path))
+    result = CliRunner().invoke(cli, obj=fake_model(), args=["scan", "--workers", "1", str(posts)], env=env_for(tmp_path))
     clean_exit(result, 0)
     assert "presale tomorrow" in result.output

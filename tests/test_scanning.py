@@ -54,7 +54,7 @@ async def test_bad_input_is_logged_and_the_bot_carries_on(harness, caplog):
 
 
 async def test_a_locked_database_loses_no_scan(bot_factory, tmp_path, caplog):
-    from bot.scanning import retry_unsaved
+    from bot.scan_store import retry_unsaved
     from bot.storage import Storage
 
     harness = await bot_factory(storage=Storage.open(tmp_path / "bot.db", timeout=0.05))

@@ -4,7 +4,8 @@ import sqlite3
 
 import pytest
 
-from bot.storage import Post, Storage
+from bot.post import Post
+from bot.storage import Storage
 from tests.fakes.classifier import FakeClassifier
 
 CLF = FakeClassifier()

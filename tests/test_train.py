@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from classifier.corpus import LabelledPost
-from classifier.persistence import load_model, manifest_path
+from classifier import load_model, manifest_path
 from classifier.train import GateRefused, in_heldout, main, merge_reviewed, train_and_save, tune_thresholds
 from classifier.versions import VersionError, install, list_versions, previous_version, read_snapshot, version_dir
 

@@ -1,0 +1,30 @@
+"""A verdict as a moderator reads it: in the terminal (``compliance-bot check``) and in Telegram (/check)."""
+
+from __future__ import annotations
+
+from html import escape
+
+from bot.alerts import LABEL_NAMES, excerpt
+from classifier import Verdict
+
+MAX_REASONS_SHOWN = 8  # in a chat message; the terminal shows every reason
+
+
+def verdict_text(verdict: Verdict, *, html: bool = False) -> str:
+    """The label and its probability, every label's probability, the reasons, the model version; as plain
+    text for a terminal, or as Telegram HTML (post-derived text escaped and inside <code>)."""
+    if not html:
+        scores = " · ".join(f"{label} {p:.0%}" for label, p in verdict.scores.items())
+        lines = [f"{verdict.label} ({verdict.score:.0%})", f"  {scores}", f"  model {verdict.model_version}"]
+        if verdict.reasons:
+            lines.append("Reasons:")
+            lines += [f"  - {reason}" for reason in verdict.reasons]
+        return "\n".join(lines)
+    ranked = sorted(verdict.scores.items(), key=lambda kv: -kv[1])
+    lines = [f"<b>{escape(LABEL_NAMES.get(verdict.label, verdict.label))}</b> (p={verdict.score:.2f})",
+             " · ".join(f"{escape(label)} {p:.2f}" for label, p in ranked)]
+    if verdict.reasons:
+        lines.append("Why:")
+        lines += [f"• <code>{escape(excerpt(str(r), 100))}</code>" for r in verdict.reasons[:MAX_REASONS_SHOWN]]
+    lines.append(f"<i>model {escape(verdict.model_version)}</i>")
+    return "\n".join(lines)
