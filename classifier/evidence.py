@@ -136,6 +136,7 @@ _TESTIMONIAL = re.compile(
     r"receiv(?:ed|ing)|recovered|got (?:my|back)|paid out|returns?)\b|\b(?:thanks to|thank you|all thanks|highly recommend|"
     r"legit|trustworthy|god bless)\b|赚了|回本|提现到账|收益|感谢.{0,6}老师|跟着.{0,6}老师|靠谱",
 )
+_DIGIT = re.compile(r"\d")
 _PHONE = re.compile(r"(?:\+|whats ?app\W{0,3}|wa\.me/)\d[\d \-()]{7,16}\d")
 _LONG_TOKEN = re.compile(r"[A-Za-z0-9_-]{25,}")  # every address kind is at least 26 characters
 _PERCENT = re.compile(r"\d[\d,.]*\s?%")
@@ -156,9 +157,9 @@ class Evidence:
     contact_handles: list[str] = field(default_factory=list)
     addresses: dict[str, list[str]] = field(default_factory=dict)
     otc_terms: list[str] = field(default_factory=list)
-    signal_parts: list[str] = field(default_factory=list)
+    signal_parts: list[str] = field(default_factory=list)  # parts of a trading call, in posts with digits
     phones: list[str] = field(default_factory=list)
-    testimonial: bool = False
+    testimonial: bool = False  # testimonial wording, looked for only in posts that give a contact
     emoji: int = 0
     percents: int = 0
     amounts: int = 0
@@ -285,6 +286,14 @@ def extract(text: str, *, cleaned: str | None = None, normalized: str | None = N
             if found:
                 addresses[kind] = found
                 taken.update(found)
+    # A call always quotes a level and a testimonial matters only with a way to reach its hero: the
+    # regexes run only on posts that have digits, or a contact.
+    signal_parts = ([name for name, pattern in SIGNAL_PARTS.items() if pattern.search(normalized)]
+                    if _DIGIT.search(normalized) else [])
+    phones = _unique(_PHONE.findall(cleaned)) if ("+" in cleaned or "wa" in normalized) else []
+    contact_handles = _unique([m.group(1) for m in handles
+                               if _CONTACT_CUE.search(cleaned, max(0, m.start() - 16), m.start())])
+    testimonial = bool(contact_handles or phones or telegram_links) and _TESTIMONIAL.search(normalized) is not None
     return Evidence(
         urls=urls,
         domains=_unique([d for d in map(_domain, urls) if d]) if urls else [],
@@ -292,13 +301,12 @@ def extract(text: str, *, cleaned: str | None = None, normalized: str | None = N
         referrals=_unique(referrals),
         telegram_links=telegram_links,
         handles=_unique([m.group(1) for m in handles]),
-        contact_handles=_unique([m.group(1) for m in handles
-                                 if _CONTACT_CUE.search(cleaned, max(0, m.start() - 16), m.start())]),
+        contact_handles=contact_handles,
         addresses=addresses,
         otc_terms=_unique(_OTC.findall(normalized)),
-        signal_parts=[name for name, pattern in SIGNAL_PARTS.items() if pattern.search(normalized)],
-        phones=_unique(_PHONE.findall(cleaned)) if ("+" in cleaned or "wa" in normalized) else [],
-        testimonial=_TESTIMONIAL.search(normalized) is not None,
+        signal_parts=signal_parts,
+        phones=phones,
+        testimonial=testimonial,
         emoji=len(_EMOJI.findall(text)),
         percents=len(_PERCENT.findall(cleaned)) if "%" in cleaned else 0,
         amounts=len(_MONEY.findall(cleaned)),
