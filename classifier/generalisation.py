@@ -28,7 +28,7 @@ from sklearn.metrics import f1_score, recall_score
 from classifier.corpus import BUNDLED_DATA_DIR, LabelledPost, Problem, load_corpus
 from classifier.genres import GENRES, REGISTERS
 from classifier.labels import BENIGN, LABELS, PROMOTION_LABELS
-from classifier.model import DEFAULT_THRESHOLDS, FAMILIES, build_pipeline, decide
+from classifier.model import DEFAULT_C, DEFAULT_THRESHOLDS, FAMILIES, build_pipeline, decide
 from classifier.report import leave_one_out_markdown
 
 GROUPINGS = ("register", "genre")
@@ -43,7 +43,7 @@ class OutOfGroup(NamedTuple):
     groups: np.ndarray
 
 
-def out_of_group_probabilities(posts: Sequence[LabelledPost], by: str, family: str = "svm", C: float = 0.5,
+def out_of_group_probabilities(posts: Sequence[LabelledPost], by: str, family: str = "svm", C: float = DEFAULT_C,
                                log: Callable = print) -> OutOfGroup:
     """Fit without each group of ``by`` (``register`` or ``genre``) and predict that group's posts."""
     if by not in GROUPINGS:

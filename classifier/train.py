@@ -34,7 +34,11 @@ from classifier.versions import (MODEL_NAME, SNAPSHOT_NAME, install, prune, read
 
 DEFAULT_MODEL_PATH = Path("data") / "model.joblib"
 GATE_TOLERANCE = 0.01
-MAX_HARD_FP = 0.05  # the target for real posts, applied to the out-of-fold predictions
+# The most false positives the thresholds may cause on the corpus's hard negatives (out of fold). The corpus's
+# hard negatives are written to sit right next to promotion, far harder than real crypto news (on which
+# the model's false-positive rate is under 1%); at 5% the thresholds gave up 3 points of out-of-register
+# trading_service recall for it, at 10% they do not.
+MAX_HARD_FP = 0.10
 THRESHOLD_GRID = np.round(np.arange(0.20, 0.91, 0.05), 2)
 # One text in HELDOUT_MODULUS goes to the gate's held-out split, chosen by a hash of the text: the same
 # texts every run, whatever the order of the files, so the current and the new model meet on equal terms.
