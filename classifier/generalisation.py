@@ -85,7 +85,8 @@ def figures(posts: Sequence[LabelledPost], oog: OutOfGroup, by: str, thresholds:
     if measured.any():
         predicted[measured] = decide(oog.probabilities[measured], oog.classes, thresholds)
     per_group = {}
-    for group in dict.fromkeys(oog.groups[measured]):
+    names = REGISTERS if by == "register" else GENRES
+    for group in [name for name in names if (oog.groups == name).any()]:
         rows = oog.groups == group
         per_group[group] = _group_figures(labels[rows], predicted[rows])
     y_true, y_pred = labels[measured], predicted[measured]
