@@ -187,7 +187,8 @@ class Evidence:
         flag("phone number", len(self.phones))
         if self.testimonial and (self.contact_handles or self.phones or self.telegram_links):
             f["testimonial with contact"] = 1.0
-        flag("emoji", self.emoji)
+        # Not the emoji count: it said nothing a post's words do not, and alone it decided verdicts ("Happy
+        # birthday!" and a hundred 🎉 read as an ICO). It stays in the evidence for the record.
         flag("percentages", self.percents)
         flag("amounts", self.amounts)
         if self.exchanges and self.referrals:

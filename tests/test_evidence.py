@@ -133,3 +133,10 @@ def test_a_testimonial_without_contact_or_a_number_without_testimonial_is_not_bo
     assert "testimonial with contact" not in extract("i earned 20% this year by holding btc").features()
     features = extract("our office number is +49 30 1234567").features()
     assert "phone number" in features and "testimonial with contact" not in features
+
+
+@pytest.mark.parametrize("text", ["😀" * 200, "Happy birthday mum! " + "🎉" * 100, "🚀🚀🚀🔥🔥🔥💰💰💰"])
+def test_emoji_are_counted_but_are_no_feature(text):
+    ev = extract(text)
+    assert ev.emoji > 0
+    assert "emoji" not in ev.features()

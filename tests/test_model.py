@@ -205,3 +205,10 @@ def test_a_post_in_a_language_the_model_does_not_cover_says_so_first(trained_mod
     assert verdict.to_dict()["language_covered"] is False
     assert english.language == "en" and english.language_covered
     assert all(r.kind != "language" for r in english.reasons)
+
+
+@pytest.mark.parametrize("text", ["😀" * 200, "Happy birthday mum! " + "🎉" * 100, "🎉🎂🥳"])
+def test_emoji_alone_do_not_make_a_promotion(trained_model, text):
+    verdict = trained_model.predict(text)
+    assert verdict.label == "benign", verdict
+    assert all("emoji" not in r.feature for r in verdict.reasons)
