@@ -37,15 +37,6 @@ def fmt_time(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def post_link(chat_id: int, username: str | None, message_id: int) -> str | None:
-    """Public chats link by username; supergroups and channels by their id without -100; basic groups cannot be linked."""
-    if username:
-        return f"https://t.me/{username}/{message_id}"
-    if str(chat_id).startswith("-100"):
-        return f"https://t.me/c/{str(chat_id)[4:]}/{message_id}"
-    return None
-
-
 def excerpt(text: str | None, limit: int) -> str:
     if not text or limit <= 0:
         return ""
@@ -59,18 +50,24 @@ def code(text: str | None) -> str:
     return f"<code>{escape(text)}</code>" if text else ""
 
 
-def post_anchor(chat_id: int, username: str | None, message_id: int) -> str:
-    """`post 12`, linked to the post where Telegram allows a link."""
-    link = post_link(chat_id, username, message_id)
-    return f'<a href="{escape(link)}">post {message_id}</a>' if link else f"post {message_id}"
+def chat_name(row: dict) -> str:
+    """A flag's or a chat's title, or its chat id where it has none."""
+    return row.get("chat_title") or str(row["chat_id"])
+
+
+def post_anchor(flag: dict) -> str:
+    """`post 12`, linked to the post where Telegram allows a link. The link is the row's own, made by the
+    database (the flag_rows view in bot/storage.py is the one place post links are made)."""
+    link = flag["link"]
+    return f'<a href="{escape(link)}">post {flag["message_id"]}</a>' if link else f"post {flag['message_id']}"
 
 
 def chat_line(flag: dict) -> str:
     """`Title (@username) · post 12` with the post linked; the title is escaped, the link is ours."""
-    title = code(flag.get("chat_title") or str(flag["chat_id"]))
+    title = code(chat_name(flag))
     if flag.get("chat_username"):
         title += f" (@{escape(flag['chat_username'])})"
-    return f"{title} · {post_anchor(flag['chat_id'], flag.get('chat_username'), flag['message_id'])}"
+    return f"{title} · {post_anchor(flag)}"
 
 
 def reason_texts(reasons_json: str, limit: int) -> list[str]:

@@ -10,15 +10,14 @@ import logging
 import sqlite3
 from datetime import datetime, timezone
 from html import escape
-from pathlib import Path
 
-import sqlite_utils
 from telegram import BotCommand, BotCommandScopeChat, InputFile, Update
 from telegram.constants import ParseMode
 
 from bot.alerts import (
     MAX_MESSAGE,
     AlertView,
+    chat_name,
     code,
     excerpt,
     fmt_time,
@@ -26,6 +25,7 @@ from bot.alerts import (
     render_alert,
     utf16_len,
 )
+from bot.digest import last_days
 from bot.flag_export import export_rows, write_export
 from bot.ingest import message_text
 from bot.outbox import NO_PREVIEW
@@ -146,19 +146,17 @@ async def _reply_verdict(update: Update, context: BotContext, text: str) -> None
 @moderator_only
 async def stats(update: Update, context: BotContext) -> None:
     """Flags per label and status over the last n days."""
-    svc = context.services
     days = int_arg(context, 7, 1, 3650)
-    s = svc.storage.stats(svc.storage.clock() - days * 86400)
-    by_label = ", ".join(f"{escape(k)} {n}" for k, n in sorted(s["by_label"].items())) or "none"
-    by_status = ", ".join(f"{escape(k)} {n}" for k, n in sorted(s["by_status"].items())) or "none"
-    await reply_html(update, f"<b>Last {days} days</b>\nPosts scanned: {s['posts_scanned']}\n"
+    figures = last_days(context.services.storage, days)
+    by_label = ", ".join(f"{escape(k)} {n}" for k, n in sorted(figures.by_label.items())) or "none"
+    by_status = ", ".join(f"{escape(k)} {n}" for k, n in sorted(figures.by_status.items())) or "none"
+    await reply_html(update, f"<b>Last {days} days</b>\nPosts scanned: {figures.posts_scanned}\n"
                              f"Flags by label: {by_label}\nFlags by status: {by_status}")
 
 
 def flag_line(f: dict) -> str:
-    where = post_anchor(f["chat_id"], f["chat_username"], f["message_id"])
-    return (f"#{f['id']} {escape(f['label'])} p={f['score']:.2f} · {code(excerpt(f['chat_title'] or str(f['chat_id']), 40))}"
-            f" · {where} · {escape(f['status'])} · {fmt_time(f['created_at'])}")
+    return (f"#{f['id']} {escape(f['label'])} p={f['score']:.2f} · {code(excerpt(chat_name(f), 40))}"
+            f" · {post_anchor(f)} · {escape(f['status'])} · {fmt_time(f['created_at'])}")
 
 
 @moderator_only
@@ -245,20 +243,18 @@ def _export_csv(storage: Storage, limit: int) -> bytes | None:
 
 def _export_csv_from_file(path: str, limit: int) -> bytes | None:
     """_export_csv over a read-only connection of its own, for a worker thread."""
-    # sqlite3 objects must stay in the thread that made them, and a second connection reads one WAL
-    # snapshot without holding up the bot's writes.
-    conn = sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True)
+    storage = Storage.open_read_only(path)
     try:
-        return _export_csv(Storage(sqlite_utils.Database(conn)), limit)
+        return _export_csv(storage, limit)
     finally:
-        conn.close()
+        storage.close()
 
 
 @moderator_only
 async def export(update: Update, context: BotContext) -> None:
     """Every flag as a CSV document, the same as `compliance-bot export` writes."""
     storage = context.services.storage
-    path = next((row[2] for row in storage.db.execute("PRAGMA database_list") if row[1] == "main"), "")
+    path = storage.path
     if path:
         data = await asyncio.to_thread(_export_csv_from_file, path, MAX_EXPORT_BYTES)
     else:  # an in-memory database has no file for a second connection to open

@@ -8,7 +8,6 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import IO
 
-from bot.alerts import post_link
 from bot.storage import Storage
 
 EXPORT_COLUMNS = ["chat_id", "chat_title", "message_id", "link", "date", "label", "score", "status",
@@ -27,7 +26,7 @@ def export_rows(storage: Storage, *, statuses=(), labels=(), since: float | None
             reviewer = f"{f['reviewer_name']} ({f['reviewer_id']})" if f["reviewer_name"] else str(f["reviewer_id"])
         yield {
             "chat_id": f["chat_id"], "chat_title": f["chat_title"], "message_id": f["message_id"],
-            "link": post_link(f["chat_id"], f["chat_username"], f["message_id"]),
+            "link": f["link"],
             "date": _iso(f["date"]), "label": f["label"], "score": round(f["score"], 4), "status": f["status"],
             "reviewed_by": reviewer, "reviewed_at": _iso(f["reviewed_at"]),
             "reasons": [r["feature"] for r in json.loads(f["reasons"] or "[]")], "text": f["text"],

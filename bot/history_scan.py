@@ -21,7 +21,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import IO
 
-from bot.alerts import post_link
 from bot.desktop_export import ExportError, ReadCounts, position_of, read_export
 from bot.jsonl_posts import read_jsonl
 from bot.post import Post
@@ -81,7 +80,19 @@ def scan_files(paths: Iterable[Path], storage: Storage, classifier, *, report: C
     finally:
         pipeline.close()
     summary.finished = storage.clock()
+    _link_top_flags(storage, summary)
     return summary
+
+
+def _link_top_flags(storage: Storage, summary: ScanSummary) -> None:
+    """Give the most confident flags their post links, as the database makes them (bot/storage.py's
+    flag_rows); a post Telegram cannot link keeps its "chat … message …"."""
+    try:  # the heap holds each flag's id negated
+        links = storage.flag_links(-negated_id for _, negated_id, _, _ in summary.top)
+    except sqlite3.Error:  # the database failed during the scan, and the summary is said anyway
+        return
+    for _, negated_id, _, entry in summary.top:
+        entry["link"] = links.get(-negated_id) or entry["link"]
 
 
 def _scan_file(path: Path, pipeline: "_Pipeline", summary: ScanSummary, report: Callable[[str], None],
@@ -253,7 +264,7 @@ def _store(batch: list[Post], verdicts: list, storage: Storage, chats: _Chats, f
     # or a database error must not appear in the report.
     stored = duplicates = 0
     flags, flags_by_chat, found = Counter(), Counter(), []
-    with storage.db.atomic():
+    with storage.transaction():
         for post, verdict in zip(batch, verdicts):
             if post.chat_username is None:
                 username = chats.username(post.chat_id)
@@ -269,11 +280,10 @@ def _store(batch: list[Post], verdicts: list, storage: Storage, chats: _Chats, f
                 flags[verdict.label] += 1
                 chat = post.chat_title or str(post.chat_id)
                 flags_by_chat[chat] += 1
-                link = (post_link(post.chat_id, post.chat_username, post.message_id)
-                        or f"chat {post.chat_id} message {post.message_id}")
+                # The link is looked up once the scan is over (_link_top_flags): only the top flags need one.
                 found.append((verdict.score, -outcome.flag_id,
-                              {"label": verdict.label, "score": verdict.score, "chat": chat, "link": link,
-                               "text": post.text}))
+                              {"label": verdict.label, "score": verdict.score, "chat": chat,
+                               "link": f"chat {post.chat_id} message {post.message_id}", "text": post.text}))
     file_summary.stored += stored
     file_summary.duplicates += duplicates
     file_summary.flags.update(flags)

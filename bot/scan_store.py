@@ -33,7 +33,7 @@ def save_many(svc: ScanContext, scans: list[tuple[Post, object]]) -> None:
             save(svc, post, verdict)
         return
     try:
-        with svc.storage.db.atomic():
+        with svc.storage.transaction():
             outcomes = [svc.store_scan(post, verdict) for post, verdict in scans]
     except sqlite3.Error as exc:
         for post, verdict in scans:

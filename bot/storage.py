@@ -1,8 +1,10 @@
 """Everything the bot keeps in SQLite: chats, posts and their edits, flags, reviews, alerts, outbox.
 
 One :class:`Storage` owns one connection and is used from the event-loop thread only. Every write is
-one transaction, so a locked or read-only file fails a write whole and leaves what is stored intact.
-Times are UTC epoch seconds (floats); the clock is injectable for tests.
+one transaction (:meth:`Storage.transaction`, sqlite-utils' ``atomic``), so a locked or read-only file
+fails a write whole and leaves what is stored intact. Reads go through sqlite-utils' ``query``. Every flag
+the bot shows comes from the ``flag_rows`` view, which also makes its post link; a flag's status only
+changes through :func:`flag_transition`. Times are UTC epoch seconds (floats); the clock is injectable for tests.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import secrets
 import sqlite3
 import time
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +25,43 @@ import sqlite_utils
 from bot.post import Post
 
 FLAG_STATUSES = ("pending", "confirmed", "false_positive", "relabelled", "withdrawn")
-# What a press of a review button does: decision name, flag status it leads to.
-DECISIONS = {"confirm": "confirmed", "false_positive": "false_positive", "relabel": "relabelled"}
+_REVIEWED = frozenset({"confirmed", "false_positive", "relabelled"})
+# The life of a flag, in one place: every change of a flag's status goes through `flag_transition`.
+# event: (the statuses it may leave, None meaning "no flag yet"; the status it leads to)
+FLAG_TRANSITIONS: dict[str, tuple[frozenset, str]] = {
+    # A post is scanned as promotion for the first time.
+    "flag": (frozenset({None}), "pending"),
+    # An edit that still reads as promotion is a new claim: whatever was decided about the old text is
+    # reopened, and a withdrawn flag comes back.
+    "reopen": (frozenset({"pending", "withdrawn"}) | _REVIEWED, "pending"),
+    # An edit made the post benign: the flag follows the latest text.
+    "withdraw": (frozenset({"pending"}) | _REVIEWED, "withdrawn"),
+    # A moderator's decision (the review buttons). A reviewed flag may be reviewed again (the latest review
+    # stands); a withdrawn one may not: the text that was flagged is gone.
+    "confirm": (frozenset({"pending"}) | _REVIEWED, "confirmed"),
+    "false_positive": (frozenset({"pending"}) | _REVIEWED, "false_positive"),
+    "relabel": (frozenset({"pending"}) | _REVIEWED, "relabelled"),
+}
+REVIEW_DECISIONS = ("confirm", "false_positive", "relabel")
+
+
+class IllegalTransition(ValueError):
+    """A change of a flag's status that FLAG_TRANSITIONS does not allow."""
+
+
+def flag_may(status: str | None, event: str) -> bool:
+    """Whether a flag in ``status`` (None: no flag yet) may take ``event``."""
+    return status in FLAG_TRANSITIONS[event][0]
+
+
+def flag_transition(status: str | None, event: str) -> str:
+    """The status a flag in ``status`` (None: no flag yet) moves to on ``event``; refuses what the table does not allow."""
+    if event not in FLAG_TRANSITIONS:
+        raise IllegalTransition(f"no such flag event: {event!r}")
+    if not flag_may(status, event):
+        raise IllegalTransition(f"a {status or 'new'} flag cannot take {event!r}")
+    return FLAG_TRANSITIONS[event][1]
+
 
 migrations = sqlite_utils.Migrations("compliance-bot")
 
@@ -115,6 +153,43 @@ def m002_flag_details_view(db: sqlite_utils.Database):
     )
 
 
+@migrations()
+def m003_flag_rows_view(db: sqlite_utils.Database):
+    # Every flag the bot renders (alerts, digest, /recent, export, the scan summary) is read from
+    # `flag_rows`, which makes its post link: the one definition of a link. flag_details, for Datasette,
+    # becomes a readable projection of it (same columns as before).
+    db.execute("CREATE INDEX reviews_flag ON reviews (flag_id)")  # the latest review of a flag, for every row
+    db.execute(
+        """
+        CREATE VIEW flag_rows AS
+        SELECT f.*, c.title AS chat_title, c.username AS chat_username, c.type AS chat_type,
+               -- A post's link: public chats by username; channels and supergroups (Bot API id
+               -- -(10^12 + channel id), the "-100" prefix) by their own id; basic groups and private chats have none.
+               CASE WHEN c.username <> '' THEN 'https://t.me/' || c.username || '/' || f.message_id
+                    WHEN f.chat_id < -1000000000000
+                    THEN 'https://t.me/c/' || (-1000000000000 - f.chat_id) || '/' || f.message_id
+               END AS link,
+               COALESCE(p.date, f.created_at) AS date, p.text AS text,
+               r.reviewer_id, r.reviewer_name, r.at AS reviewed_at
+        FROM flags f
+        LEFT JOIN chats c ON c.id = f.chat_id
+        LEFT JOIN posts p ON p.chat_id = f.chat_id AND p.message_id = f.message_id
+        LEFT JOIN reviews r ON r.id = (SELECT MAX(id) FROM reviews WHERE flag_id = f.id)
+        """
+    )
+    db.execute("DROP VIEW flag_details")
+    db.execute(
+        """
+        CREATE VIEW flag_details AS
+        SELECT id AS flag_id, chat_id, chat_title, chat_username, message_id, link,
+               datetime(date, 'unixepoch') AS date, label, score, status,
+               reviewer_name AS reviewed_by, reviewer_id, datetime(reviewed_at, 'unixepoch') AS reviewed_at,
+               reasons, text, model_version, datetime(created_at, 'unixepoch') AS flagged_at
+        FROM flag_rows
+        """
+    )
+
+
 def text_hash(text: str) -> str:
     """Hash of a text after the normalisation that makes reposts of the same text compare equal."""
     key = " ".join(unicodedata.normalize("NFKC", text).casefold().split())
@@ -129,6 +204,23 @@ class ScanOutcome:
     flag_id: int | None = None
     alert_id: int | None = None
     withdrawn: bool = False  # an edit made a flagged post benign
+
+
+@dataclass(frozen=True)
+class PeriodFigures:
+    """What happened in the period (start, end]: the figures the digest, ``compliance-bot stats`` and /stats
+    render (:meth:`Storage.period_figures` is the one place they are computed)."""
+
+    start: float
+    end: float
+    posts_scanned: int  # scans stored in the period: new posts and new texts of edited ones
+    flags: int  # flags created in the period, whatever their status now
+    by_label: dict[str, int]  # those flags by their label now (a relabelled flag counts under its new label)
+    by_status: dict[str, int]  # those flags by their status now
+    by_chat: list[dict]  # chat_id, chat_title, flags: per chat, most flags first
+    reviews: int  # moderators' decisions taken in the period
+    pending: int  # flags waiting for review now, from any period: the review queue
+    top: list[dict]  # the period's most probable flags, as flag_rows rows (with their link)
 
 
 class Storage:
@@ -157,28 +249,45 @@ class Storage:
         migrations.apply(db)
         return cls(db, clock)
 
+    @classmethod
+    def open_read_only(cls, path: Path | str) -> Storage:
+        """A second, read-only connection to a database this process already opened (and so migrated): it
+        reads one WAL snapshot without holding up the writer, and may be used in another thread (sqlite3
+        objects must stay in the thread that made them). Close it when done."""
+        conn = sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True)
+        return cls(sqlite_utils.Database(conn))
+
     def close(self) -> None:
         self.db.close()
 
-    # -- helpers -----------------------------------------------------------------------------
-    def _one(self, sql: str, params: Iterable = ()) -> dict | None:
-        cursor = self.db.execute(sql, list(params))
-        row = cursor.fetchone()
-        if row is None:
-            return None
-        return dict(zip([c[0] for c in cursor.description], row))
+    @property
+    def path(self) -> str | None:
+        """The database file, or None for an in-memory database (which no second connection can open)."""
+        main = next((row for row in self.db.query("PRAGMA database_list") if row["name"] == "main"), None)
+        return (main["file"] or None) if main else None
 
-    def _all(self, sql: str, params: Iterable = ()) -> list[dict]:
-        cursor = self.db.execute(sql, list(params))
-        names = [c[0] for c in cursor.description]
-        return [dict(zip(names, row)) for row in cursor.fetchall()]
+    @contextmanager
+    def transaction(self) -> Iterator[Storage]:
+        """One transaction around several writes: all of them are stored, or (on an error, Ctrl-C included)
+        none. Every write method opens one too; inside another they become savepoints. It is sqlite-utils'
+        ``atomic``, the one way a transaction is opened here, with one repair: a Ctrl-C that lands just after
+        ``db.query`` released its savepoint makes query's own clean-up fail with "no such savepoint"
+        (sqlite3.OperationalError, the KeyboardInterrupt as its context). It is raised again as the Ctrl-C
+        it is, so that a history scan stops as interrupted (exit 130), not on a "database error"."""
+        try:
+            with self.db.atomic():
+                yield self
+        except sqlite3.OperationalError as exc:
+            if isinstance(exc.__context__, KeyboardInterrupt):
+                raise exc.__context__ from None
+            raise
 
     def get_meta(self, key: str) -> str | None:
-        row = self._one("SELECT value FROM meta WHERE key = ?", [key])
+        row = next(self.db.query("SELECT value FROM meta WHERE key = ?", [key]), None)
         return row["value"] if row else None
 
     def set_meta(self, key: str, value: str) -> None:
-        with self.db.atomic():
+        with self.transaction():
             self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
 
     def secret(self) -> bytes:
@@ -193,7 +302,7 @@ class Storage:
     def upsert_chat(self, chat_id: int, type: str | None, title: str | None, username: str | None,
                     status: str | None = None) -> None:
         now = self.clock()
-        with self.db.atomic():
+        with self.transaction():
             self._upsert_chat(chat_id, type, title, username, status, now)
 
     def _upsert_chat(self, chat_id, type, title, username, status, now) -> None:
@@ -207,14 +316,14 @@ class Storage:
         )
 
     def chat(self, chat_id: int) -> dict | None:
-        return self._one("SELECT * FROM chats WHERE id = ?", [chat_id])
+        return next(self.db.query("SELECT * FROM chats WHERE id = ?", [chat_id]), None)
 
     def chats(self) -> list[dict]:
-        return self._all(
+        return list(self.db.query(
             """SELECT c.*, (SELECT COUNT(*) FROM flags f WHERE f.chat_id = c.id) AS flags,
                       (SELECT COUNT(*) FROM posts p WHERE p.chat_id = c.id) AS posts
                FROM chats c ORDER BY c.status = 'watched' DESC, c.title"""
-        )
+        ))
 
     # -- posts and flags -----------------------------------------------------------------------
     def record_scan(self, post: Post, verdict, *, threshold: float, store_benign_text: bool) -> ScanOutcome:
@@ -223,9 +332,13 @@ class Storage:
         digest = text_hash(post.text)
         promotion = verdict.is_promotion
         keep_text = post.text if (promotion or store_benign_text) else None
-        with self.db.atomic():
+        with self.transaction():
             self._upsert_chat(post.chat_id, post.chat_type, post.chat_title, post.chat_username, None, now)
-            old = self._one("SELECT * FROM posts WHERE chat_id = ? AND message_id = ?", [post.chat_id, post.message_id])
+            # What is stored of this post and its flag, in one read (storing is what sets a history scan's pace).
+            old = next(self.db.query(
+                """SELECT p.text_hash, p.versions, f.id AS flag_id, f.status, f.alert_id FROM posts p
+                   LEFT JOIN flags f ON f.chat_id = p.chat_id AND f.message_id = p.message_id
+                   WHERE p.chat_id = ? AND p.message_id = ?""", [post.chat_id, post.message_id]), None)
             if old is not None and old["text_hash"] == digest:
                 return ScanOutcome(duplicate=True)
             version = 1 if old is None else old["versions"] + 1
@@ -244,31 +357,32 @@ class Storage:
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
                 [post.chat_id, post.message_id, version, now, keep_text, digest, verdict.label, verdict.score],
             )
-            flag = self._one("SELECT * FROM flags WHERE chat_id = ? AND message_id = ?", [post.chat_id, post.message_id])
+            flag = old if old is not None and old["flag_id"] is not None else None
             if not promotion:
-                if flag is None or flag["status"] == "withdrawn":
+                if flag is None or not flag_may(flag["status"], "withdraw"):
                     return ScanOutcome()
                 # The flag follows the latest text: an edit to something benign withdraws it.
-                self.db.execute("UPDATE flags SET status = 'withdrawn', updated_at = ? WHERE id = ?", [now, flag["id"]])
+                self.db.execute("UPDATE flags SET status = ?, updated_at = ? WHERE id = ?",
+                                [flag_transition(flag["status"], "withdraw"), now, flag["flag_id"]])
                 self._mark_alert_for_edit(flag["alert_id"])
-                return ScanOutcome(flag_id=flag["id"], withdrawn=True)
+                return ScanOutcome(flag_id=flag["flag_id"], withdrawn=True)
             fields = [verdict.label, verdict.score, json.dumps(verdict.scores),
                       json.dumps([_reason_dict(r) for r in verdict.reasons], ensure_ascii=False),
                       verdict.model_version, digest, now]
             if flag is None:
                 cursor = self.db.execute(
                     """INSERT INTO flags (label, score, scores, reasons, model_version, text_hash, updated_at,
-                                          chat_id, message_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                    fields + [post.chat_id, post.message_id, now],
+                                          status, chat_id, message_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    fields + [flag_transition(None, "flag"), post.chat_id, post.message_id, now],
                 )
                 flag_id = cursor.lastrowid
             else:
                 # A changed text is a new claim: whatever was decided about the old text is reopened.
-                flag_id = flag["id"]
+                flag_id = flag["flag_id"]
                 self.db.execute(
                     """UPDATE flags SET label = ?, score = ?, scores = ?, reasons = ?, model_version = ?,
-                         text_hash = ?, updated_at = ?, status = 'pending', alert_id = NULL WHERE id = ?""",
-                    fields + [flag_id],
+                         text_hash = ?, updated_at = ?, status = ?, alert_id = NULL WHERE id = ?""",
+                    fields + [flag_transition(flag["status"], "reopen"), flag_id],
                 )
                 self._mark_alert_for_edit(flag["alert_id"])
             # A post in a language the model was not trained on waits for the digest: its score means little.
@@ -278,12 +392,12 @@ class Storage:
 
     def _attach_alert(self, flag_id: int, digest: str, label: str, notify: bool, now: float) -> int:
         """Join the flag to an unreviewed alert of the same text, so one text in many chats is one alert."""
-        alert = self._one(
+        alert = next(self.db.query(
             """SELECT a.* FROM alerts a WHERE a.text_hash = ? AND a.label = ? AND NOT EXISTS
                  (SELECT 1 FROM flags f WHERE f.alert_id = a.id AND f.status != 'pending')
                ORDER BY a.id DESC LIMIT 1""",
             [digest, label],
-        )
+        ), None)
         if alert is None:
             alert_id = self.db.execute(
                 "INSERT INTO alerts (text_hash, label, notify, created_at) VALUES (?, ?, ?, ?)",
@@ -307,45 +421,51 @@ class Storage:
         )
 
     def alert(self, alert_id: int) -> dict | None:
-        return self._one("SELECT * FROM alerts WHERE id = ?", [alert_id])
+        return next(self.db.query("SELECT * FROM alerts WHERE id = ?", [alert_id]), None)
 
     def alert_flags(self, alert_id: int) -> list[dict]:
-        """The flags of an alert with their chat and post text, for rendering."""
-        return self._all(
-            """SELECT f.*, c.title AS chat_title, c.username AS chat_username, c.type AS chat_type,
-                      p.text AS text FROM flags f
-               LEFT JOIN chats c ON c.id = f.chat_id
-               LEFT JOIN posts p ON p.chat_id = f.chat_id AND p.message_id = f.message_id
-               WHERE f.alert_id = ? ORDER BY f.id""",
-            [alert_id],
-        )
+        """The flags of an alert as flag_rows rows (chat, link, post text), for rendering."""
+        return list(self.db.query("SELECT * FROM flag_rows WHERE alert_id = ? ORDER BY id", [alert_id]))
 
     def last_review(self, alert_id: int) -> dict | None:
-        return self._one(
+        return next(self.db.query(
             """SELECT r.* FROM reviews r JOIN flags f ON f.id = r.flag_id WHERE f.alert_id = ?
                ORDER BY r.id DESC LIMIT 1""",
             [alert_id],
-        )
+        ), None)
 
     def flag(self, flag_id: int) -> dict | None:
-        return self._one("SELECT * FROM flags WHERE id = ?", [flag_id])
+        return next(self.db.query("SELECT * FROM flags WHERE id = ?", [flag_id]), None)
+
+    def flag_links(self, flag_ids: Iterable[int]) -> dict[int, str | None]:
+        """The post link of each flag (None where Telegram allows none), as flag_rows makes it."""
+        ids = list(flag_ids)
+        return {row["id"]: row["link"] for row in self.db.query(
+            f"SELECT id, link FROM flag_rows WHERE id IN ({','.join('?' * len(ids))})", ids)}
 
     def post(self, chat_id: int, message_id: int) -> dict | None:
-        return self._one("SELECT * FROM posts WHERE chat_id = ? AND message_id = ?", [chat_id, message_id])
+        return next(self.db.query("SELECT * FROM posts WHERE chat_id = ? AND message_id = ?", [chat_id, message_id]),
+                    None)
 
     def post_versions(self, chat_id: int, message_id: int) -> list[dict]:
-        return self._all(
+        return list(self.db.query(
             "SELECT * FROM post_versions WHERE chat_id = ? AND message_id = ? ORDER BY version", [chat_id, message_id]
-        )
+        ))
 
     # -- reviews -------------------------------------------------------------------------------
     def record_review(self, alert_id: int, decision: str, new_label: str | None, reviewer_id: int,
                       reviewer_name: str | None) -> int:
-        """Apply a moderator's decision to every live flag of an alert; returns how many flags it touched."""
-        status = DECISIONS[decision]
+        """Apply a moderator's decision (one of REVIEW_DECISIONS) to every flag of an alert that may take it
+        (all but withdrawn ones); returns how many flags it touched."""
+        if decision not in REVIEW_DECISIONS:
+            raise IllegalTransition(f"not a review decision: {decision!r}")
+        reviewable = sorted(FLAG_TRANSITIONS[decision][0])
         now = self.clock()
-        with self.db.atomic():
-            flags = self._all("SELECT * FROM flags WHERE alert_id = ? AND status != 'withdrawn'", [alert_id])
+        with self.transaction():
+            flags = list(self.db.query(
+                f"SELECT * FROM flags WHERE alert_id = ? AND status IN ({','.join('?' * len(reviewable))})",
+                [alert_id, *reviewable],
+            ))
             for flag in flags:
                 label = new_label if decision == "relabel" else flag["label"]
                 self.db.execute(
@@ -354,7 +474,7 @@ class Storage:
                     [flag["id"], reviewer_id, reviewer_name, decision, flag["label"], label, now],
                 )
                 self.db.execute("UPDATE flags SET status = ?, label = ?, updated_at = ? WHERE id = ?",
-                                [status, label, now, flag["id"]])
+                                [flag_transition(flag["status"], decision), label, now, flag["id"]])
             if decision == "relabel" and flags:
                 self.db.execute("UPDATE alerts SET label = ? WHERE id = ?", [new_label, alert_id])
             self._mark_alert_for_edit(alert_id)
@@ -362,26 +482,26 @@ class Storage:
 
     def reviews(self, flag_id: int | None = None) -> list[dict]:
         if flag_id is None:
-            return self._all("SELECT * FROM reviews ORDER BY id")
-        return self._all("SELECT * FROM reviews WHERE flag_id = ? ORDER BY id", [flag_id])
+            return list(self.db.query("SELECT * FROM reviews ORDER BY id"))
+        return list(self.db.query("SELECT * FROM reviews WHERE flag_id = ? ORDER BY id", [flag_id]))
 
     # -- outbox --------------------------------------------------------------------------------
     def queue_message(self, kind: str, chat_id: int, text: str) -> int:
         now = self.clock()
-        with self.db.atomic():
+        with self.transaction():
             return self.db.execute(
                 "INSERT INTO outbox (kind, chat_id, text, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?)",
                 [kind, chat_id, text, now, now],
             ).lastrowid
 
     def unsent_alerts(self) -> list[dict]:
-        return self._all("SELECT * FROM alerts WHERE notify = 1 AND outbox_id IS NULL ORDER BY id")
+        return list(self.db.query("SELECT * FROM alerts WHERE notify = 1 AND outbox_id IS NULL ORDER BY id"))
 
     def pack_alerts(self, chat_id: int, groups: list[list[int]]) -> list[int]:
         """Give each group of alert ids one outbox message to `chat_id`."""
         now = self.clock()
         ids = []
-        with self.db.atomic():
+        with self.transaction():
             for group in groups:
                 outbox_id = self.db.execute(
                     "INSERT INTO outbox (kind, chat_id, next_attempt_at, created_at) VALUES ('alert', ?, ?, ?)",
@@ -395,139 +515,129 @@ class Storage:
         return ids
 
     def outbox_alerts(self, outbox_id: int) -> list[dict]:
-        return self._all("SELECT * FROM alerts WHERE outbox_id = ? ORDER BY id", [outbox_id])
+        return list(self.db.query("SELECT * FROM alerts WHERE outbox_id = ? ORDER BY id", [outbox_id]))
 
     def outbox_row(self, outbox_id: int) -> dict | None:
-        return self._one("SELECT * FROM outbox WHERE id = ?", [outbox_id])
+        return next(self.db.query("SELECT * FROM outbox WHERE id = ?", [outbox_id]), None)
 
     def due_messages(self, now: float | None = None) -> list[dict]:
         now = self.clock() if now is None else now
-        return self._all(
+        return list(self.db.query(
             "SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id", [now]
-        )
+        ))
 
     def pending_messages(self, chat_id: int) -> int:
-        return self._one("SELECT COUNT(*) AS n FROM outbox WHERE status = 'pending' AND chat_id = ?", [chat_id])["n"]
+        return next(self.db.query(
+            "SELECT COUNT(*) AS n FROM outbox WHERE status = 'pending' AND chat_id = ?", [chat_id]))["n"]
 
     def sent_since(self, chat_id: int, since: float) -> int:
-        return self._one(
+        return next(self.db.query(
             "SELECT COUNT(*) AS n FROM outbox WHERE chat_id = ? AND status = 'sent' AND sent_at > ?", [chat_id, since]
-        )["n"]
+        ))["n"]
 
     def mark_sent(self, outbox_id: int, message_id: int) -> None:
-        with self.db.atomic():
+        with self.transaction():
             self.db.execute(
                 "UPDATE outbox SET status = 'sent', message_id = ?, sent_at = ?, needs_edit = 0 WHERE id = ?",
                 [message_id, self.clock(), outbox_id],
             )
 
     def defer(self, outbox_id: int, delay: float, error: str) -> None:
-        with self.db.atomic():
+        with self.transaction():
             self.db.execute(
                 """UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?""",
                 [self.clock() + delay, error[:500], outbox_id],
             )
 
     def messages_to_edit(self) -> list[dict]:
-        return self._all("SELECT * FROM outbox WHERE status = 'sent' AND needs_edit = 1 ORDER BY id")
+        return list(self.db.query("SELECT * FROM outbox WHERE status = 'sent' AND needs_edit = 1 ORDER BY id"))
 
     def edited(self, outbox_id: int) -> None:
-        with self.db.atomic():
+        with self.transaction():
             self.db.execute("UPDATE outbox SET needs_edit = 0 WHERE id = ?", [outbox_id])
 
     # -- queries for commands and digests --------------------------------------------------------
-    def flags_between(self, start: float, end: float) -> list[dict]:
-        return self._all(
-            """SELECT f.*, c.title AS chat_title, c.username AS chat_username FROM flags f
-               LEFT JOIN chats c ON c.id = f.chat_id WHERE f.created_at > ? AND f.created_at <= ?
-               ORDER BY f.score DESC, f.id""",
-            [start, end],
-        )
-
     def recent_flags(self, limit: int) -> list[dict]:
-        return self._all(
-            """SELECT f.*, c.title AS chat_title, c.username AS chat_username FROM flags f
-               LEFT JOIN chats c ON c.id = f.chat_id ORDER BY f.id DESC LIMIT ?""",
-            [limit],
-        )
+        return list(self.db.query("SELECT * FROM flag_rows ORDER BY id DESC LIMIT ?", [limit]))
 
     def pending_alerts(self, limit: int) -> list[dict]:
         """Alerts that still have a pending flag, highest probability first."""
-        return self._all(
+        return list(self.db.query(
             """SELECT a.id, a.label, MAX(f.score) AS score, COUNT(*) AS flags FROM alerts a
                JOIN flags f ON f.alert_id = a.id WHERE f.status = 'pending'
                GROUP BY a.id ORDER BY score DESC, a.id LIMIT ?""",
             [limit],
-        )
+        ))
 
     def count_pending_flags(self) -> int:
-        return self._one("SELECT COUNT(*) AS n FROM flags WHERE status = 'pending'")["n"]
+        return next(self.db.query("SELECT COUNT(*) AS n FROM flags WHERE status = 'pending'"))["n"]
 
-    def stats(self, since: float) -> dict:
-        by_label = self._all("SELECT label, COUNT(*) AS n FROM flags WHERE created_at > ? GROUP BY label", [since])
-        by_status = self._all("SELECT status, COUNT(*) AS n FROM flags WHERE created_at > ? GROUP BY status", [since])
-        posts = self._one("SELECT COUNT(*) AS n FROM post_versions WHERE seen_at > ?", [since])["n"]
-        return {"posts_scanned": posts, "by_label": {r["label"]: r["n"] for r in by_label},
-                "by_status": {r["status"]: r["n"] for r in by_status}}
+    def period_figures(self, start: float, end: float, top: int = 5) -> PeriodFigures:
+        """The figures of the period (start, end], for the digest, ``compliance-bot stats`` and /stats alike."""
+        period = [start, end]
+        by_label: dict[str, int] = {}
+        by_status: dict[str, int] = {}
+        for row in self.db.query("""SELECT label, status, COUNT(*) AS n FROM flags
+                                    WHERE created_at > ? AND created_at <= ? GROUP BY label, status""", period):
+            by_label[row["label"]] = by_label.get(row["label"], 0) + row["n"]
+            by_status[row["status"]] = by_status.get(row["status"], 0) + row["n"]
+        # Per chat id, not per title: two chats may have the same title.
+        by_chat = list(self.db.query(
+            """SELECT chat_id, chat_title, COUNT(*) AS flags FROM flag_rows
+               WHERE created_at > ? AND created_at <= ? GROUP BY chat_id
+               ORDER BY flags DESC, MAX(score) DESC, MIN(id)""", period))
+        return PeriodFigures(
+            start=start, end=end,
+            posts_scanned=next(self.db.query(
+                "SELECT COUNT(*) AS n FROM post_versions WHERE seen_at > ? AND seen_at <= ?", period))["n"],
+            flags=sum(by_label.values()), by_label=by_label, by_status=by_status, by_chat=by_chat,
+            reviews=next(self.db.query("SELECT COUNT(*) AS n FROM reviews WHERE at > ? AND at <= ?", period))["n"],
+            pending=self.count_pending_flags(),
+            top=list(self.db.query("""SELECT * FROM flag_rows WHERE created_at > ? AND created_at <= ?
+                                      ORDER BY score DESC, id LIMIT ?""", [*period, top])),
+        )
 
     def all_flags(self) -> list[dict]:
-        return self._all(
-            """SELECT f.*, c.title AS chat_title, c.username AS chat_username, p.text AS text FROM flags f
-               LEFT JOIN chats c ON c.id = f.chat_id
-               LEFT JOIN posts p ON p.chat_id = f.chat_id AND p.message_id = f.message_id ORDER BY f.id"""
-        )
+        return list(self.iter_flag_details())
 
     def reviewed_flags(self) -> list[dict]:
         """The latest review of every flag that stands reviewed now, with its post's text, oldest review
         first. A flag reopened by an edit (status pending again) is left out: its review was of another text."""
-        return self._all(
-            """SELECT r.id AS review_id, r.flag_id, r.decision, r.old_label, r.new_label, r.at, r.reviewer_id,
+        reviewed = sorted(_REVIEWED)
+        return list(self.db.query(
+            f"""SELECT r.id AS review_id, r.flag_id, r.decision, r.old_label, r.new_label, r.at, r.reviewer_id,
                       f.chat_id, f.message_id, f.status, p.text AS text FROM reviews r
                JOIN flags f ON f.id = r.flag_id
                LEFT JOIN posts p ON p.chat_id = f.chat_id AND p.message_id = f.message_id
                WHERE r.id = (SELECT MAX(id) FROM reviews WHERE flag_id = r.flag_id)
-                 AND f.status IN ('confirmed', 'false_positive', 'relabelled')
-               ORDER BY r.at, r.id"""
-        )
+                 AND f.status IN ({','.join('?' * len(reviewed))})
+               ORDER BY r.at, r.id""", reviewed
+        ))
 
     def iter_flag_details(self, statuses: Iterable[str] = (), labels: Iterable[str] = (),
-                          since: float | None = None) -> Iterable[dict]:
-        """Flags with their chat, post text and latest review, oldest first, read as they are written out."""
+                          since: float | None = None) -> Iterator[dict]:
+        """Flags as flag_rows rows (chat, link, post date and text, latest review), oldest first, read as
+        they are written out. ``since`` filters on the post's date (the flag's, for a post without one)."""
         where, params = [], []
         statuses, labels = list(statuses), list(labels)
         if statuses:
-            where.append(f"f.status IN ({','.join('?' * len(statuses))})")
+            where.append(f"status IN ({','.join('?' * len(statuses))})")
             params += statuses
         if labels:
-            where.append(f"f.label IN ({','.join('?' * len(labels))})")
+            where.append(f"label IN ({','.join('?' * len(labels))})")
             params += labels
         if since is not None:
-            where.append("COALESCE(p.date, f.created_at) >= ?")
+            where.append("date >= ?")
             params.append(since)
-        cursor = self.db.execute(
-            f"""SELECT f.id, f.chat_id, c.title AS chat_title, c.username AS chat_username, f.message_id,
-                       COALESCE(p.date, f.created_at) AS date, f.label, f.score, f.status, f.reasons, f.created_at,
-                       f.model_version, r.reviewer_name, r.reviewer_id, r.at AS reviewed_at, p.text AS text
-                FROM flags f
-                LEFT JOIN chats c ON c.id = f.chat_id
-                LEFT JOIN posts p ON p.chat_id = f.chat_id AND p.message_id = f.message_id
-                LEFT JOIN reviews r ON r.id = (SELECT MAX(id) FROM reviews WHERE flag_id = f.id)
-                {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY f.id""",
-            params,
-        )
-        names = [c[0] for c in cursor.description]
-        for row in cursor:
-            yield dict(zip(names, row))
-
-    def reviews_between(self, start: float, end: float) -> int:
-        return self._one("SELECT COUNT(*) AS n FROM reviews WHERE at > ? AND at <= ?", [start, end])["n"]
+        return self.db.query(
+            f"SELECT * FROM flag_rows {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY id", params)
 
     def last_digest(self) -> dict | None:
-        return self._one("SELECT * FROM digests ORDER BY id DESC LIMIT 1")
+        return next(self.db.query("SELECT * FROM digests ORDER BY id DESC LIMIT 1"), None)
 
     def record_digest(self, start: float, end: float, flags: int, chat_id: int, text: str) -> int:
         """Queue a digest and remember its period, in one transaction so a crash cannot send it twice."""
-        with self.db.atomic():
+        with self.transaction():
             outbox_id = self.db.execute(
                 "INSERT INTO outbox (kind, chat_id, text, next_attempt_at, created_at) VALUES ('digest', ?, ?, ?, ?)",
                 [chat_id, text, end, end],

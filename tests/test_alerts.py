@@ -2,17 +2,41 @@
 
 import json
 
-from bot.alerts import (MAX_BATCH, AlertView, decode_callback, encode_callback, post_link, render_alert, utf16_len)
+from bot.alerts import (
+    MAX_BATCH,
+    AlertView,
+    decode_callback,
+    encode_callback,
+    render_alert,
+    utf16_len,
+)
+from bot.post import Post
+from bot.storage import Storage
 from tests.conftest import LINK_BAIT, outside_code
+from tests.fakes.classifier import FakeClassifier
 
 SECRET = b"k" * 16
 
 
-def flag(i=1, text="Presale now", title="Gems", username="gems", chat_id=-1001234, **kw):
+def post_link(chat_id, username, message_id):
+    """The link the database makes for a flagged post: the flag_rows view (bot/storage.py) is where post
+    links are made, and every flag row rendered carries its own."""
+    storage = Storage.open(":memory:")
+    text = "Presale now"
+    storage.record_scan(Post(chat_id, message_id, text, chat_username=username), FakeClassifier().predict(text),
+                        threshold=1.0, store_benign_text=False)
+    [row] = storage.all_flags()
+    storage.close()
+    return row["link"]
+
+
+# A supergroup's Bot API id is -(10^12 + its id): -1000000001234 is supergroup 1234 (-1001234 would be a basic group).
+def flag(i=1, text="Presale now", title="Gems", username="gems", chat_id=-1000000001234, **kw):
     return {"id": i, "chat_id": chat_id, "message_id": 10 + i, "label": "ico", "score": 0.95, "status": "pending",
             "scores": json.dumps({"ico": 0.95, "trading_service": 0.03, "benign": 0.02}),
             "reasons": json.dumps([{"kind": "word", "feature": "presale", "weight": 1.2}]),
-            "chat_title": title, "chat_username": username, "text": text} | kw
+            "chat_title": title, "chat_username": username, "text": text,
+            "link": post_link(chat_id, username, 10 + i)} | kw
 
 
 def view(i=1, flags=None):

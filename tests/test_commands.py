@@ -171,3 +171,14 @@ async def test_chat_titles_in_chats_and_recent_cannot_become_links(harness):
         await harness.send(U.command(command, MODS))
         assert f"<code>{LINK_BAIT}</code>" in last_reply(harness)
         assert "t.me/scam" not in outside_code(last_reply(harness)) and "@scam_bot" not in outside_code(last_reply(harness))
+
+
+async def test_stats_renders_the_figures_the_digest_and_the_cli_show(harness, monkeypatch):
+    from tests.test_digest import fixed_figures
+
+    periods = fixed_figures(monkeypatch)
+    await harness.send(U.command("/stats 30", MODS))
+    assert last_reply(harness) == ("<b>Last 30 days</b>\nPosts scanned: 41\nFlags by label: ico 4, trading_service 3\n"
+                                   "Flags by status: confirmed 2, pending 5")
+    [(start, end)] = periods
+    assert end - start == 30 * 86400

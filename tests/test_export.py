@@ -9,12 +9,12 @@ import re
 
 from click.testing import CliRunner
 
-from bot.alerts import post_link
-from bot.cli import cli
+from bot.cli import EXPORT_STATUSES, cli
 from bot.digest import build_digest
 from bot.post import Post
-from bot.storage import Storage
+from bot.storage import FLAG_STATUSES, Storage
 from tests.fakes.classifier import FakeClassifier
+from tests.test_alerts import post_link
 
 CLF = FakeClassifier()
 DAY = 86400.0
@@ -74,6 +74,7 @@ def test_export_jsonl_with_filters(tmp_path):
     assert {json.loads(line)["message_id"] for line in out.read_text().splitlines()} == {5, 7, 8}
     bad = runner.invoke(cli, ["export", "--status", "maybe"], env=env)
     assert bad.exit_code == 2 and "'maybe' is not one of" in bad.output
+    assert EXPORT_STATUSES == FLAG_STATUSES
 
 
 def test_stats_shows_the_digest_figures(tmp_path):
@@ -104,7 +105,7 @@ def test_a_missing_database_is_a_clear_error_and_is_not_created(tmp_path):
 def test_the_flag_details_view_reads_well_in_datasette(tmp_path):
     make_db(tmp_path)
     storage = Storage.open(tmp_path / "bot.db")
-    view = storage._all("SELECT * FROM flag_details ORDER BY flag_id")
+    view = list(storage.db.query("SELECT * FROM flag_details ORDER BY flag_id"))
     assert [v["link"] for v in view] == [post_link(v["chat_id"], v["chat_username"], v["message_id"]) for v in view]
     assert view[2]["reviewed_by"] == "Mia Mod" and view[2]["reviewed_at"] == "2024-07-02 09:46:40"
     assert view[0]["date"] == "2024-06-23 09:46:40" and view[0]["text"] == "Presale of $OLD ends"

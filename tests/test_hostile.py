@@ -311,7 +311,7 @@ async def test_sql_like_text_is_stored_verbatim_and_harmless(harness, tmp_path):
     [doc] = harness.api.calls_to("sendDocument")
     [row] = list(csv.DictReader(io.StringIO(next(iter(doc.files.values()))[1].decode())))
     assert row["text"] == text and row["chat_title"] == SQL
-    result = CliRunner().invoke(cli, obj=fake_model(), args=["export", "--format", "jsonl", "--db", str(tmp_path / "bot.db")],
+    result = CliRunner().invoke(cli, ["export", "--format", "jsonl", "--db", str(tmp_path / "bot.db")],
                                 env={"TELEGRAM_BOT_TOKEN": TEST_TOKEN})
     assert result.exit_code == 0, result.output
     [exported] = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]

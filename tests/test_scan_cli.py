@@ -465,3 +465,17 @@ def test_an_edit_that_keeps_its_flag_and_score_is_summarised(tmp_path, fake_mode
     result = CliRunner().invoke(cli, obj=fake_model(), args=["scan", "--workers", "1", str(posts)], env=env_for(tmp_path))
     clean_exit(result, 0)
     assert "presale tomorrow" in result.output
+
+
+def test_the_most_confident_flags_show_the_links_the_database_makes(tmp_path, fake_model):
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text("\n".join(json.dumps(p) for p in [
+        {"text": "Presale live", "chat_id": -1001500000001, "message_id": 1, "chat_title": "Supergroup"},
+        {"text": "VIP signals", "chat_id": -1001600000002, "message_id": 2, "chat_username": "signals"},
+        {"text": "airdrop claim", "chat_id": -4000001, "message_id": 3, "chat_title": "Basic group"},
+    ]) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, obj=fake_model(), args=["scan", str(posts)], env=env_for(tmp_path))
+    assert result.exit_code == 0, result.output
+    top = result.output[result.output.index("Most confident flags:"):]
+    assert "https://t.me/c/1500000001/1" in top and "https://t.me/signals/2" in top
+    assert "chat -4000001 message 3" in top  # a basic group's posts have no links

@@ -5,7 +5,14 @@ import sqlite3
 import pytest
 
 from bot.post import Post
-from bot.storage import Storage
+from bot.storage import (
+    FLAG_STATUSES,
+    FLAG_TRANSITIONS,
+    IllegalTransition,
+    Storage,
+    flag_transition,
+    migrations,
+)
 from tests.fakes.classifier import FakeClassifier
 
 CLF = FakeClassifier()
@@ -110,3 +117,89 @@ def test_a_flag_in_a_language_the_model_does_not_cover_waits_for_the_digest(tmp_
     assert russian.flag_id and storage.alert(russian.alert_id)["notify"] == 0
     assert storage.alert(english.alert_id)["notify"] == 1
     assert [a["id"] for a in storage.unsent_alerts()] == [english.alert_id]
+
+
+def test_an_existing_database_upgrades_to_the_flag_rows_view(tmp_path):
+    import sqlite_utils
+
+    path = tmp_path / "old.db"
+    db = sqlite_utils.Database(sqlite3.connect(path))
+    migrations.apply(db, stop_before="m003_flag_rows_view")  # a database of the previous release
+    old = Storage(db)
+    scan(old, Post(-1001111111111, 5, "Presale live", chat_title="Channel"))
+    scan(old, Post(-1002222222222, 7, "VIP signals, join", chat_title="Public", chat_username="public"))
+    basic = scan(old, Post(-4000001, 1, "airdrop claim", chat_title="Basic group"))
+    old.record_review(basic.alert_id, "confirm", None, 111, "Mia")
+    before = list(db.query("SELECT * FROM flag_details ORDER BY flag_id"))
+    assert "flag_rows" not in db.view_names()
+    old.close()
+    storage = Storage.open(path)
+    assert [m.name for m in migrations.applied(storage.db)][-1] == "m003_flag_rows_view"
+    assert list(storage.db.query("SELECT * FROM flag_details ORDER BY flag_id")) == before  # same columns and values
+    rows = storage.all_flags()
+    assert [r["link"] for r in rows] == ["https://t.me/c/1111111111/5", "https://t.me/public/7", None]
+    assert (rows[2]["reviewer_name"], rows[2]["status"], rows[0]["text"]) == ("Mia", "confirmed", "Presale live")
+    assert "reviews_flag" in {index.name for index in storage.db["reviews"].indexes}
+
+
+def test_flag_status_changes_follow_one_transition_table(tmp_path):
+    assert flag_transition(None, "flag") == "pending"
+    assert flag_transition("withdrawn", "reopen") == flag_transition("confirmed", "reopen") == "pending"
+    for status in ("pending", "confirmed", "false_positive", "relabelled"):
+        assert flag_transition(status, "withdraw") == "withdrawn"
+        assert flag_transition(status, "relabel") == "relabelled"
+    for status, event in (("withdrawn", "confirm"), ("withdrawn", "withdraw"), ("pending", "flag"), (None, "confirm"),
+                          ("pending", "escalate")):
+        with pytest.raises(IllegalTransition):
+            flag_transition(status, event)
+    assert {to for _, to in FLAG_TRANSITIONS.values()} == set(FLAG_STATUSES)
+    # Through the store: a withdrawn flag takes no review, and an unknown decision changes nothing.
+    storage = Storage.open(tmp_path / "x.db")
+    flagged = scan(storage, Post(-100, 1, "Presale live"))
+    scan(storage, Post(-100, 1, "sorry, wrong chat"))
+    assert storage.record_review(flagged.alert_id, "confirm", None, 1, "M") == 0
+    with pytest.raises(IllegalTransition):
+        storage.record_review(flagged.alert_id, "escalate", None, 1, "M")
+    assert storage.flag(flagged.flag_id)["status"] == "withdrawn" and storage.reviews() == []
+
+
+def test_path_and_one_transaction_around_several_writes(tmp_path):
+    assert Storage.open(":memory:").path is None
+    storage = Storage.open(tmp_path / "x.db")
+    assert storage.path == str(tmp_path / "x.db")
+    with pytest.raises(RuntimeError), storage.transaction():
+        scan(storage, Post(-100, 1, "Presale live"))
+        scan(storage, Post(-100, 2, "VIP signals"))
+        raise RuntimeError("stop")
+    assert storage.all_flags() == [] and storage.post(-100, 1) is None  # both rolled back
+    with storage.transaction():
+        scan(storage, Post(-100, 1, "Presale live"))
+        scan(storage, Post(-100, 2, "VIP signals"))
+    assert [f["message_id"] for f in Storage.open(tmp_path / "x.db").all_flags()] == [1, 2]
+
+
+def test_ctrl_c_during_a_read_in_a_transaction_stays_a_ctrl_c(tmp_path):
+    """sqlite-utils' query() cleans up after an error by rolling back to its savepoint; a Ctrl-C landing just
+    after it released that savepoint makes the clean-up fail with "no such savepoint". The transaction must
+    still roll back whole and the Ctrl-C come out as one (a scan then stops with exit code 130)."""
+    storage = Storage.open(tmp_path / "x.db")
+    real = storage.db.conn
+
+    class CtrlCAfterRelease:
+        armed = True
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def execute(self, sql, *args):
+            cursor = real.execute(sql, *args)
+            if self.armed and sql == 'RELEASE "sqlite_utils_query"':
+                self.armed = False
+                raise KeyboardInterrupt
+            return cursor
+
+    storage.db.conn = CtrlCAfterRelease()
+    with pytest.raises(KeyboardInterrupt), storage.transaction():
+        scan(storage, Post(-100, 1, "Presale live"))
+    storage.db.conn = real
+    assert not real.in_transaction and storage.post(-100, 1) is None and storage.chat(-100) is None
