@@ -26,7 +26,7 @@ from bot import commands
 from bot.digest import queue_digest
 from bot.membership import on_my_chat_member
 from bot.model_watch import ModelWatcher
-from bot.polling import confirm_after_store
+from bot.polling import GET_UPDATES_CONNECTIONS, confirm_after_store
 from bot.review import on_review
 from bot.scan_store import retry_unsaved
 from bot.scanning import on_post
@@ -102,6 +102,10 @@ def build_application(settings: Settings, classifier: Classifier, storage: Stora
                .post_init(partial(_post_init, settings)).post_shutdown(lambda app: _post_shutdown(storage)))
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
+    else:
+        # A spare connection for the last getUpdates of a stop, which confirms what was processed: without
+        # it that call can wait behind the long poll's connection and time out (bot/polling.py).
+        builder = builder.get_updates_connection_pool_size(GET_UPDATES_CONNECTIONS)
     app = builder.build()
     app.bot_data["services"] = Services(
         storage=storage, classifier=classifier, moderator_chat_id=settings.moderator_chat_id,

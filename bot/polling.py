@@ -6,6 +6,16 @@ of the batch: Telegram has forgotten them and the database never saw them. Here 
 waits until the queue is processed (``update_queue.join()``) and no scan waits in memory for a locked
 database, so what Telegram forgets is in the database. An update handled twice (killed after storing, before
 confirming) is stored once: posts are keyed by ``(chat_id, message_id)``.
+
+A clean stop (SIGTERM, Ctrl-C) ends with PTB's ``Updater._stop_polling``: it cancels the polling task without
+awaiting the request it was making, then sends one last ``getUpdates`` (``timeout=0``, the offset of what was
+processed) to confirm it. That cancel can land while httpx hands the long poll's connection back to its pool
+(anyio's lock checkpoint in httpcore's ``_response_closed`` does not hold off an asyncio ``Task.cancel``): the
+connection then stays checked out for good, and with PTB's default of one connection for ``getUpdates`` the
+confirming call waits for the pool, times out, and PTB logs it as an error with a traceback while the offset
+never reaches Telegram. So the application gets a second ``getUpdates`` connection (``GET_UPDATES_CONNECTIONS``)
+for that call alone. A long poll that returns after the stop began has its batch left to Telegram (not
+confirmed, delivered again at the next start) instead of PTB's "Updater stopped unexpectedly".
 """
 
 from __future__ import annotations
@@ -23,6 +33,10 @@ log = logging.getLogger(__name__)
 
 # The last getUpdates of a graceful stop confirms what was processed; it waits this long for waiting scans.
 SHUTDOWN_WAIT_SECONDS = 5.0
+
+# Connections of the getUpdates pool: one for the long poll, one that the stop's confirming call can always
+# have, even when the stop's cancel left the long poll's connection checked out (see the module docstring).
+GET_UPDATES_CONNECTIONS = 2
 
 
 class AckAfterStoreBot:
@@ -44,13 +58,24 @@ class AckAfterStoreBot:
                         "Telegram, which delivers them again at the next start", self._held_scans() + self._in_flight())
             return ()
         try:
-            return await self._bot.get_updates(*args, **kwargs)
+            updates = await self._bot.get_updates(*args, **kwargs)
         except TelegramError:
             raise
         except Exception as exc:
             # PTB could not parse the batch (an update of a shape it does not know). Its updater would log
             # and ask for the same batch again, forever: one poison update would stop the bot for good.
-            return await self._read_one_by_one(kwargs, exc)
+            updates = await self._read_one_by_one(kwargs, exc)
+        if updates and not final and self._stopping():
+            # The stop began while this long poll was answered: PTB would drop the batch with a critical
+            # "Updater stopped unexpectedly". Nothing of it was handled or confirmed; Telegram sends it again.
+            log.info("stopping: %d updates fetched as the stop began are left to Telegram for the next start",
+                     len(updates))
+            return ()
+        return updates
+
+    def _stopping(self) -> bool:
+        updater = self._application.updater
+        return updater is not None and not updater.running
 
     async def _read_one_by_one(self, kwargs: dict, error: Exception) -> tuple:
         """The same batch, parsed update by update; one that cannot be parsed is logged and stands as an

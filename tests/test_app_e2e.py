@@ -196,3 +196,115 @@ def test_a_missing_moderator_chat_id_stops_start_up_in_one_line(server, tmp_path
         "Error: configuration error: MODERATOR_CHAT_ID is not set: required for run "
         "(the moderators' channel or group for alerts and digests, e.g. -1001234567890)"]
     assert server.api.calls == []  # stopped before it talked to Telegram
+
+
+# -- a clean stop: no error, the last offset confirmed, nothing delivered twice after a restart ------------------
+
+def stop_with_sigterm(bot: BotProcess) -> float:
+    """SIGTERM, as systemd or docker stop send it; returns when it was sent (the fake server's clock)."""
+    sent = time.time()
+    bot.proc.send_signal(signal.SIGTERM)
+    bot.proc.wait(30)
+    return sent
+
+
+def assert_clean_stop(bot: BotProcess) -> None:
+    log = bot.log()
+    assert bot.proc.returncode == 0, log
+    for word in ("Traceback", "ERROR", "CRITICAL"):
+        assert word not in log, log
+
+
+def final_poll(server, after: float):
+    """The confirming getUpdates of the stop (timeout 0, no long poll), which reached the server after `after`."""
+    polls = [p for p in server.api.polls if p.at >= after]
+    finals = [p for p in polls if p.timeout == 0]
+    assert len(finals) == 1, [(p.offset, p.timeout) for p in polls]
+    return finals[0]
+
+
+def stored_update_ids(tmp_path, update_of_message: dict[int, int]) -> set[int]:
+    return {update_of_message[m] for (m,) in db_rows(tmp_path, "SELECT message_id FROM post_versions")}
+
+
+def assert_nothing_below_delivered_again(server, first_poll: int, offset: int) -> None:
+    """After a restart, Telegram hands out no update below the offset the stop confirmed."""
+    again = [i for p in server.api.polls[first_poll:] for i in p.update_ids if i < offset]
+    assert again == [], f"delivered again after the restart: {again[:20]}"
+
+
+def test_a_clean_stop_confirms_what_was_processed_and_logs_no_error(server, run_bot, tmp_path):
+    first = run_bot()
+    update_of_message = {m: server.api.push_update(U.channel_post(m, PROMO.replace("$MOON", f"$M{m}") if m % 50 == 0
+                                                                  else f"{NEWS} #{m}"))
+                         for m in range(1000, 1600)}
+    wait_for(lambda: server.api.confirmed_offset > 150, 30, "part of the burst confirmed")
+    sigterm = stop_with_sigterm(first)  # most likely in the middle of the burst
+    assert_clean_stop(first)
+    offset = final_poll(server, sigterm).offset
+    processed = stored_update_ids(tmp_path, update_of_message)
+    # The stop confirmed exactly what was processed and stored: all of it, and nothing more.
+    assert processed == set(range(1, offset)), (offset, sorted(processed)[-3:])
+
+    restart = len(server.api.polls)
+    run_bot()
+    wait_for(lambda: len(db_rows(tmp_path, "SELECT 1 FROM post_versions")) == len(update_of_message), 60,
+             "the rest of the burst after the restart")
+    assert_nothing_below_delivered_again(server, restart, offset)
+    versions = db_rows(tmp_path, "SELECT message_id, COUNT(*) FROM post_versions GROUP BY message_id")
+    assert len(versions) == len(update_of_message) and {n for _, n in versions} == {1}
+
+
+# Test hook, loaded by Python at start-up (sitecustomize). Once the file named by FAULT_PARK_POLL_FILE exists,
+# the next getUpdates answer is held where httpx hands its connection back to the pool (httpcore's
+# _response_closed) until a cancel lands there: what happens by chance when a stop's cancel meets a long poll
+# that is just being answered. The connection is then never returned. "<file>.parked" says it is held.
+PARK_POLL_HOOK = '''
+import asyncio, os
+
+from httpcore._async.http11 import HTTP11ConnectionByteStream
+
+_control = os.environ["FAULT_PARK_POLL_FILE"]
+_aclose = HTTP11ConnectionByteStream.aclose
+_parked = []
+
+
+async def aclose(self):
+    if not _parked and os.path.exists(_control) and self._request.url.target.endswith(b"/getUpdates"):
+        _parked.append(self)
+        self._closed = True
+        open(_control + ".parked", "w").close()
+        await asyncio.Event().wait()
+    await _aclose(self)
+
+
+HTTP11ConnectionByteStream.aclose = aclose
+'''
+
+
+def test_a_stop_that_cuts_off_an_answered_long_poll_still_confirms_and_logs_no_error(server, run_bot, tmp_path):
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(PARK_POLL_HOOK)
+    control = tmp_path / "park-poll"
+    first = run_bot(PYTHONPATH=os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]),
+                    FAULT_PARK_POLL_FILE=str(control))
+    for m in range(1, 6):
+        server.api.push_update(U.channel_post(m, f"{NEWS} #{m}"))
+    wait_for(lambda: len(db_rows(tmp_path, "SELECT 1 FROM posts")) == 5 and server.api.confirmed_offset == 6,
+             20, "five posts stored and confirmed")
+    control.touch()
+    last = server.api.push_update(U.channel_post(6, PROMO))  # answers the long poll, which is then held
+    wait_for(lambda: Path(f"{control}.parked").exists(), 20, "the long poll's answer held")
+    sigterm = stop_with_sigterm(first)
+    assert_clean_stop(first)
+    # The held answer's update was never handled: the stop confirms up to it, not past it.
+    assert final_poll(server, sigterm).offset == last == 6
+    assert db_rows(tmp_path, "SELECT message_id FROM posts ORDER BY message_id") == [(m,) for m in range(1, 6)]
+
+    restart = len(server.api.polls)
+    run_bot()
+    wait_for(lambda: db_rows(tmp_path, "SELECT 1 FROM posts WHERE message_id = 6"), 30, "the held update delivered again")
+    assert_nothing_below_delivered_again(server, restart, 6)
+    assert db_rows(tmp_path, "SELECT COUNT(*) FROM post_versions") == [(6,)]
+    wait_for(lambda: alerts_sent(server), what="the alert for the promotion")

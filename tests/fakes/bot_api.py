@@ -32,6 +32,17 @@ class Call:
     status: int = 200
 
 
+@dataclass
+class Poll:
+    """One getUpdates request over HTTP: its offset and timeout, when it came and was answered (None while it is
+    held), the update ids of the answer (also when the client had gone away by then)."""
+    offset: int | None
+    timeout: float
+    at: float = field(default_factory=time.time)
+    answered: float | None = None
+    update_ids: list[int] = field(default_factory=list)
+
+
 class FakeBotApi:
     """The state of the fake Telegram: queued updates, recorded calls, messages the bot sent."""
 
@@ -48,6 +59,7 @@ class FakeBotApi:
         self.served_at: dict[int, float] = {}  # update_id -> when getUpdates first handed it out
         self._outage_until = 0.0
         self._outage_mode = "hang"
+        self.polls: list[Poll] = []  # every getUpdates that reached the HTTP server, in arrival order
 
     # -- test side ------------------------------------------------------------------------------
     def push_update(self, update: dict) -> int:
@@ -272,11 +284,15 @@ class FakeBotApiServer:
             raise ConnectionResetError("fake outage")
         params, files = await self._params(request)
         if method == "getUpdates":
+            poll = Poll(params.get("offset"), float(params.get("timeout") or 0))
+            with self.api._lock:
+                self.api.polls.append(poll)
             # Long polling: hold the request until an update is queued or the client's timeout passes.
-            deadline = time.monotonic() + min(float(params.get("timeout") or 0), 5.0)
+            deadline = time.monotonic() + min(poll.timeout, 5.0)
             while True:
-                updates = self.api.take_updates(params.get("offset"), int(params.get("limit") or 100))
+                updates = self.api.take_updates(poll.offset, int(params.get("limit") or 100))
                 if updates or time.monotonic() >= deadline:
+                    poll.update_ids, poll.answered = [u["update_id"] for u in updates], time.time()
                     return web.json_response({"ok": True, "result": updates})
                 await asyncio.sleep(0.05)
         status, body = self.api.handle(method, params, files)
