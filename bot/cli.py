@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -374,9 +375,26 @@ def export(app, fmt, statuses, labels, since, output, db_path):
     click.echo(f"{n} flags exported", err=True)
 
 
+# The longest period `stats` reports: ten years, as /stats (bot.commands.MAX_STATS_DAYS, spelt out for the
+# same reason as EXPORT_STATUSES; tests/test_export.py holds the two equal). Unbounded, 1e6 days (a period
+# starting in the year -711), 1e308 or inf started the period before any date can show: a traceback.
+MAX_STATS_DAYS = 3650
+
+
+class _Days(click.FloatRange):
+    """A number of days in (0, MAX_STATS_DAYS]. FloatRange alone lets nan through: every comparison with nan
+    is false, so nan is neither below the minimum nor above the maximum."""
+
+    def convert(self, value, param, ctx):
+        days = super().convert(value, param, ctx)
+        if math.isnan(days):
+            self.fail(f"{value} is not a number of days in the range 0<x<={MAX_STATS_DAYS}.", param, ctx)
+        return days
+
+
 @cli.command()
-@click.option("--days", type=click.FloatRange(min=0, min_open=True), default=7, show_default=True,
-              help="The period to report, ending now.")
+@click.option("--days", type=_Days(min=0, min_open=True, max=MAX_STATS_DAYS), default=7, show_default=True,
+              help=f"The period to report, ending now: more than 0, at most {MAX_STATS_DAYS} days.")
 @_db_option
 @pass_app
 def stats(app, days, db_path):

@@ -143,10 +143,30 @@ async def _reply_verdict(update: Update, context: BotContext, text: str) -> None
     await reply_html(update, verdict_text(verdict, html=True))
 
 
+# The longest period /stats reports, and `compliance-bot stats --days` (bot/cli.py spells it out): ten years.
+MAX_STATS_DAYS = 3650
+
+
+def stats_days(args: list[str] | None) -> int | None:
+    """The period /stats is asked for: 7 days by default, or a whole number of days from 1 to
+    MAX_STATS_DAYS; None for anything else (1e308, inf, nan, 1000000, a word)."""
+    if not args:
+        return 7
+    try:
+        days = int(args[0])
+    except ValueError:
+        return None
+    return days if 1 <= days <= MAX_STATS_DAYS else None
+
+
 @moderator_only
 async def stats(update: Update, context: BotContext) -> None:
     """Flags per label and status over the last n days."""
-    days = int_arg(context, 7, 1, 3650)
+    days = stats_days(context.args)
+    if days is None:
+        await update.effective_message.reply_text(
+            f"/stats takes a whole number of days from 1 to {MAX_STATS_DAYS}, e.g. /stats 30.")
+        return
     figures = last_days(context.services.storage, days)
     by_label = ", ".join(f"{escape(k)} {n}" for k, n in sorted(figures.by_label.items())) or "none"
     by_status = ", ".join(f"{escape(k)} {n}" for k, n in sorted(figures.by_status.items())) or "none"

@@ -12,6 +12,7 @@ from telegram.error import TelegramError
 from bot.alerts import ACTIONS, DECISION_NAMES, AlertView, decode_callback, render_alert
 from bot.outbox import NO_PREVIEW
 from bot.services import BotContext
+from bot.storage import ReviewAlreadyRecorded
 from classifier import safe_text
 
 log = logging.getLogger(__name__)
@@ -34,13 +35,21 @@ async def on_review(update: Update, context: BotContext) -> None:
     alert_id, action = decoded
     decision, new_label = ACTIONS[action]
     try:
-        touched = svc.storage.record_review(alert_id, decision, new_label, user.id, safe_text(user.full_name))
+        touched = svc.storage.record_review(alert_id, decision, new_label, user.id, safe_text(user.full_name),
+                                            callback_query_id=query.id)
+    except ReviewAlreadyRecorded as exc:
+        # The same press delivered again (an update the bot had not confirmed before a restart): it was
+        # recorded the first time. Answer it as then, and show the alert as it stands; no second review.
+        log.info("alert %d: callback query %s was delivered again; its review is already recorded", alert_id,
+                 query.id[:64])
+        decision = exc.decision
     except sqlite3.Error as exc:
         log.error("review of alert %d by %d not recorded: database error %s", alert_id, user.id, exc)
         await _answer(query, "The database is unavailable; nothing was recorded. Try again shortly.")
         return
-    log.info("alert %d: %s by %d (%d flags)", alert_id, decision, user.id, touched)
-    await _answer(query, f"{DECISION_NAMES[decision]}: recorded.", alert=False)
+    else:
+        log.info("alert %d: %s by %d (%d flags)", alert_id, decision, user.id, touched)
+    await _answer(query, f"{DECISION_NAMES.get(decision, decision)}: recorded.", alert=False)
     # The alert message itself is edited through the outbox, which retries if Telegram fails now.
     await svc.outbox.apply_edits(context.bot, svc.secret)
     outbox_row = svc.storage.outbox_row(svc.storage.alert(alert_id)["outbox_id"] or 0)

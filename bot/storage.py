@@ -49,6 +49,15 @@ class IllegalTransition(ValueError):
     """A change of a flag's status that FLAG_TRANSITIONS does not allow."""
 
 
+class ReviewAlreadyRecorded(Exception):
+    """A review for a button press (callback query) that is already in the review log: Telegram delivered
+    the same press again. ``decision`` is the one recorded for it."""
+
+    def __init__(self, callback_query_id: str, decision: str):
+        super().__init__(f"the review of callback query {callback_query_id!r} is already recorded ({decision})")
+        self.callback_query_id, self.decision = callback_query_id, decision
+
+
 def flag_may(status: str | None, event: str) -> bool:
     """Whether a flag in ``status`` (None: no flag yet) may take ``event``."""
     return status in FLAG_TRANSITIONS[event][0]
@@ -188,6 +197,17 @@ def m003_flag_rows_view(db: sqlite_utils.Database):
         FROM flag_rows
         """
     )
+
+
+@migrations()
+def m004_review_callback_query(db: sqlite_utils.Database):
+    # A review made with a button names the button press (the callback query) it came from. Telegram delivers
+    # an update again when the bot did not confirm it (a restart in between): the same press must not append
+    # a second, identical review to the log. One row per press and flag (a press reviews every flag of its
+    # alert); reviews from before this step, and any made without a button, have none.
+    db.execute("ALTER TABLE reviews ADD COLUMN callback_query_id TEXT")
+    db.execute("""CREATE UNIQUE INDEX reviews_callback_query ON reviews (callback_query_id, flag_id)
+                  WHERE callback_query_id IS NOT NULL""")
 
 
 def text_hash(text: str) -> str:
@@ -454,25 +474,35 @@ class Storage:
 
     # -- reviews -------------------------------------------------------------------------------
     def record_review(self, alert_id: int, decision: str, new_label: str | None, reviewer_id: int,
-                      reviewer_name: str | None) -> int:
+                      reviewer_name: str | None, *, callback_query_id: str | None = None) -> int:
         """Apply a moderator's decision (one of REVIEW_DECISIONS) to every flag of an alert that may take it
-        (all but withdrawn ones); returns how many flags it touched."""
+        (all but withdrawn ones); returns how many flags it touched.
+
+        ``callback_query_id`` names the button press the decision comes from: a press is recorded once, and
+        the same press again raises ReviewAlreadyRecorded and changes nothing."""
         if decision not in REVIEW_DECISIONS:
             raise IllegalTransition(f"not a review decision: {decision!r}")
         reviewable = sorted(FLAG_TRANSITIONS[decision][0])
         now = self.clock()
         with self.transaction():
+            if callback_query_id is not None:
+                recorded = next(self.db.query(
+                    "SELECT decision FROM reviews WHERE callback_query_id = ? ORDER BY id LIMIT 1", [callback_query_id]),
+                    None)
+                if recorded is not None:
+                    raise ReviewAlreadyRecorded(callback_query_id, recorded["decision"])
             flags = list(self.db.query(
                 f"SELECT * FROM flags WHERE alert_id = ? AND status IN ({','.join('?' * len(reviewable))})",
                 [alert_id, *reviewable],
             ))
             for flag in flags:
                 label = new_label if decision == "relabel" else flag["label"]
-                self.db.execute(
-                    """INSERT INTO reviews (flag_id, reviewer_id, reviewer_name, decision, old_label, new_label, at)
-                       VALUES (?, ?, ?, ?, ?, ?, ?)""",
-                    [flag["id"], reviewer_id, reviewer_name, decision, flag["label"], label, now],
-                )
+                row = {"flag_id": flag["id"], "reviewer_id": reviewer_id, "reviewer_name": reviewer_name,
+                       "decision": decision, "old_label": flag["label"], "new_label": label, "at": now}
+                if callback_query_id is not None:
+                    row["callback_query_id"] = callback_query_id
+                self.db.execute(f"INSERT INTO reviews ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                                list(row.values()))
                 self.db.execute("UPDATE flags SET status = ?, label = ?, updated_at = ? WHERE id = ?",
                                 [flag_transition(flag["status"], decision), label, now, flag["id"]])
             if decision == "relabel" and flags:

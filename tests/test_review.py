@@ -1,5 +1,7 @@
 """Review buttons: moderators' presses are recorded and shown; anyone else, or forged data, changes nothing."""
 
+import logging
+
 from tests.conftest import MODERATOR_CHAT_ID
 from tests.fakes import updates as U
 
@@ -65,3 +67,25 @@ async def test_pending_listing_buttons_review_the_alert(harness):
     assert harness.storage.all_flags()[0]["status"] == "false_positive"
     edited = {c.params["message_id"] for c in harness.api.calls_to("editMessageText")}
     assert edited == {message["message_id"], listing_message["message_id"]}  # the alert and the listing
+
+
+async def test_a_redelivered_press_is_answered_and_recorded_once(harness, caplog):
+    """Telegram delivers an update again when the bot did not confirm it (a restart in between): the same
+    update id and callback query id. The review log only grows, so the second delivery must not add to it."""
+    caplog.set_level(logging.INFO, logger="bot.review")
+    message, buttons = await alerted(harness)
+    press = U.callback(buttons["✅ Confirm"], U.MODERATOR, message, query_id="4242424242") | {"update_id": 500}
+    await harness.send(press)
+    await harness.send(press)
+    [review] = harness.storage.reviews()
+    assert (review["decision"], review["callback_query_id"]) == ("confirm", "4242424242")
+    assert harness.storage.all_flags()[0]["status"] == "confirmed"
+    answers = [a.params["text"] for a in harness.api.calls_to("answerCallbackQuery")]
+    assert answers == ["✅ Confirmed: recorded."] * 2  # the redelivered press is answered as the first was
+    assert len(harness.api.calls_to("editMessageText")) == 1
+    assert "alert 1: callback query 4242424242 was delivered again; its review is already recorded" in caplog.text
+    # A new press is a new review (the latest stands), even of the same button.
+    await harness.send(U.callback(buttons["❌ False positive"], U.MODERATOR, message, query_id="4242424243"))
+    await harness.send(U.callback(buttons["✅ Confirm"], U.MODERATOR, message, query_id="4242424244"))
+    assert [(r["decision"], r["callback_query_id"]) for r in harness.storage.reviews()] == [
+        ("confirm", "4242424242"), ("false_positive", "4242424243"), ("confirm", "4242424244")]

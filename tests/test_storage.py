@@ -9,6 +9,7 @@ from bot.storage import (
     FLAG_STATUSES,
     FLAG_TRANSITIONS,
     IllegalTransition,
+    ReviewAlreadyRecorded,
     Storage,
     flag_transition,
     migrations,
@@ -134,7 +135,9 @@ def test_an_existing_database_upgrades_to_the_flag_rows_view(tmp_path):
     assert "flag_rows" not in db.view_names()
     old.close()
     storage = Storage.open(path)
-    assert [m.name for m in migrations.applied(storage.db)][-1] == "m003_flag_rows_view"
+    applied = [m.name for m in migrations.applied(storage.db)]
+    assert applied[:3] == ["m001_initial", "m002_flag_details_view", "m003_flag_rows_view"]
+    assert migrations.pending(storage.db) == []  # and every later step
     assert list(storage.db.query("SELECT * FROM flag_details ORDER BY flag_id")) == before  # same columns and values
     rows = storage.all_flags()
     assert [r["link"] for r in rows] == ["https://t.me/c/1111111111/5", "https://t.me/public/7", None]
@@ -203,3 +206,54 @@ def test_ctrl_c_during_a_read_in_a_transaction_stays_a_ctrl_c(tmp_path):
         scan(storage, Post(-100, 1, "Presale live"))
     storage.db.conn = real
     assert not real.in_transaction and storage.post(-100, 1) is None and storage.chat(-100) is None
+
+
+def test_a_review_is_recorded_once_per_callback_query(tmp_path):
+    """A button press is one callback query: Telegram may deliver it twice, the review log gets it once."""
+    storage = Storage.open(tmp_path / "x.db")
+    a = scan(storage, Post(-100, 1, "Presale live!", chat_title="A"))
+    scan(storage, Post(-200, 9, "presale   LIVE!", chat_title="B"))  # the same alert: one press reviews both flags
+    assert storage.record_review(a.alert_id, "confirm", None, 1, "M", callback_query_id="q1") == 2
+    reviews, flags = storage.reviews(), storage.all_flags()
+    outbox = list(storage.db.query("SELECT * FROM outbox"))
+    assert [r["callback_query_id"] for r in reviews] == ["q1", "q1"]
+    for decision, label in (("confirm", None), ("false_positive", None), ("relabel", "trading_service")):
+        with pytest.raises(ReviewAlreadyRecorded, match="callback query 'q1' is already recorded"):
+            storage.record_review(a.alert_id, decision, label, 1, "M", callback_query_id="q1")
+    assert storage.reviews() == reviews and storage.all_flags() == flags
+    assert list(storage.db.query("SELECT * FROM outbox")) == outbox
+    # A new press is a new review; a review that comes from no button (None) is never taken for another.
+    assert storage.record_review(a.alert_id, "relabel", "trading_service", 2, "N", callback_query_id="q2") == 2
+    assert storage.record_review(a.alert_id, "confirm", None, 2, "N") == 2
+    assert storage.record_review(a.alert_id, "confirm", None, 2, "N") == 2
+    assert [r["callback_query_id"] for r in storage.reviews()] == ["q1", "q1", "q2", "q2", None, None, None, None]
+    # The database itself holds one row per press and flag, whoever writes to it.
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+        storage.db.execute(
+            """INSERT INTO reviews (flag_id, reviewer_id, reviewer_name, decision, old_label, new_label, at,
+                                    callback_query_id) VALUES (?, 1, 'M', 'confirm', 'ico', 'ico', 0, 'q1')""",
+            [flags[0]["id"]])
+
+
+def test_an_existing_database_upgrades_to_reviews_that_name_their_callback_query(tmp_path):
+    import sqlite_utils
+
+    path = tmp_path / "old.db"
+    db = sqlite_utils.Database(sqlite3.connect(path))
+    migrations.apply(db, stop_before="m004_review_callback_query")  # a database of the previous release
+    old = Storage(db)
+    flagged = scan(old, Post(-1001111111111, 5, "Presale live", chat_title="Channel"))
+    old.record_review(flagged.alert_id, "confirm", None, 111, "Mia")
+    [before] = list(db.query("SELECT * FROM reviews"))
+    assert "callback_query_id" not in before
+    old.close()
+    storage = Storage.open(path)
+    assert [m.name for m in migrations.applied(storage.db)][-1] == "m004_review_callback_query"
+    assert storage.reviews() == [before | {"callback_query_id": None}]  # the old review as it was
+    assert "reviews_callback_query" in {index.name for index in storage.db["reviews"].indexes if index.unique}
+    assert storage.record_review(flagged.alert_id, "false_positive", None, 111, "Mia", callback_query_id="77") == 1
+    with pytest.raises(ReviewAlreadyRecorded):
+        storage.record_review(flagged.alert_id, "false_positive", None, 111, "Mia", callback_query_id="77")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):  # still append-only
+        storage.db.execute("UPDATE reviews SET callback_query_id = 'forged'")
+    assert [r["decision"] for r in storage.reviews()] == ["confirm", "false_positive"]
