@@ -33,6 +33,7 @@ from bot.scanning import on_post
 from bot.services import CONTEXT_TYPES, BotContext, Classifier, Services
 from bot.settings import ConfigError, Settings
 from bot.storage import Storage
+from bot.webhook import use_webhook_intake
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +212,7 @@ def run_bot(settings: Settings, webhook: bool = False) -> None:
     app = build_application(settings, classifier, storage, loader=loader, token=token, scan_in_background=True)
     try:
         if webhook:
+            use_webhook_intake(app)  # bodies are validated before they become updates (bot/webhook.py)
             app.run_webhook(listen=settings.webhook_listen, port=settings.webhook_port, webhook_url=settings.webhook_url,
                             allowed_updates=ALLOWED_UPDATES, secret_token=settings.webhook_secret.get_secret_value())
         else:
