@@ -21,10 +21,13 @@ class BatchSummary:
 
 def read_posts(lines: Iterable[str], report) -> Iterator[dict]:
     """Post objects from JSONL (when the first non-blank line is a JSON object) or from plain lines, one
-    post a line. A line that cannot be used is reported with its number and skipped."""
+    post a line, a byte-order mark before the first ignored. A line that cannot be used is reported with its
+    number and skipped."""
     mode = None
     for number, raw in enumerate(lines, 1):
         line = raw.rstrip("\r\n")
+        if number == 1 and line.startswith("\ufeff"):  # a byte-order mark is not part of the first post
+            line = line[1:]
         if not line.strip():
             continue
         if mode is None:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -49,14 +50,26 @@ def guess_language(text: str) -> str:
     return "zh" if han >= 2 and han / letters > 0.2 else "en"
 
 
+# A post is a flat object; its other fields may nest a little. Deeper is not a post: json.loads itself gives up
+# near a thousand levels (RecursionError, sooner on a deeper stack), and what it did read could not always be
+# written back out.
+MAX_DEPTH = 64
+
+
 def parse_post_line(raw: str, *, require_label: bool) -> dict:
     """One JSONL line as a dict with a usable ``text``; raises ValueError with a readable reason."""
     try:
         obj = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels: not a post") from None
+    except ValueError:  # an integer longer than Python converts (sys.get_int_max_str_digits)
+        raise ValueError(f"not valid JSON (a number of more than {sys.get_int_max_str_digits()} digits)") from None
     if not isinstance(obj, dict):
         raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    if _deeper_than(obj, MAX_DEPTH):
+        raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels: not a post")
     text = obj.get("text")
     if not isinstance(text, str):
         raise ValueError('missing "text" (a string)')
@@ -69,6 +82,19 @@ def parse_post_line(raw: str, *, require_label: bool) -> dict:
             raise ValueError(f'"label" must be one of {", ".join(LABELS)}, got {label!r}')
         check_genre_and_register(obj)
     return obj
+
+
+def _deeper_than(value, limit: int) -> bool:
+    """Whether a JSON value nests more than ``limit`` objects and arrays deep; level by level, without recursion."""
+    level, containers = 1, [value]
+    while containers:
+        if level > limit:
+            return True
+        containers = [child for container in containers
+                      for child in (container.values() if isinstance(container, dict) else container)
+                      if isinstance(child, (dict, list))]
+        level += 1
+    return False
 
 
 def check_genre_and_register(obj: dict) -> None:
@@ -86,7 +112,8 @@ def check_genre_and_register(obj: dict) -> None:
 
 def read_labelled(path: Path, problems: list[Problem]) -> Iterator[LabelledPost]:
     """Labelled posts of one JSONL file; bad lines are recorded in ``problems`` and skipped."""
-    with open(path, encoding="utf-8", errors="surrogateescape") as handle:
+    # utf-8-sig: a byte-order mark (some Windows editors write one) is not part of the first line.
+    with open(path, encoding="utf-8-sig", errors="surrogateescape") as handle:
         for number, raw in enumerate(handle, 1):
             if not raw.strip():
                 continue

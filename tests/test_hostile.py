@@ -100,6 +100,26 @@ async def test_a_callback_without_data_is_refused(harness, caplog):
     assert "refused malformed or forged callback data ''" in caplog.text
 
 
+async def test_a_press_delivered_again_changes_nothing(harness, caplog):
+    """The same update (same update id and callback query id) delivered again, as Telegram does when the
+    bot did not confirm it, or the same query id under another genuine button of the alert: the first press
+    is the review, the rest change nothing and are answered."""
+    caplog.set_level(logging.INFO, logger="bot.review")
+    message, buttons = await two_alerts(harness)
+    press = U.callback(buttons["✅ Confirm"], U.MODERATOR, message, query_id="5918273645") | {"update_id": 424242}
+    await harness.send(press)
+    after_first = db_state(harness.storage)
+    for _ in range(3):
+        await harness.send(press)
+    for data in buttons.values():
+        await harness.send(U.callback(data, U.MODERATOR, message, query_id="5918273645") | {"update_id": 424243})
+    assert db_state(harness.storage) == after_first
+    [review] = harness.storage.reviews()
+    assert (review["decision"], review["callback_query_id"]) == ("confirm", "5918273645")
+    assert answers(harness) == ["✅ Confirmed: recorded."] * (4 + len(buttons))  # what was recorded, every time
+    assert caplog.text.count("callback query 5918273645 was delivered again") == 3 + len(buttons)
+
+
 # -- strangers ------------------------------------------------------------------------------------------
 
 async def test_a_non_moderator_pressing_each_button_is_refused_and_logged(harness, caplog):
@@ -292,6 +312,137 @@ def test_malformed_exports_are_reported_and_skipped_without_a_traceback(tmp_path
     assert texts.get(f"5@{-(10**12 + 6)}") == "Presale fine"
     assert texts.get("2@-7") == "Presale \ufffd \x00"
     assert len(texts.get("1@-7", "")) == MAX_CHARS
+
+
+# -- issue 16: dates, ids, invalid UTF-8, nesting and byte-order marks at every entry point ------------------
+
+def scan(tmp_path, fake_model, *paths):
+    return CliRunner().invoke(cli, obj=fake_model(), args=["scan", *map(str, paths)], env=scan_env(tmp_path))
+
+
+def export_file(path, chat_id, messages, name="C"):
+    path.write_text(json.dumps({"name": name, "type": "public_channel", "id": chat_id, "messages": messages}), encoding="utf-8")
+    return path
+
+
+def test_dates_that_cannot_be_stored_are_refused_at_ingest_and_every_flag_exports(tmp_path, fake_model):
+    bad = ["1e999", "253402300800", "-99999999999999"]
+    export = export_file(tmp_path / "dates.json", 5, [good_message(n, f"Presale {n}") | {"date_unixtime": d}
+                                                        for n, d in enumerate(bad, 1)] + [good_message(9, "Presale ok")])
+    posts = tmp_path / "dates.jsonl"
+    posts.write_text(json.dumps({"text": "Presale j", "chat_id": -7, "message_id": 1, "date": 1e300}) + "\n")
+    result = scan(tmp_path, fake_model, export, posts)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    for n, d in enumerate(bad, 1):
+        assert f"message id {n}: \"date_unixtime\" '{d}' is outside the dates that can be stored" in result.output
+    assert 'dates.jsonl:1: "date" 1e+300 is outside the dates that can be stored' in result.output
+    assert result.output.count("stored with its date unknown") == 4
+    with sqlite3.connect(tmp_path / "bot.db") as conn:
+        dates = dict(conn.execute("SELECT message_id || '@' || chat_id, date FROM posts").fetchall())
+    assert dates == {f"{n}@{-(10**12 + 5)}": None for n in (1, 2, 3)} | {f"9@{-(10**12 + 5)}": 1714557609.0, "1@-7": None}
+    for fmt in ("csv", "jsonl"):
+        exported = CliRunner().invoke(cli, ["export", "--format", fmt], env=scan_env(tmp_path))
+        assert exported.exit_code == 0, exported.output
+        assert "5 flags exported" in exported.output and "Presale j" in exported.output
+
+
+def test_ids_beyond_telegrams_ranges_are_named_and_the_files_after_them_read(tmp_path, fake_model):
+    huge_chat = export_file(tmp_path / "huge_chat.json", 9223372036854775000, [good_message(1, "Presale huge")])
+    huge_message = export_file(tmp_path / "huge_message.json", 6, [good_message(9223372036854775000, "Presale huge"),
+                                                                   good_message(2, "Presale after")])
+    past_64_bits = tmp_path / "past_64_bits.json"
+    past_64_bits.write_text('{"name": "C", "type": "public_channel", "id": 9223372036854775808, "messages": []}')
+    lines = tmp_path / "ids.jsonl"
+    lines.write_text("".join(json.dumps({"text": "Presale", "chat_id": c, "message_id": m}) + "\n"
+                             for c, m in [(2**63 - 1, 1), (-7, 2**63), (-7, 0), (-7, 3)]))
+    fine = export_file(tmp_path / "fine.json", 8, [good_message(1, "Presale fine")])
+    result = scan(tmp_path, fake_model, huge_chat, huge_message, past_64_bits, lines, fine)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    out = result.output
+    assert "Traceback" not in out and "OverflowError" not in out
+    assert "huge_chat.json: chat 'C' (id 9223372036854775000): the id is outside Telegram's channel ids " \
+           "(1 to 3000000000000); its messages are skipped" in out
+    assert "huge_message.json: chat 'C' (id 6) message #1: message id 9223372036854775000 is outside Telegram's " \
+           "message ids (1 to 2147483647); skipped" in out
+    assert "past_64_bits.json: the JSON stops being valid" in out and "integer overflow" in out
+    assert 'ids.jsonl:1: "chat_id" 9223372036854775807 is outside' in out and 'ids.jsonl:2: "message_id"' in out
+    assert 'ids.jsonl:3: "message_id" 0 is outside' in out
+    with sqlite3.connect(tmp_path / "bot.db") as conn:
+        stored = sorted(conn.execute("SELECT chat_id, message_id FROM posts").fetchall())
+    assert stored == [(-(10**12 + 8), 1), (-(10**12 + 6), 2), (-7, 3)]
+
+
+def test_raw_surrogate_bytes_in_an_export_are_named_and_the_rest_of_the_file_read(tmp_path, fake_model):
+    path = tmp_path / "surrogates.json"
+    data = json.dumps({"name": "C", "type": "public_channel", "id": 5, "messages": [
+        good_message(1, "Presale SURROGATE"), good_message(2, "Presale after"),
+        good_message(3, "Presale \\udc00 escaped")]}).encode()
+    path.write_bytes(data.replace(b"SURROGATE", b"\xed\xa0\x80").replace(b"\\\\udc00", b"\\udc00"))
+    lines = tmp_path / "surrogates.jsonl"
+    lines.write_bytes(b'{"text": "Presale \xed\xa0\x80", "chat_id": -7, "message_id": 1, "chat_title": "T \\udc00"}\n')
+    result = scan(tmp_path, fake_model, path, lines)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert "UnicodeDecodeError" not in result.output and "Traceback" not in result.output
+    assert f"surrogates.json: invalid UTF-8 (1 sequence, the first at byte {data.index(b'SURROGATE')}: ED A0 80), " \
+           "replaced by U+FFFD; the file is read on" in result.output
+    assert "surrogates.jsonl:1: invalid UTF-8 at byte 18 of the line (ED A0 80)" in result.output
+    with sqlite3.connect(tmp_path / "bot.db") as conn:
+        texts = dict(conn.execute("SELECT message_id || '@' || chat_id, text FROM post_versions").fetchall())
+        [(title,)] = conn.execute("SELECT title FROM chats WHERE id = -7").fetchall()
+    chat = -(10**12 + 5)
+    assert texts == {f"1@{chat}": "Presale \ufffd\ufffd\ufffd", f"2@{chat}": "Presale after",
+                     f"3@{chat}": "Presale \ufffd escaped", "1@-7": "Presale \ufffd\ufffd\ufffd"}
+    assert title == "T \ufffd"
+
+
+class ReasonsClassifier(FakeClassifier):
+    """The fake classifier, taking classify's ``reasons`` argument."""
+
+    def predict_many(self, texts, reasons=5):
+        return super().predict_many(texts)
+
+
+def classify(tmp_path, data: bytes):
+    source = tmp_path / "posts.jsonl"
+    source.write_bytes(data)
+    result = CliRunner().invoke(cli, obj=CliApp(classifier=ReasonsClassifier()), args=["classify", str(source)],
+                                env=scan_env(tmp_path))
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    return result, rows
+
+
+def test_classify_names_a_line_nested_100000_deep_and_classifies_the_lines_around_it(tmp_path):
+    result, rows = classify(tmp_path, b'{"text": "Presale one"}\n' + b"[" * 100_000 + b'\n{"text": "two"}\n')
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert [(r["text"], r["label"]) for r in rows] == [("Presale one", "ico"), ("two", "benign")]
+    assert "posts.jsonl: line 2: JSON nested deeper than 64 levels: not a post; skipped" in result.stderr
+    assert "2 posts classified, 1 flagged, 1 skipped" in result.stderr
+
+
+def test_a_byte_order_mark_is_accepted_by_every_file_reader(tmp_path, fake_model):
+    bom = b"\xef\xbb\xbf"
+    # classify: JSONL stays JSONL, its fields kept
+    result, rows = classify(tmp_path, bom + b'{"text": "Presale now", "id": 7}\n{"text": "hello", "id": 8}\n')
+    assert result.exit_code == 0, result.output
+    assert [(r["text"], r["id"], r["label"]) for r in rows] == [("Presale now", 7, "ico"), ("hello", 8, "benign")]
+    # scan: an export and a JSONL file
+    export = tmp_path / "bom.json"
+    export.write_bytes(bom + json.dumps({"name": "C", "type": "public_channel", "id": 5,
+                                         "messages": [good_message(1, "Presale bom")]}).encode())
+    lines = tmp_path / "bom.jsonl"
+    lines.write_bytes(bom + json.dumps({"text": "Presale line", "chat_id": -7, "message_id": 1}).encode() + b"\n")
+    result = scan(tmp_path, fake_model, export, lines)
+    assert result.exit_code == 0, result.output
+    with sqlite3.connect(tmp_path / "bot.db") as conn:
+        assert sorted(conn.execute("SELECT text FROM post_versions").fetchall()) == [("Presale bom",), ("Presale line",)]
+    # training corpus files
+    from classifier.corpus import load_corpus
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_bytes(bom + b'{"text": "Presale of $X", "label": "ico"}\n{"text": "hello", "label": "benign"}\n')
+    problems = []
+    posts = load_corpus([corpus], problems)
+    assert [(p.text, p.label) for p in posts] == [("Presale of $X", "ico"), ("hello", "benign")] and problems == []
 
 
 # -- SQL-like text ---------------------------------------------------------------------------------------

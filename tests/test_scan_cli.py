@@ -10,7 +10,6 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import CliApp, cli
-from bot.desktop_export import bot_api_chat_id, message_text
 from tests.conftest import MODERATOR_CHAT_ID, TEST_TOKEN
 from tests.fakes import updates as U
 from tests.fakes.classifier import FakeClassifier
@@ -170,22 +169,6 @@ def test_alert_without_a_token_is_refused_before_scanning(tmp_path, fake_model):
     result = CliRunner().invoke(cli, obj=fake_model(), args=["scan", "--alert", str(SAMPLE)], env=env_for(tmp_path))
     assert result.exit_code == 1 and "--alert: TELEGRAM_BOT_TOKEN is not set" in result.output
     assert not (tmp_path / "bot.db").exists()
-
-
-def test_chat_ids_become_bot_api_ids():
-    assert bot_api_chat_id(1777000111, "public_channel") == -1001777000111
-    assert bot_api_chat_id(1500000001, "private_supergroup") == -1001500000001
-    assert bot_api_chat_id(4000001, "private_group") == -4000001
-    assert bot_api_chat_id(77, "personal_chat") == 77
-    assert bot_api_chat_id(-1001234, "public_channel") == -1001234  # already a Bot API id
-
-
-def test_text_entities_and_buttons_are_read_like_the_live_bot():
-    msg = {"text": [{"type": "text_link", "text": "here", "href": "https://a.example"}],
-           "text_entities": [{"type": "text_link", "text": "here", "href": "https://a.example"}],
-           "inline_bot_buttons": [[{"type": "url", "text": "Buy", "data": "https://buy.example"}]]}
-    assert message_text(msg) == "here\nhttps://a.example\nBuy https://buy.example"
-    assert message_text({"text": "", "photo": "x.jpg"}) is None
 
 
 @pytest.mark.parametrize("command", ["scan", "export", "stats"])
