@@ -133,7 +133,8 @@ def breakdown(export: Path, db: Path, model_path: str) -> None:
     from dataclasses import replace
 
     sys.path.insert(0, str(ROOT))
-    from bot.desktop_export import ReadCounts, read_posts
+    from bot.desktop_export import ReadCounts
+    from bot.history_scan import read_posts
     from bot.history_scan import BATCH, _Chats, _store
     from bot.scan_summary import FileSummary, ScanSummary
     from bot.storage import Storage

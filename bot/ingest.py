@@ -14,7 +14,7 @@ from telegram import (
     MessageOriginUser,
 )
 
-from bot.post import Post, scan_text
+from bot.post import Post, chat_id_problem, message_id_problem, scan_text, shown
 from classifier import safe_text
 
 
@@ -44,6 +44,18 @@ def message_text(message: Message) -> str | None:
     """The visible text or caption plus the hidden parts (:func:`bot.post.scan_text`); None when there is
     nothing to read (a sticker)."""
     return scan_text(message.text or message.caption, hidden_parts(message))
+
+
+def id_problem(message: Message) -> str | None:
+    """Why a live message's ids cannot be stored, or None. Telegram sends valid ids; an update that reached us
+    some other way (a webhook caller who holds the secret) may not, and PTB does not check their types."""
+    for what, value, problem in (("chat id", message.chat.id, chat_id_problem),
+                                 ("message id", message.message_id, message_id_problem)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            return f"{what} {shown(value)} is not a whole number"
+        if (found := problem(value)) is not None:
+            return found
+    return None
 
 
 def post_from_message(message: Message, text: str) -> Post:

@@ -6,7 +6,7 @@ import logging
 
 from telegram import Update
 
-from bot.ingest import describe, message_text, post_from_message
+from bot.ingest import describe, id_problem, message_text, post_from_message
 from bot.services import BotContext
 
 log = logging.getLogger(__name__)
@@ -18,6 +18,9 @@ async def on_post(update: Update, context: BotContext) -> None:
     svc = context.services
     if message is None or message.chat.id == svc.moderator_chat_id:
         return  # the moderators' own chat holds alerts and discussion, not posts to scan
+    if (problem := id_problem(message)) is not None:
+        log.warning("an update with unusable ids was not scanned: %s", problem)
+        return
     text = message_text(message)
     if text is None:
         log.info("chat %d message %d: %s, nothing to scan", message.chat.id, message.message_id, describe(message))

@@ -137,3 +137,19 @@ async def test_a_full_memory_queue_logs_the_scan_it_drops(bot_factory, tmp_path,
     locker.close()
     assert [post.message_id for post, _ in harness.services.unsaved] == [2, 3]
     assert f"dropped the oldest scan waiting for the database: chat {U.CHANNEL['id']} message 1" in caplog.text
+
+
+async def test_an_update_with_ids_no_chat_can_have_is_logged_and_not_stored(harness, caplog):
+    """PTB does not check field types; an update that did not come from Telegram may carry any ids."""
+    huge = dict(U.CHANNEL, id=-9223372036854775000)
+    caplog.set_level(logging.WARNING)
+    await harness.send(U.channel_post(1, "Presale of $MOON ends Friday", chat=huge))
+    await harness.send(U.channel_post("12", "Presale of $MOON ends Friday"))
+    await harness.send(U.channel_post(2**40, "Presale of $MOON ends Friday"))
+    warnings = [r.getMessage() for r in caplog.records if "unusable ids" in r.getMessage()]
+    assert len(warnings) == 3
+    assert "outside Telegram's chat ids" in warnings[0] and "not a whole number" in warnings[1]
+    assert "outside Telegram's message ids" in warnings[2]
+    assert harness.storage.chats() == [] and await harness.flush() == 0
+    await harness.send(U.channel_post(3, "Presale of $MOON ends Friday"))
+    assert harness.storage.post(U.CHANNEL["id"], 3)["label"] == "ico"
