@@ -21,14 +21,66 @@ from sklearn.pipeline import Pipeline
 
 KEYWORDS = {
     "ico": [
-        "presale", "pre-sale", "ico", "ido", "ieo", "token sale", "public sale", "private sale", "seed round",
-        "airdrop", "claim", "whitelist", "wl", "mint", "fair launch", "stealth launch", "launchpad", "1000x",
-        "私募", "预售", "認購", "认购", "打新", "空投", "白名单", "发币", "首发", "上所",
+        "presale",
+        "pre-sale",
+        "ico",
+        "ido",
+        "ieo",
+        "token sale",
+        "public sale",
+        "private sale",
+        "seed round",
+        "airdrop",
+        "claim",
+        "whitelist",
+        "wl",
+        "mint",
+        "fair launch",
+        "stealth launch",
+        "launchpad",
+        "1000x",
+        "私募",
+        "预售",
+        "認購",
+        "认购",
+        "打新",
+        "空投",
+        "白名单",
+        "发币",
+        "首发",
+        "上所",
     ],
     "trading_service": [
-        "signal", "signals", "vip", "pump", "referral", "ref code", "invite code", "sign up", "register",
-        "bonus", "otc", "p2p", "copy trading", "account manager", "profit", "mirror", "join",
-        "收u", "出u", "换u", "承兑", "跑分", "代收", "代付", "返佣", "邀请码", "带单", "喊单", "搬砖", "汇率",
+        "signal",
+        "signals",
+        "vip",
+        "pump",
+        "referral",
+        "ref code",
+        "invite code",
+        "sign up",
+        "register",
+        "bonus",
+        "otc",
+        "p2p",
+        "copy trading",
+        "account manager",
+        "profit",
+        "mirror",
+        "join",
+        "收u",
+        "出u",
+        "换u",
+        "承兑",
+        "跑分",
+        "代收",
+        "代付",
+        "返佣",
+        "邀请码",
+        "带单",
+        "喊单",
+        "搬砖",
+        "汇率",
     ],
 }
 
@@ -38,7 +90,8 @@ class KeywordBaseline:
 
     def __init__(self, keywords: dict[str, list[str]] = KEYWORDS):
         self.patterns = {
-            label: [re.compile(rf"(?<![a-z]){re.escape(w)}(?![a-z])") for w in words] for label, words in keywords.items()
+            label: [re.compile(rf"(?<![a-z]){re.escape(w)}(?![a-z])") for w in words]
+            for label, words in keywords.items()
         }
 
     def fit(self, texts, labels):
@@ -59,7 +112,9 @@ def naive_bayes() -> Pipeline:
 
 
 def char_ngram_logreg() -> Pipeline:
-    return Pipeline([
-        ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), min_df=2, sublinear_tf=True)),
-        ("logreg", LogisticRegression(max_iter=1000)),
-    ])
+    return Pipeline(
+        [
+            ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), min_df=2, sublinear_tf=True)),
+            ("logreg", LogisticRegression(max_iter=1000)),
+        ]
+    )

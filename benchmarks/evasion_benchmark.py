@@ -25,9 +25,9 @@ import platform
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -39,20 +39,123 @@ from classifier.labels import BENIGN, PROMOTION_LABELS  # noqa: E402
 
 # Latin → a look-alike (Cyrillic first, Greek where Cyrillic has none).
 LOOKALIKES = {
-    "a": "а", "c": "с", "e": "е", "i": "і", "j": "ј", "o": "о", "p": "р", "s": "ѕ", "x": "х", "y": "у",
-    "A": "А", "B": "В", "C": "С", "E": "Е", "H": "Н", "I": "І", "K": "К", "M": "М", "O": "О", "P": "Р",
-    "T": "Т", "X": "Х", "N": "Ν", "Z": "Ζ", "v": "ν",
+    "a": "а",
+    "c": "с",
+    "e": "е",
+    "i": "і",
+    "j": "ј",
+    "o": "о",
+    "p": "р",
+    "s": "ѕ",
+    "x": "х",
+    "y": "у",
+    "A": "А",
+    "B": "В",
+    "C": "С",
+    "E": "Е",
+    "H": "Н",
+    "I": "І",
+    "K": "К",
+    "M": "М",
+    "O": "О",
+    "P": "Р",
+    "T": "Т",
+    "X": "Х",
+    "N": "Ν",
+    "Z": "Ζ",
+    "v": "ν",
 }
 # Words a keyword filter would look for (LABELS.md's vocabulary, exchanges, coins).
 KEYWORDS = (
-    "presale", "pre-sale", "ico", "ieo", "ido", "airdrop", "whitelist", "allowlist", "mint", "token", "sale",
-    "launchpad", "claim", "wallet", "stage", "listing", "referral", "invite", "code", "bonus", "signals",
-    "signal", "vip", "pump", "profit", "copy", "trading", "trade", "exchange", "otc", "p2p", "usdt", "btc",
-    "eth", "bnb", "deposit", "withdraw", "rebate", "fees", "join", "register", "sign", "manager", "earn",
-    "binance", "okx", "bybit", "kucoin", "huobi", "mexc", "bitget", "gate", "coinbase", "mirror",
-    "私募", "预售", "认购", "打新", "空投", "白名单", "发币", "上所", "首发", "名额", "收u", "出u", "换u", "承兑",
-    "换汇", "跑分", "代收", "代付", "u商", "搬砖", "套利", "招商", "代理", "合约", "币安", "欧易", "火币", "交易所",
-    "返佣", "邀请码", "信号", "带单", "跟单", "喊单", "收益",
+    "presale",
+    "pre-sale",
+    "ico",
+    "ieo",
+    "ido",
+    "airdrop",
+    "whitelist",
+    "allowlist",
+    "mint",
+    "token",
+    "sale",
+    "launchpad",
+    "claim",
+    "wallet",
+    "stage",
+    "listing",
+    "referral",
+    "invite",
+    "code",
+    "bonus",
+    "signals",
+    "signal",
+    "vip",
+    "pump",
+    "profit",
+    "copy",
+    "trading",
+    "trade",
+    "exchange",
+    "otc",
+    "p2p",
+    "usdt",
+    "btc",
+    "eth",
+    "bnb",
+    "deposit",
+    "withdraw",
+    "rebate",
+    "fees",
+    "join",
+    "register",
+    "sign",
+    "manager",
+    "earn",
+    "binance",
+    "okx",
+    "bybit",
+    "kucoin",
+    "huobi",
+    "mexc",
+    "bitget",
+    "gate",
+    "coinbase",
+    "mirror",
+    "私募",
+    "预售",
+    "认购",
+    "打新",
+    "空投",
+    "白名单",
+    "发币",
+    "上所",
+    "首发",
+    "名额",
+    "收u",
+    "出u",
+    "换u",
+    "承兑",
+    "换汇",
+    "跑分",
+    "代收",
+    "代付",
+    "u商",
+    "搬砖",
+    "套利",
+    "招商",
+    "代理",
+    "合约",
+    "币安",
+    "欧易",
+    "火币",
+    "交易所",
+    "返佣",
+    "邀请码",
+    "信号",
+    "带单",
+    "跟单",
+    "喊单",
+    "收益",
 )
 _KEYWORD = re.compile("|".join(sorted(map(re.escape, KEYWORDS), key=len, reverse=True)), re.IGNORECASE)
 _LATIN_WORD = re.compile(r"[A-Za-z]{3,}")
@@ -63,17 +166,20 @@ EMOJI = ("🔥", "🚀", "💰", "✅")
 
 def _in_keywords(text: str, change: Callable[[str], str]) -> str:
     """Apply ``change`` to every keyword of the text (Latin ones only where they stand as a word)."""
+
     def sub(match: re.Match) -> str:
         word = match.group(0)
         start, end = match.start(), match.end()
         if word.isascii() and ((start and text[start - 1].isalnum()) or (end < len(text) and text[end].isalnum())):
             return word  # "ico" inside "silicon": not a keyword here
         return change(word)
+
     return _KEYWORD.sub(sub, text)
 
 
 def homoglyphs(text: str) -> str:
     """Every other replaceable letter of each Latin word becomes its Cyrillic or Greek look-alike."""
+
     def swap(match: re.Match) -> str:
         out, turn = [], 0
         for ch in match.group(0):
@@ -83,6 +189,7 @@ def homoglyphs(text: str) -> str:
             else:
                 out.append(ch)
         return "".join(out)
+
     return _LATIN_WORD.sub(swap, text)
 
 
@@ -97,24 +204,29 @@ def spaced(text: str) -> str:
 def spaced_words(text: str, gap: str = "  ") -> str:
     """Every word spaced out, words ``gap`` apart ("P r e s a l e  e n d s"); links, handles and
     addresses stay whole, since a spaced-out link is no longer a link."""
+
     def word(token: str) -> str:
         if any(c in token for c in "./@:") or any(c.isdigit() for c in token):
             return token
         return _LATIN_WORD.sub(lambda m: " ".join(m.group(0)), token)
+
     return "\n".join(gap.join(word(t) for t in line.split(" ")) for line in text.split("\n"))
 
 
 def emoji_between(text: str) -> str:
-    return _in_keywords(text, lambda w: "".join(ch + (EMOJI[i % len(EMOJI)] if i < len(w) - 1 else "")
-                                                  for i, ch in enumerate(w)))
+    return _in_keywords(
+        text, lambda w: "".join(ch + (EMOJI[i % len(EMOJI)] if i < len(w) - 1 else "") for i, ch in enumerate(w))
+    )
 
 
 def combined(text: str) -> str:
     """Keywords: look-alike letters, separated by zero-width spaces and emoji in turn; other words: look-alikes."""
+
     def mix(word: str) -> str:
         word = _LATIN_WORD.sub(lambda m: homoglyphs(m.group(0)), word) if len(word) >= 3 else word
         gaps = [ZWSP if i % 2 == 0 else EMOJI[i % len(EMOJI)] for i in range(len(word) - 1)] + [""]
         return "".join(ch + gap for ch, gap in zip(word, gaps))
+
     return homoglyphs(_in_keywords(text, mix))
 
 
@@ -149,8 +261,10 @@ def text_link_message(text: str) -> dict:
     """Every URL of the post replaced by the word "here", the URL behind it as a ``text_link`` entity."""
     visible, entities, last = "", [], 0
     for match in _URL.finditer(text):
-        visible += text[last:match.start()]
-        entities.append({"type": "text_link", "offset": utf16_len(visible), "length": 4, "url": _full_url(match.group(0))})
+        visible += text[last : match.start()]
+        entities.append(
+            {"type": "text_link", "offset": utf16_len(visible), "length": 4, "url": _full_url(match.group(0))}
+        )
         visible += "here"
         last = match.end()
     visible += text[last:]
@@ -175,6 +289,7 @@ def through_ingest(build: Callable[[str], dict]) -> Callable[[str], str]:
 
     def disguise(text: str) -> str:
         return message_text(Message.de_json(build(text), None)) or ""
+
     return disguise
 
 
@@ -190,21 +305,32 @@ def disguises() -> list[Disguise]:
     return [
         Disguise("homoglyphs", homoglyphs, "Cyrillic/Greek look-alikes for every other letter of Latin words"),
         Disguise("zero-width", zero_width, "U+200B between the letters of keywords"),
-        Disguise("spaced letters", spaced, "\"p r e s a l e\", \"空 投\""),
+        Disguise("spaced letters", spaced, '"p r e s a l e", "空 投"'),
         Disguise("spaced words", spaced_words, "every word spaced out, words two spaces apart"),
         Disguise("full-width", full_width, "ＡＳＣＩＩ as full-width forms"),
-        Disguise("emoji between letters", emoji_between, "\"p🔥r🚀e💰s…\" in keywords"),
-        Disguise("photo caption", through_ingest(caption_message),
-                 "the post as a photo caption (the scanned text is the same when ingest reads captions)"),
-        Disguise("text_link URLs", through_ingest(text_link_message), "links behind a text_link \"here\" (changes posts with a link)"),
+        Disguise("emoji between letters", emoji_between, '"p🔥r🚀e💰s…" in keywords'),
+        Disguise(
+            "photo caption",
+            through_ingest(caption_message),
+            "the post as a photo caption (the scanned text is the same when ingest reads captions)",
+        ),
+        Disguise(
+            "text_link URLs",
+            through_ingest(text_link_message),
+            'links behind a text_link "here" (changes posts with a link)',
+        ),
         Disguise("URL buttons", through_ingest(button_message), "links moved into URL buttons"),
         Disguise("combined", combined, "look-alikes in keywords split by zero-width and emoji, look-alikes elsewhere"),
-        Disguise("spaced words, one space apart", lambda t: spaced_words(t, " "),
-                 "as above, words one space apart: the word boundaries are lost (\"p r e s a l e e n d s\")"),
+        Disguise(
+            "spaced words, one space apart",
+            lambda t: spaced_words(t, " "),
+            'as above, words one space apart: the word boundaries are lost ("p r e s a l e e n d s")',
+        ),
     ]
 
 
 # -- measuring --------------------------------------------------------------------------------------
+
 
 @dataclass
 class Row:
@@ -228,27 +354,43 @@ def promoted(model, texts: list[str]) -> list[bool]:
 def measure(model, texts: list[str], baseline=None) -> list[Row]:
     """The plain row, then one row per disguise, on the same posts; ``baseline`` (a keyword filter with
     ``predict``) shows how much each disguise hides from a filter that does not undo it."""
+
     def keyword_hits(variants):
         return None if baseline is None else sum(label != BENIGN for label in baseline.predict(variants))
+
     rows = [Row("plain", len(texts), 0, sum(promoted(model, texts)), keyword_filter=keyword_hits(texts))]
     for d in disguises():
         variants = [d.apply(t) for t in texts]
-        rows.append(Row(d.name, len(texts), sum(v != t for v, t in zip(variants, texts)),
-                        sum(promoted(model, variants)), d.note, keyword_hits(variants), d.target))
+        rows.append(
+            Row(
+                d.name,
+                len(texts),
+                sum(v != t for v, t in zip(variants, texts)),
+                sum(promoted(model, variants)),
+                d.note,
+                keyword_hits(variants),
+                d.target,
+            )
+        )
     return rows
 
 
 def table(rows: list[Row]) -> str:
     plain = rows[0].rate or 1.0
     keyword = rows[0].keyword_filter is not None
-    lines = ["| set | posts | text changed | still flagged | detection rate | ratio to plain |"
-             + (" keyword filter, for contrast |" if keyword else "") + " disguise |",
-             "|---|---:|---:|---:|---:|---:|" + ("---:|" if keyword else "") + "---|"]
+    lines = [
+        "| set | posts | text changed | still flagged | detection rate | ratio to plain |"
+        + (" keyword filter, for contrast |" if keyword else "")
+        + " disguise |",
+        "|---|---:|---:|---:|---:|---:|" + ("---:|" if keyword else "") + "---|",
+    ]
     for r in rows:
         changed = "—" if r.name == "plain" else str(r.changed)
         contrast = f" {r.keyword_filter / r.posts:.1%} |" if keyword else ""
-        lines.append(f"| {r.name} | {r.posts} | {changed} | {r.detected} | {r.rate:.1%} | {r.rate / plain:.3f} |"
-                     f"{contrast} {r.note} |")
+        lines.append(
+            f"| {r.name} | {r.posts} | {changed} | {r.detected} | {r.rate:.1%} | {r.rate / plain:.3f} |"
+            f"{contrast} {r.note} |"
+        )
     return "\n".join(lines)
 
 
@@ -278,8 +420,10 @@ def main(argv: list[str] | None = None) -> int:
     measured = time.perf_counter() - started
     benign = [p.text for p in heldout if p.label == BENIGN]
     false_positives = sum(promoted(model, benign))
-    print(f"Corpus {len(posts)} posts: trained on {len(rest)}, held out {len(heldout)} "
-          f"({len(promo)} promotional, {len(benign)} benign); training {trained:.0f} s, evasion set {measured:.0f} s")
+    print(
+        f"Corpus {len(posts)} posts: trained on {len(rest)}, held out {len(heldout)} "
+        f"({len(promo)} promotional, {len(benign)} benign); training {trained:.0f} s, evasion set {measured:.0f} s"
+    )
     print(f"Held-out benign posts flagged (plain): {false_positives}/{len(benign)}")
     print(f"Machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}\n")
     print(table(rows))

@@ -38,8 +38,9 @@ from tests.fakes.bot_api import FakeBotApiServer  # noqa: E402
 
 TOKEN = "123456:LOAD-benchmark-token"
 MODERATORS = -1007777777777
-CHANNELS = [{"id": -1001000000000 - i, "type": "channel", "title": f"Channel {i}", "username": f"loadch{i}"}
-            for i in range(20)]
+CHANNELS = [
+    {"id": -1001000000000 - i, "type": "channel", "title": f"Channel {i}", "username": f"loadch{i}"} for i in range(20)
+]
 
 SHIM = r"""
 #define _GNU_SOURCE
@@ -80,8 +81,15 @@ class Stream:
         self.next_id[chat["id"]] += 1
         self.serial += 1
         text = self.rng.choice(self.promo if promotion else self.benign) + f"\n#{self.serial}"
-        return {"channel_post": {"message_id": message_id, "date": int(time.time()), "chat": chat,
-                                 "sender_chat": chat, "text": text}}
+        return {
+            "channel_post": {
+                "message_id": message_id,
+                "date": int(time.time()),
+                "chat": chat,
+                "sender_chat": chat,
+                "text": text,
+            }
+        }
 
 
 def build_shim(tmp: Path) -> Path:
@@ -93,14 +101,26 @@ def build_shim(tmp: Path) -> Path:
 
 def start_bot(server: FakeBotApiServer, workdir: Path, model: Path, slow_ms: int, shim: Path | None):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "MODERATOR_"))} | {
-        "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": server.base_url, "MODERATOR_CHAT_ID": str(MODERATORS),
-        "MODERATOR_USER_IDS": "111", "DATABASE_PATH": str(workdir / "bot.db"), "MODEL_PATH": str(model),
-        "DIGEST_INTERVAL_MINUTES": "600", "MODEL_CHECK_SECONDS": "0", "PYTHONPATH": str(ROOT)}
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TELEGRAM_API_URL": server.base_url,
+        "MODERATOR_CHAT_ID": str(MODERATORS),
+        "MODERATOR_USER_IDS": "111",
+        "DATABASE_PATH": str(workdir / "bot.db"),
+        "MODEL_PATH": str(model),
+        "DIGEST_INTERVAL_MINUTES": "600",
+        "MODEL_CHECK_SECONDS": "0",
+        "PYTHONPATH": str(ROOT),
+    }
     if slow_ms and shim is not None:
         env |= {"LD_PRELOAD": str(shim), "SLOW_FSYNC_MS": str(slow_ms)}
     log = open(workdir / "bot.log", "w")
-    proc = subprocess.Popen([sys.executable, "-c", "from bot.cli import cli; cli()", "run"], cwd=workdir, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from bot.cli import cli; cli()", "run"],
+        cwd=workdir,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 120
     while not server.api.calls_to("setMyCommands"):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -184,15 +204,30 @@ def phase_latency(args, model, shim, tmp: Path) -> dict:
     stop(proc)
     server.stop()
     served, alerts, stored = server.api.served_at, alerts_by_post(server.api), stored_times(db, index)
-    alerting = {(u, m) for u, m in query(db, """SELECT c.username, f.message_id FROM flags f JOIN alerts a
-        ON a.id = f.alert_id JOIN chats c ON c.id = f.chat_id WHERE a.notify = 1""")}
+    alerting = {
+        (u, m)
+        for u, m in query(
+            db,
+            """SELECT c.username, f.message_id FROM flags f JOIN alerts a
+        ON a.id = f.alert_id JOIN chats c ON c.id = f.chat_id WHERE a.notify = 1""",
+        )
+    }
     alert_delays = [alerts[k][0] - served[index[k][0]] for k in alerting if k in alerts]
     store_delays = [stored[k] - served[index[k][0]] for k in index if k in stored]
-    return {"posts": len(index), "rate": args.rate, "promotions": promos, "alerting_flags": len(alerting),
-            "alerts_sent": sum(k in alerts for k in alerting), "alert_p50": pct(alert_delays, 50),
-            "alert_p99": pct(alert_delays, 99), "alert_max": max(alert_delays, default=float("nan")),
-            "store_p50": pct(store_delays, 50), "store_p99": pct(store_delays, 99),
-            "stored": len(stored), "peak_rss_mb": rss}
+    return {
+        "posts": len(index),
+        "rate": args.rate,
+        "promotions": promos,
+        "alerting_flags": len(alerting),
+        "alerts_sent": sum(k in alerts for k in alerting),
+        "alert_p50": pct(alert_delays, 50),
+        "alert_p99": pct(alert_delays, 99),
+        "alert_max": max(alert_delays, default=float("nan")),
+        "store_p50": pct(store_delays, 50),
+        "store_p99": pct(store_delays, 99),
+        "stored": len(stored),
+        "peak_rss_mb": rss,
+    }
 
 
 def phase_throughput(args, model, shim, tmp: Path) -> dict:
@@ -221,18 +256,32 @@ def phase_throughput(args, model, shim, tmp: Path) -> dict:
     times = sorted(c.at for c in sent_calls)
     max_per_minute = max((sum(1 for t in times if s <= t < s + 60) for s in times), default=0)
     alerts = alerts_by_post(server.api)
-    alerting = query(db, """SELECT c.username, f.message_id, o.sent_at IS NOT NULL FROM flags f JOIN alerts a
+    alerting = query(
+        db,
+        """SELECT c.username, f.message_id, o.sent_at IS NOT NULL FROM flags f JOIN alerts a
         ON a.id = f.alert_id JOIN chats c ON c.id = f.chat_id LEFT JOIN outbox o ON o.id = a.outbox_id
-        WHERE a.notify = 1""")
+        WHERE a.notify = 1""",
+    )
     sent = [(u, m) for u, m, s in alerting if (u, m) in alerts]
     queued = [(u, m) for u, m, s in alerting if (u, m) not in alerts]
     duplicated = [k for k, v in alerts.items() if len(v) > 1]
     posts_per_s = count / ingest_seconds if ingest_seconds > 0 else float("nan")
-    return {"posts": args.posts, "stored": count, "ingest_seconds": ingest_seconds, "posts_per_s": posts_per_s,
-            "flags": query(db, "SELECT COUNT(*) FROM flags")[0][0], "alerting_flags": len(alerting),
-            "alerts_sent": len(sent), "alerts_queued": len(queued), "alerts_duplicated": len(duplicated),
-            "messages_sent": len(sent_calls), "max_messages_in_60s": max_per_minute,
-            "peak_rss_mb_ingest": rss_ingest, "peak_rss_mb": rss, "observe_seconds": args.observe}
+    return {
+        "posts": args.posts,
+        "stored": count,
+        "ingest_seconds": ingest_seconds,
+        "posts_per_s": posts_per_s,
+        "flags": query(db, "SELECT COUNT(*) FROM flags")[0][0],
+        "alerting_flags": len(alerting),
+        "alerts_sent": len(sent),
+        "alerts_queued": len(queued),
+        "alerts_duplicated": len(duplicated),
+        "messages_sent": len(sent_calls),
+        "max_messages_in_60s": max_per_minute,
+        "peak_rss_mb_ingest": rss_ingest,
+        "peak_rss_mb": rss,
+        "observe_seconds": args.observe,
+    }
 
 
 def main() -> int:
@@ -265,18 +314,24 @@ def main() -> int:
         print(f"machine: {os.cpu_count()} CPUs; database on {disk}")
         if args.phase in ("both", "latency"):
             r = phase_latency(args, model, shim, tmp)
-            print(f"latency: {r['posts']} posts paced at {r['rate']}/s + {r['promotions']} promotions; "
-                  f"{r['stored']} stored; post->stored p50 {r['store_p50'] * 1000:.0f} ms p99 {r['store_p99'] * 1000:.0f} ms; "
-                  f"{r['alerts_sent']}/{r['alerting_flags']} alerts sent, post->alert p50 {r['alert_p50']:.2f} s "
-                  f"p99 {r['alert_p99']:.2f} s max {r['alert_max']:.2f} s; peak RSS {r['peak_rss_mb']:.0f} MB")
+            print(
+                f"latency: {r['posts']} posts paced at {r['rate']}/s + {r['promotions']} promotions; "
+                f"{r['stored']} stored; post->stored p50 {r['store_p50'] * 1000:.0f} ms p99 {r['store_p99'] * 1000:.0f} ms; "
+                f"{r['alerts_sent']}/{r['alerting_flags']} alerts sent, post->alert p50 {r['alert_p50']:.2f} s "
+                f"p99 {r['alert_p99']:.2f} s max {r['alert_max']:.2f} s; peak RSS {r['peak_rss_mb']:.0f} MB"
+            )
         if args.phase in ("both", "throughput"):
             r = phase_throughput(args, model, shim, tmp)
-            print(f"throughput: {r['stored']}/{r['posts']} posts stored in {r['ingest_seconds']:.1f} s = "
-                  f"{r['posts_per_s']:,.0f} posts/s ingested+classified+stored; peak RSS {r['peak_rss_mb_ingest']:.0f} MB")
-            print(f"alerts after {r['observe_seconds']:.0f} s: {r['flags']} flags, {r['alerting_flags']} at or above the "
-                  f"threshold; {r['alerts_sent']} sent in {r['messages_sent']} messages (max {r['max_messages_in_60s']} "
-                  f"in any 60 s), {r['alerts_queued']} still queued, {r['alerts_duplicated']} sent twice; "
-                  f"peak RSS {r['peak_rss_mb']:.0f} MB")
+            print(
+                f"throughput: {r['stored']}/{r['posts']} posts stored in {r['ingest_seconds']:.1f} s = "
+                f"{r['posts_per_s']:,.0f} posts/s ingested+classified+stored; peak RSS {r['peak_rss_mb_ingest']:.0f} MB"
+            )
+            print(
+                f"alerts after {r['observe_seconds']:.0f} s: {r['flags']} flags, {r['alerting_flags']} at or above the "
+                f"threshold; {r['alerts_sent']} sent in {r['messages_sent']} messages (max {r['max_messages_in_60s']} "
+                f"in any 60 s), {r['alerts_queued']} still queued, {r['alerts_duplicated']} sent twice; "
+                f"peak RSS {r['peak_rss_mb']:.0f} MB"
+            )
     return 0
 
 

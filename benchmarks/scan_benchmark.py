@@ -58,8 +58,14 @@ def write_export(path: Path, count: int) -> None:
         out.write('{"name": "Benchmark Channel", "type": "public_channel", "id": 1999000111, "messages": [\n')
         for n in range(1, count + 1):
             text = rng.choice(TEXTS).format(n=n)
-            message = {"id": n, "type": "message", "date": "2024-03-01T09:00:00", "date_unixtime": str(1709283600 + n),
-                       "from": "Benchmark Channel", "from_id": "channel1999000111"}
+            message = {
+                "id": n,
+                "type": "message",
+                "date": "2024-03-01T09:00:00",
+                "date_unixtime": str(1709283600 + n),
+                "from": "Benchmark Channel",
+                "from_id": "channel1999000111",
+            }
             if n % 50 == 0:
                 message |= {"photo": "photos/p.jpg", "text": "", "text_entities": []}
             elif n % 3 == 0:
@@ -121,10 +127,19 @@ def run_scan(export: Path, db: Path, model: str, workers: int) -> dict:
     marker = [line for line in stderr.splitlines() if line.startswith("PEAK-RSS-KB ")]
     main_kb, worker_kb = map(int, marker[-1].split()[1:]) if marker else (0, 0)
     lines = stdout.splitlines()
-    return {"workers": workers, "seconds": seconds, "exit": process.returncode, "summary": lines[2] if len(lines) > 2 else "",
-            "error": "" if process.returncode == 0 else stderr[-2000:], "main_mb": main_kb / 1024,
-            "worker_mb": worker_kb / 1024, "tree_rss_mb": peaks[0] / 1024, "tree_pss_mb": peaks[1] / 1024,
-            "cpu": own_cpu, "other_cores": max(0.0, (_busy_seconds() - busy - own_cpu) / seconds)}
+    return {
+        "workers": workers,
+        "seconds": seconds,
+        "exit": process.returncode,
+        "summary": lines[2] if len(lines) > 2 else "",
+        "error": "" if process.returncode == 0 else stderr[-2000:],
+        "main_mb": main_kb / 1024,
+        "worker_mb": worker_kb / 1024,
+        "tree_rss_mb": peaks[0] / 1024,
+        "tree_pss_mb": peaks[1] / 1024,
+        "cpu": own_cpu,
+        "other_cores": max(0.0, (_busy_seconds() - busy - own_cpu) / seconds),
+    }
 
 
 def breakdown(export: Path, db: Path, model_path: str) -> None:
@@ -134,8 +149,7 @@ def breakdown(export: Path, db: Path, model_path: str) -> None:
 
     sys.path.insert(0, str(ROOT))
     from bot.desktop_export import ReadCounts
-    from bot.history_scan import read_posts
-    from bot.history_scan import BATCH, _Chats, _store
+    from bot.history_scan import BATCH, _Chats, _store, read_posts
     from bot.scan_summary import FileSummary, ScanSummary
     from bot.storage import Storage
     from classifier import load_model
@@ -145,7 +159,7 @@ def breakdown(export: Path, db: Path, model_path: str) -> None:
         posts = list(read_posts(export, handle, print, ReadCounts()))
     parse = time.perf_counter() - started
     model = load_model(model_path)
-    batches = [posts[i:i + BATCH] for i in range(0, len(posts), BATCH)]
+    batches = [posts[i : i + BATCH] for i in range(0, len(posts), BATCH)]
     started = time.perf_counter()
     verdicts = [model.predict_many([p.text for p in batch]) for batch in batches]
     classify = time.perf_counter() - started
@@ -166,12 +180,16 @@ def breakdown(export: Path, db: Path, model_path: str) -> None:
     store = time.perf_counter() - started
     storage.close()
     n = len(posts)
-    print(f"\nstages alone, {n:,} posts (µs a post): read the export {parse / n * 1e6:.0f}, classify "
-          f"{classify / n * 1e6:.0f}, store {store / n * 1e6:.0f}; pickling for workers: texts out and verdicts in "
-          f"{worker_side / n * 1e6:.0f} (worker side, mostly), verdicts unpickled {main_side / n * 1e6:.0f} "
-          f"(main side); {sum(map(len, sent)) / n:.0f} + {sum(map(len, returned)) / n:.0f} bytes a post")
-    print(f"main process with workers: read + unpickle + store = {(parse + main_side + store) / n * 1e6:.0f} µs a post; "
-          f"in-process scan: read + classify + store = {(parse + classify + store) / n * 1e6:.0f} µs a post")
+    print(
+        f"\nstages alone, {n:,} posts (µs a post): read the export {parse / n * 1e6:.0f}, classify "
+        f"{classify / n * 1e6:.0f}, store {store / n * 1e6:.0f}; pickling for workers: texts out and verdicts in "
+        f"{worker_side / n * 1e6:.0f} (worker side, mostly), verdicts unpickled {main_side / n * 1e6:.0f} "
+        f"(main side); {sum(map(len, sent)) / n:.0f} + {sum(map(len, returned)) / n:.0f} bytes a post"
+    )
+    print(
+        f"main process with workers: read + unpickle + store = {(parse + main_side + store) / n * 1e6:.0f} µs a post; "
+        f"in-process scan: read + classify + store = {(parse + classify + store) / n * 1e6:.0f} µs a post"
+    )
 
 
 def main() -> int:
@@ -186,8 +204,10 @@ def main() -> int:
     worker_counts = list(dict.fromkeys(int(x) for x in args.workers.split(",")))
     model = str(Path(args.model).resolve())
     print(f"{os.cpu_count()} CPUs, {len(os.sched_getaffinity(0))} usable; Python {sys.version.split()[0]}")
-    print(f"{'messages':>8} {'MB':>6} {'workers':>7} {'wall s':>7} {'posts/s':>8} {'main MB':>8} {'worker MB':>9} "
-          f"{'tree RSS':>8} {'tree PSS':>8} {'others':>6}")
+    print(
+        f"{'messages':>8} {'MB':>6} {'workers':>7} {'wall s':>7} {'posts/s':>8} {'main MB':>8} {'worker MB':>9} "
+        f"{'tree RSS':>8} {'tree PSS':>8} {'others':>6}"
+    )
     failed = 0
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes:
@@ -206,20 +226,28 @@ def main() -> int:
                         print(f"scan --workers {workers} failed (exit {r['exit']}):\n{r['error']}")
                         continue
                     rates[workers].append(posts / r["seconds"])
-                    print(f"{size:>8} {export.stat().st_size / 1e6:>6.1f} {workers:>7} {r['seconds']:>7.1f} "
-                          f"{posts / r['seconds']:>8,.0f} {r['main_mb']:>8.0f} {r['worker_mb'] or float('nan'):>9.0f} "
-                          f"{r['tree_rss_mb']:>8.0f} {r['tree_pss_mb']:>8.0f} {r['other_cores']:>6.2f}", flush=True)
+                    print(
+                        f"{size:>8} {export.stat().st_size / 1e6:>6.1f} {workers:>7} {r['seconds']:>7.1f} "
+                        f"{posts / r['seconds']:>8,.0f} {r['main_mb']:>8.0f} {r['worker_mb'] or float('nan'):>9.0f} "
+                        f"{r['tree_rss_mb']:>8.0f} {r['tree_pss_mb']:>8.0f} {r['other_cores']:>6.2f}",
+                        flush=True,
+                    )
             base = worker_counts[0]
             for workers in worker_counts[1:]:
                 pairs = [b / a for a, b in zip(rates[base], rates[workers])]
                 if pairs:
-                    print(f"{size:>8}: --workers {workers} / --workers {base}: "
-                          + ", ".join(f"x{p:.2f}" for p in pairs)
-                          + (f" (median x{statistics.median(pairs):.2f})" if len(pairs) > 1 else ""), flush=True)
+                    print(
+                        f"{size:>8}: --workers {workers} / --workers {base}: "
+                        + ", ".join(f"x{p:.2f}" for p in pairs)
+                        + (f" (median x{statistics.median(pairs):.2f})" if len(pairs) > 1 else ""),
+                        flush=True,
+                    )
         if args.breakdown:
             breakdown(export, Path(tmp) / "breakdown.db", model)
-    print("tree RSS counts pages shared by forked workers once per process; tree PSS divides them among them. "
-          "'others': cores used by other processes during the run.")
+    print(
+        "tree RSS counts pages shared by forked workers once per process; tree PSS divides them among them. "
+        "'others': cores used by other processes during the run."
+    )
     return 1 if failed else 0
 
 

@@ -25,7 +25,12 @@ MAX_BATCH = 10  # alerts in one batched message: ten rows of buttons stay usable
 LABEL_NAMES = {ICO: "ICO / token sale", TRADING_SERVICE: "Trading service", "benign": "Benign"}
 
 # One letter per button keeps callback data short: decision and, for a relabel, the new label.
-ACTIONS = {"c": ("confirm", None), "f": ("false_positive", None), "i": ("relabel", ICO), "t": ("relabel", TRADING_SERVICE)}
+ACTIONS = {
+    "c": ("confirm", None),
+    "f": ("false_positive", None),
+    "i": ("relabel", ICO),
+    "t": ("relabel", TRADING_SERVICE),
+}
 DECISION_NAMES = {"confirm": "✅ Confirmed", "false_positive": "❌ False positive", "relabel": "↔ Relabelled"}
 
 
@@ -77,6 +82,7 @@ def reason_texts(reasons_json: str, limit: int) -> list[str]:
 
 # -- callback data ------------------------------------------------------------------------------------
 
+
 def encode_callback(secret: bytes, alert_id: int, action: str) -> str:
     """`rv:<alert>:<action>:<signature>`; the signature makes forged button data detectable."""
     body = f"rv:{alert_id}:{action}"
@@ -106,14 +112,23 @@ def review_buttons(secret: bytes, alert_id: int, label: str, *, compact: bool = 
     other = TRADING_SERVICE if label == ICO else ICO
     suffix = f" #{alert_id}" if compact else ""
     return [
-        InlineKeyboardButton(f"✅ Confirm{suffix}" if not compact else f"✅{suffix}", callback_data=encode_callback(secret, alert_id, "c")),
-        InlineKeyboardButton(f"❌ False positive{suffix}" if not compact else f"❌{suffix}", callback_data=encode_callback(secret, alert_id, "f")),
-        InlineKeyboardButton(f"↔ {LABEL_NAMES[other]}{suffix}" if not compact else f"↔ {other}{suffix}",
-                             callback_data=encode_callback(secret, alert_id, "i" if other == ICO else "t")),
+        InlineKeyboardButton(
+            f"✅ Confirm{suffix}" if not compact else f"✅{suffix}",
+            callback_data=encode_callback(secret, alert_id, "c"),
+        ),
+        InlineKeyboardButton(
+            f"❌ False positive{suffix}" if not compact else f"❌{suffix}",
+            callback_data=encode_callback(secret, alert_id, "f"),
+        ),
+        InlineKeyboardButton(
+            f"↔ {LABEL_NAMES[other]}{suffix}" if not compact else f"↔ {other}{suffix}",
+            callback_data=encode_callback(secret, alert_id, "i" if other == ICO else "t"),
+        ),
     ]
 
 
 # -- alert text ---------------------------------------------------------------------------------------
+
 
 @dataclass
 class AlertView:
@@ -163,8 +178,9 @@ def _alert_block(view: AlertView, *, excerpt_chars: int, max_chats: int, max_rea
     return "\n".join(lines)
 
 
-def render_alert(views: list[AlertView], secret: bytes,
-                 per_minute: int = TELEGRAM_GROUP_MESSAGES_PER_MINUTE) -> tuple[str, InlineKeyboardMarkup]:
+def render_alert(
+    views: list[AlertView], secret: bytes, per_minute: int = TELEGRAM_GROUP_MESSAGES_PER_MINUTE
+) -> tuple[str, InlineKeyboardMarkup]:
     """One message for one alert, or a batch of alerts when they arrived faster than ``per_minute`` (the
     ALERTS_PER_MINUTE setting) lets us send them one by one."""
     batch = len(views) > 1
@@ -173,14 +189,25 @@ def render_alert(views: list[AlertView], secret: bytes,
     for excerpt_chars, max_reasons, max_chats in ((700, 5, 10), (300, 3, 5), (120, 2, 3), (0, 0, 1)):
         if batch:
             blocks = [f"🚩 <b>{len(views)} flags</b> (batched: they came faster than {per_minute} alerts a minute)"]
-            blocks += [_alert_block(v, excerpt_chars=excerpt_chars // 2, max_chats=min(max_chats, 3),
-                                    max_reasons=max_reasons, heading=f"<b>#{v.alert['id']}</b> ") for v in views]
+            blocks += [
+                _alert_block(
+                    v,
+                    excerpt_chars=excerpt_chars // 2,
+                    max_chats=min(max_chats, 3),
+                    max_reasons=max_reasons,
+                    heading=f"<b>#{v.alert['id']}</b> ",
+                )
+                for v in views
+            ]
         else:
-            blocks = [_alert_block(views[0], excerpt_chars=excerpt_chars, max_chats=max_chats, max_reasons=max_reasons,
-                                   heading="🚩 ") + f"\n<i>alert #{views[0].alert['id']}</i>"]
+            blocks = [
+                _alert_block(
+                    views[0], excerpt_chars=excerpt_chars, max_chats=max_chats, max_reasons=max_reasons, heading="🚩 "
+                )
+                + f"\n<i>alert #{views[0].alert['id']}</i>"
+            ]
         text = "\n\n".join(blocks)
         if utf16_len(text) <= MAX_MESSAGE:
             break
     rows = [review_buttons(secret, v.alert["id"], v.alert["label"], compact=batch) for v in views if v.flags]
     return text, InlineKeyboardMarkup(rows)
-

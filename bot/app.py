@@ -41,8 +41,14 @@ log = logging.getLogger(__name__)
 # every write has a retry path (scans wait in memory, the outbox retries next round, a review is asked again).
 DB_BUSY_TIMEOUT = 0.15
 
-ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CHANNEL_POST, Update.EDITED_CHANNEL_POST,
-                   Update.CALLBACK_QUERY, Update.MY_CHAT_MEMBER]
+ALLOWED_UPDATES = [
+    Update.MESSAGE,
+    Update.EDITED_MESSAGE,
+    Update.CHANNEL_POST,
+    Update.EDITED_CHANNEL_POST,
+    Update.CALLBACK_QUERY,
+    Update.MY_CHAT_MEMBER,
+]
 
 # No ~filters.COMMAND: a post may start with any /word ("/join Presale …"); commands for this bot are taken
 # by the CommandHandlers added before, so only the rest reaches the scan.
@@ -78,8 +84,14 @@ async def model_watch_job(context: BotContext) -> None:
 
 async def on_unhandled(update: Update, context: BotContext) -> None:
     """Log updates no handler took, so an unexpected kind is visible rather than silently dropped."""
-    kind = next((k for k in ALLOWED_UPDATES + ["chat_member", "inline_query", "poll", "message_reaction"]
-                 if getattr(update, k, None) is not None), "unknown")
+    kind = next(
+        (
+            k
+            for k in ALLOWED_UPDATES + ["chat_member", "inline_query", "poll", "message_reaction"]
+            if getattr(update, k, None) is not None
+        ),
+        "unknown",
+    )
     log.info("update %d (%s) ignored: nothing to do with it", update.update_id, kind)
 
 
@@ -89,18 +101,31 @@ async def on_error(update: object, context: BotContext) -> None:
     log.error("error while handling update %s", update_id, exc_info=context.error)
 
 
-def build_application(settings: Settings, classifier: Classifier, storage: Storage, *, loader=None,
-                      request: BaseRequest | None = None, token: str | None = None,
-                      scan_in_background: bool = False) -> Application:
+def build_application(
+    settings: Settings,
+    classifier: Classifier,
+    storage: Storage,
+    *,
+    loader=None,
+    request: BaseRequest | None = None,
+    token: str | None = None,
+    scan_in_background: bool = False,
+) -> Application:
     """The application with its handlers and jobs; `request` lets tests put an in-memory transport under it.
 
     With `scan_in_background` (the live bot) a post's handler does not hold up the next update, so the posts
     of one getUpdates batch are classified and stored together; other updates are still handled one by one.
     Tests that process one update at a time leave it off and find the scan stored when the update is handled.
     """
-    builder = (ApplicationBuilder().context_types(CONTEXT_TYPES).token(token or settings.require_token()).base_url(settings.telegram_api_url)
-               .rate_limiter(AIORateLimiter(group_max_rate=settings.alerts_per_minute))
-               .post_init(partial(_post_init, settings)).post_shutdown(lambda app: _post_shutdown(storage)))
+    builder = (
+        ApplicationBuilder()
+        .context_types(CONTEXT_TYPES)
+        .token(token or settings.require_token())
+        .base_url(settings.telegram_api_url)
+        .rate_limiter(AIORateLimiter(group_max_rate=settings.alerts_per_minute))
+        .post_init(partial(_post_init, settings))
+        .post_shutdown(lambda app: _post_shutdown(storage))
+    )
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
     else:
@@ -109,25 +134,37 @@ def build_application(settings: Settings, classifier: Classifier, storage: Stora
         builder = builder.get_updates_connection_pool_size(GET_UPDATES_CONNECTIONS)
     app = builder.build()
     app.bot_data["services"] = Services(
-        storage=storage, classifier=classifier, moderator_chat_id=settings.moderator_chat_id,
-        moderator_ids=settings.moderator_user_ids, alert_threshold=settings.alert_threshold,
-        store_benign_text=settings.store_benign_text, alerts_per_minute=settings.alerts_per_minute, loader=loader,
+        storage=storage,
+        classifier=classifier,
+        moderator_chat_id=settings.moderator_chat_id,
+        moderator_ids=settings.moderator_user_ids,
+        alert_threshold=settings.alert_threshold,
+        store_benign_text=settings.store_benign_text,
+        alerts_per_minute=settings.alerts_per_minute,
+        loader=loader,
     )
     svc = app.bot_data["services"]
     confirm_after_store(app, lambda: len(svc.unsaved), lambda: svc.scans.in_flight)
     if settings.model_check_seconds > 0:
         from classifier import load_model
 
-        app.bot_data["services"].model_watcher = ModelWatcher(settings.model_path, partial(load_model, settings.model_path))
-        app.job_queue.run_repeating(model_watch_job, interval=settings.model_check_seconds,
-                                    first=settings.model_check_seconds, name="model-watch")
+        app.bot_data["services"].model_watcher = ModelWatcher(
+            settings.model_path, partial(load_model, settings.model_path)
+        )
+        app.job_queue.run_repeating(
+            model_watch_job,
+            interval=settings.model_check_seconds,
+            first=settings.model_check_seconds,
+            name="model-watch",
+        )
     for name, callback in commands.COMMANDS.items():
         app.add_handler(CommandHandler(name, callback))
     app.add_handler(CallbackQueryHandler(on_review))
     app.add_handler(ChatMemberHandler(on_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
     app.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.FORWARDED, commands.check_forwarded))
-    app.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & ~filters.COMMAND,
-                                   commands.private_hint))
+    app.add_handler(
+        MessageHandler(filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & ~filters.COMMAND, commands.private_hint)
+    )
     app.add_handler(MessageHandler(POSTS, on_post, block=not scan_in_background))
     # Last in the group: only updates that no handler above took reach it.
     app.add_handler(TypeHandler(Update, on_unhandled))
@@ -186,17 +223,22 @@ def run_bot(settings: Settings, webhook: bool = False) -> None:
     token = settings.require_token()
     # Optional for the offline commands, but the live bot has nowhere to alert and no one to review without them.
     if settings.moderator_chat_id is None:
-        raise ConfigError("MODERATOR_CHAT_ID is not set: required for run "
-                          "(the moderators' channel or group for alerts and digests, e.g. -1001234567890)")
+        raise ConfigError(
+            "MODERATOR_CHAT_ID is not set: required for run "
+            "(the moderators' channel or group for alerts and digests, e.g. -1001234567890)"
+        )
     if not settings.moderator_user_ids:
-        raise ConfigError("MODERATOR_USER_IDS is not set: required for run "
-                          "(comma-separated Telegram user ids of the moderators)")
+        raise ConfigError(
+            "MODERATOR_USER_IDS is not set: required for run (comma-separated Telegram user ids of the moderators)"
+        )
     configure_logging(token)
     if webhook and not settings.webhook_url:
         raise ConfigError("WEBHOOK_URL: required with --webhook")
     if webhook and settings.webhook_secret is None:
-        raise ConfigError("WEBHOOK_SECRET is not set: required with --webhook (1-256 letters, digits, _ and -), "
-                          "so that only Telegram can post updates to the webhook")
+        raise ConfigError(
+            "WEBHOOK_SECRET is not set: required with --webhook (1-256 letters, digits, _ and -), "
+            "so that only Telegram can post updates to the webhook"
+        )
     try:
         storage = Storage.open(settings.database_path, timeout=DB_BUSY_TIMEOUT)
     except sqlite3.Error as exc:
@@ -213,8 +255,13 @@ def run_bot(settings: Settings, webhook: bool = False) -> None:
     try:
         if webhook:
             use_webhook_intake(app)  # bodies are validated before they become updates (bot/webhook.py)
-            app.run_webhook(listen=settings.webhook_listen, port=settings.webhook_port, webhook_url=settings.webhook_url,
-                            allowed_updates=ALLOWED_UPDATES, secret_token=settings.webhook_secret.get_secret_value())
+            app.run_webhook(
+                listen=settings.webhook_listen,
+                port=settings.webhook_port,
+                webhook_url=settings.webhook_url,
+                allowed_updates=ALLOWED_UPDATES,
+                secret_token=settings.webhook_secret.get_secret_value(),
+            )
         else:
             app.run_polling(allowed_updates=ALLOWED_UPDATES)
     except (TelegramError, OSError) as exc:
@@ -231,4 +278,6 @@ def start_up_error(exc: Exception, settings: Settings, token: str) -> str:
         return f"TELEGRAM_API_URL: cannot reach the Bot API at {settings.telegram_api_url} ({type(exc).__name__}: {detail})"
     if isinstance(exc, TelegramError):
         return f"Telegram refused to start the bot: {type(exc).__name__}: {detail}"
-    return f"WEBHOOK_LISTEN / WEBHOOK_PORT: cannot listen on {settings.webhook_listen}:{settings.webhook_port} ({detail})"
+    return (
+        f"WEBHOOK_LISTEN / WEBHOOK_PORT: cannot listen on {settings.webhook_listen}:{settings.webhook_port} ({detail})"
+    )

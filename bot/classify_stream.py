@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Iterable, Iterator
+from typing import IO
 
 from classifier import parse_post_line, safe_text
 
@@ -64,8 +65,12 @@ def classify_stream(model, lines: Iterable[str], out: IO[str], report, *, reason
         verdicts = model.predict_many([post["text"] for post in batch], reasons=reasons)
         for post, verdict in zip(batch, verdicts):
             result = verdict.to_dict()
-            post.update(label=result["label"], scores=result["scores"], reasons=[str(r) for r in verdict.reasons],
-                        model_version=result["model_version"])
+            post.update(
+                label=result["label"],
+                scores=result["scores"],
+                reasons=[str(r) for r in verdict.reasons],
+                model_version=result["model_version"],
+            )
             # Fields other than "text" may still hold lone surrogates from the input.
             out.write(safe_text(json.dumps(post, ensure_ascii=False)) + "\n")
             summary.flagged += verdict.is_promotion

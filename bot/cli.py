@@ -37,8 +37,11 @@ class CliApp:
             from classifier import ModelLoadError, load_or_train
 
             try:
-                self._classifier = load_or_train(model_path or self.settings.model_path,
-                                                 self.settings.training_data_dir, log=lambda m: click.echo(m, err=True))
+                self._classifier = load_or_train(
+                    model_path or self.settings.model_path,
+                    self.settings.training_data_dir,
+                    log=lambda m: click.echo(m, err=True),
+                )
             except ModelLoadError as exc:
                 raise click.ClickException(str(exc)) from None
         return self._classifier
@@ -56,7 +59,9 @@ def cli(ctx):
 
 
 @cli.command()
-@click.option("--webhook", is_flag=True, help="Receive updates through a webhook (WEBHOOK_URL) instead of long polling.")
+@click.option(
+    "--webhook", is_flag=True, help="Receive updates through a webhook (WEBHOOK_URL) instead of long polling."
+)
 @pass_app
 def run(app, webhook):
     """Run the bot: scan watched chats, store flags, alert moderators."""
@@ -68,8 +73,12 @@ def run(app, webhook):
         raise click.ClickException(f"configuration error: {exc}") from None
 
 
-_model_option = click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path),
-                             help="Model file (default: MODEL_PATH, data/model.joblib).")
+_model_option = click.option(
+    "--model",
+    "model_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Model file (default: MODEL_PATH, data/model.joblib).",
+)
 
 
 @cli.command()
@@ -81,14 +90,20 @@ def check(app, text, model_path):
     from bot.verdict_text import verdict_text
 
     if not text.strip():
-        raise click.UsageError("TEXT is empty: give the post to check, e.g. compliance-bot check \"Presale live now\"")
+        raise click.UsageError('TEXT is empty: give the post to check, e.g. compliance-bot check "Presale live now"')
     model = app.classifier(model_path)
     click.echo(verdict_text(model.predict(text)))
 
 
 @cli.command()
 @click.argument("source", type=click.File("r", encoding="utf-8", errors="surrogateescape"), default="-")
-@click.option("-o", "--output", type=click.File("w", encoding="utf-8"), default="-", help="Where to write JSONL (default: standard output).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.File("w", encoding="utf-8"),
+    default="-",
+    help="Where to write JSONL (default: standard output).",
+)
 @click.option("--reasons", default=5, show_default=True, help="Reasons per post (0 for none, faster).")
 @_model_option
 @pass_app
@@ -124,20 +139,36 @@ def _open_db(settings, db_path, *, must_exist: bool = True):
         raise click.ClickException(f"cannot open the database {path}: {exc}") from None
 
 
-_db_option = click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
-                          help="The bot's SQLite database (default: DATABASE_PATH, data/compliance.db).")
+_db_option = click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The bot's SQLite database (default: DATABASE_PATH, data/compliance.db).",
+)
 
 
 @cli.command()
-@click.option("--extra", type=click.Path(exists=True, dir_okay=False, path_type=Path), multiple=True,
-              help="More labelled posts (JSONL with text and label); repeatable.")
-@click.option("--data", type=click.Path(exists=True, path_type=Path), multiple=True,
-              help="Corpus directories or files instead of the bundled training_data/.")
+@click.option(
+    "--extra",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    multiple=True,
+    help="More labelled posts (JSONL with text and label); repeatable.",
+)
+@click.option(
+    "--data",
+    type=click.Path(exists=True, path_type=Path),
+    multiple=True,
+    help="Corpus directories or files instead of the bundled training_data/.",
+)
 @click.option("--force", is_flag=True, help="Install the new model even if the quality gate refuses it.")
 @click.option("--no-reviews", is_flag=True, help="Leave the moderators' reviews out (train on the corpus alone).")
-@click.option("--leave-out", type=click.Choice(["register", "genre"]), multiple=True,
-              help="Also measure how the model does on a register (or genre) it never saw: a model per "
-                   "register (or genre), trained without it; the figures go into the training report. Repeatable.")
+@click.option(
+    "--leave-out",
+    type=click.Choice(["register", "genre"]),
+    multiple=True,
+    help="Also measure how the model does on a register (or genre) it never saw: a model per "
+    "register (or genre), trained without it; the figures go into the training report. Repeatable.",
+)
 @_db_option
 @_model_option
 @pass_app
@@ -172,14 +203,23 @@ def train(app, extra, data, force, no_reviews, leave_out, db_path, model_path):
                 click.echo(f"skipped {problem}", err=True)
             click.echo(f"{len(reviewed)} reviewed posts from {path}", err=True)
     try:
-        result = train_and_save(model_path or settings.model_path, data=data, extra=extra, reviewed=reviewed,
-                                force=force, leave_out=leave_out, log=lambda m: click.echo(m, err=True))
+        result = train_and_save(
+            model_path or settings.model_path,
+            data=data,
+            extra=extra,
+            reviewed=reviewed,
+            force=force,
+            leave_out=leave_out,
+            log=lambda m: click.echo(m, err=True),
+        )
     except GateRefused as exc:
         raise click.ClickException(f"not installed: {exc}") from None
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"Installed model {result.model.version}: {result.reviews_used} reviews used, "
-               f"{result.conflicts} conflicts with the corpus")
+    click.echo(
+        f"Installed model {result.model.version}: {result.reviews_used} reviews used, "
+        f"{result.conflicts} conflicts with the corpus"
+    )
     skipped = len(result.problems) + len(review_problems)
     if skipped:
         click.echo(f"{skipped} lines or reviews were skipped (see above)", err=True)
@@ -208,11 +248,16 @@ def model_list(app, model_path):
         gate = v.get("gate") or {}
         f1 = (v.get("metrics") or {}).get("macro_f1")
         held = gate.get("candidate_macro_f1")
-        gate_text = (f"held-out {held:.3f} vs {gate.get('current_macro_f1'):.3f}" if held is not None
-                     and gate.get("current_macro_f1") is not None else gate.get("method", ""))
-        click.echo(f"{'* ' if v['installed'] else '  '}{v['model_version']:<30} {v.get('created_at', '?'):<26} "
-                   f"{v.get('training_posts', '?'):>6} {(v.get('reviews') or {}).get('used', 0):>7} "
-                   f"{f1 if f1 is None else format(f1, '.3f'):>8}  {gate_text}{' (forced)' if gate.get('forced') else ''}")
+        gate_text = (
+            f"held-out {held:.3f} vs {gate.get('current_macro_f1'):.3f}"
+            if held is not None and gate.get("current_macro_f1") is not None
+            else gate.get("method", "")
+        )
+        click.echo(
+            f"{'* ' if v['installed'] else '  '}{v['model_version']:<30} {v.get('created_at', '?'):<26} "
+            f"{v.get('training_posts', '?'):>6} {(v.get('reviews') or {}).get('used', 0):>7} "
+            f"{f1 if f1 is None else format(f1, '.3f'):>8}  {gate_text}{' (forced)' if gate.get('forced') else ''}"
+        )
 
 
 @model.command("rollback")
@@ -255,11 +300,18 @@ def _default_workers() -> int:
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--alert", is_flag=True, help="Send the flags found to the moderators as one digest "
-                                            "(needs TELEGRAM_BOT_TOKEN and MODERATOR_CHAT_ID).")
-@click.option("--workers", type=click.IntRange(min=1, max=MAX_WORKERS), default=None,
-              help="Processes that classify while this one reads and stores (default: the usable cores, at "
-                   f"most {DEFAULT_MAX_WORKERS}: {_default_workers()} here); 1 classifies in this process.")
+@click.option(
+    "--alert",
+    is_flag=True,
+    help="Send the flags found to the moderators as one digest (needs TELEGRAM_BOT_TOKEN and MODERATOR_CHAT_ID).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1, max=MAX_WORKERS),
+    default=None,
+    help="Processes that classify while this one reads and stores (default: the usable cores, at "
+    f"most {DEFAULT_MAX_WORKERS}: {_default_workers()} here); 1 classifies in this process.",
+)
 @_db_option
 @_model_option
 @pass_app
@@ -290,13 +342,20 @@ def scan(app, files, alert, workers, db_path, model_path):
     def progress(path, size):
         if size < PROGRESS_MIN_BYTES:
             return None
-        return click.progressbar(length=max(size, 1), label=f"Scanning {path.name}", file=sys.stderr,
-                                 show_eta=True, width=30)
+        return click.progressbar(
+            length=max(size, 1), label=f"Scanning {path.name}", file=sys.stderr, show_eta=True, width=30
+        )
 
     try:
-        summary = scan_files(files, storage, classifier, report=lambda m: click.echo(m, err=True),
-                             store_benign_text=settings.store_benign_text, progress=progress,
-                             workers=workers or _default_workers())
+        summary = scan_files(
+            files,
+            storage,
+            classifier,
+            report=lambda m: click.echo(m, err=True),
+            store_benign_text=settings.store_benign_text,
+            progress=progress,
+            workers=workers or _default_workers(),
+        )
         click.echo(summary_table(summary))
         if alert and not summary.interrupted:  # Ctrl-C means stop: no digest of a partial scan
             _send_scan_digest(settings, storage, summary)
@@ -339,7 +398,9 @@ def _send_scan_digest(settings, storage, summary) -> None:
     if sent:
         click.echo(f"Digest of {count} flags sent to the moderators.")
     else:
-        click.echo(f"The digest of {count} flags is queued (outbox {outbox_id}); the running bot will send it.", err=True)
+        click.echo(
+            f"The digest of {count} flags is queued (outbox {outbox_id}); the running bot will send it.", err=True
+        )
 
 
 # bot.storage.FLAG_STATUSES, spelt out: importing bot.storage (sqlite-utils) would slow every command's
@@ -349,14 +410,32 @@ EXPORT_STATUSES = ("pending", "confirmed", "false_positive", "relabelled", "with
 
 @cli.command()
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True)
-@click.option("--status", "statuses", multiple=True, type=click.Choice(EXPORT_STATUSES),
-              help="Only flags with this status; repeatable.")
-@click.option("--label", "labels", multiple=True, type=click.Choice(["ico", "trading_service"]),
-              help="Only flags with this label; repeatable.")
-@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M"]),
-              help="Only posts dated on or after this UTC date (YYYY-MM-DD[THH:MM[:SS]]).")
-@click.option("-o", "--output", type=click.File("w", encoding="utf-8"), default="-",
-              help="Where to write (default: standard output).")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(EXPORT_STATUSES),
+    help="Only flags with this status; repeatable.",
+)
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    type=click.Choice(["ico", "trading_service"]),
+    help="Only flags with this label; repeatable.",
+)
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M"]),
+    help="Only posts dated on or after this UTC date (YYYY-MM-DD[THH:MM[:SS]]).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.File("w", encoding="utf-8"),
+    default="-",
+    help="Where to write (default: standard output).",
+)
 @_db_option
 @pass_app
 def export(app, fmt, statuses, labels, since, output, db_path):
@@ -393,8 +472,13 @@ class _Days(click.FloatRange):
 
 
 @cli.command()
-@click.option("--days", type=_Days(min=0, min_open=True, max=MAX_STATS_DAYS), default=7, show_default=True,
-              help=f"The period to report, ending now: more than 0, at most {MAX_STATS_DAYS} days.")
+@click.option(
+    "--days",
+    type=_Days(min=0, min_open=True, max=MAX_STATS_DAYS),
+    default=7,
+    show_default=True,
+    help=f"The period to report, ending now: more than 0, at most {MAX_STATS_DAYS} days.",
+)
 @_db_option
 @pass_app
 def stats(app, days, db_path):

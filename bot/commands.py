@@ -30,8 +30,8 @@ from bot.flag_export import export_rows, write_export
 from bot.ingest import message_text
 from bot.outbox import NO_PREVIEW
 from bot.services import BotContext
-from bot.verdict_text import verdict_text
 from bot.storage import Storage
+from bot.verdict_text import verdict_text
 
 log = logging.getLogger(__name__)
 
@@ -67,32 +67,46 @@ async def register_commands(bot, moderator_chat_id: int | None) -> None:
 def moderator_only(handler):
     """Refuse politely unless the sender is in MODERATOR_USER_IDS and writes in the moderators' chat or in
     private: in a watched group, /export or /recent would show the flags to everyone there."""
+
     @functools.wraps(handler)
     async def wrapper(update: Update, context: BotContext) -> None:
         user = update.effective_user
         svc = context.services
         if not svc.is_moderator(user.id if user else None):
             chat = update.effective_chat
-            log.warning("refused /%s by non-moderator %s in chat %s", handler.__name__, user.id if user else None,
-                        chat.id if chat else None)
+            log.warning(
+                "refused /%s by non-moderator %s in chat %s",
+                handler.__name__,
+                user.id if user else None,
+                chat.id if chat else None,
+            )
             await update.effective_message.reply_text("Sorry, that command is for the moderators only.")
             return
         chat = update.effective_chat
         if chat is None or (chat.id != svc.moderator_chat_id and chat.type != chat.PRIVATE):
-            log.warning("refused /%s by moderator %d in chat %s: not the moderators' chat nor private",
-                        handler.__name__, user.id, chat.id if chat else None)
-            await update.effective_message.reply_text("Moderator commands work only in the moderators' chat or in private.")
+            log.warning(
+                "refused /%s by moderator %d in chat %s: not the moderators' chat nor private",
+                handler.__name__,
+                user.id,
+                chat.id if chat else None,
+            )
+            await update.effective_message.reply_text(
+                "Moderator commands work only in the moderators' chat or in private."
+            )
             return
         try:
             await handler(update, context)
         except sqlite3.Error as exc:
             log.error("/%s failed: database error %s", handler.__name__, exc)
             await update.effective_message.reply_text("The database is unavailable right now; try again shortly.")
+
     return wrapper
 
 
 async def reply_html(update: Update, text: str, **kwargs) -> None:
-    await update.effective_message.reply_text(text, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW, **kwargs)
+    await update.effective_message.reply_text(
+        text, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW, **kwargs
+    )
 
 
 def int_arg(context, default: int, low: int, high: int) -> int:
@@ -135,7 +149,9 @@ async def check_forwarded(update: Update, context: BotContext) -> None:
 
 async def private_hint(update: Update, context: BotContext) -> None:
     """Point a private chatter at /check."""
-    await update.effective_message.reply_text("Forward me a post, or send /check TEXT, and I will say whether it promotes.")
+    await update.effective_message.reply_text(
+        "Forward me a post, or send /check TEXT, and I will say whether it promotes."
+    )
 
 
 async def _reply_verdict(update: Update, context: BotContext, text: str) -> None:
@@ -165,18 +181,24 @@ async def stats(update: Update, context: BotContext) -> None:
     days = stats_days(context.args)
     if days is None:
         await update.effective_message.reply_text(
-            f"/stats takes a whole number of days from 1 to {MAX_STATS_DAYS}, e.g. /stats 30.")
+            f"/stats takes a whole number of days from 1 to {MAX_STATS_DAYS}, e.g. /stats 30."
+        )
         return
     figures = last_days(context.services.storage, days)
     by_label = ", ".join(f"{escape(k)} {n}" for k, n in sorted(figures.by_label.items())) or "none"
     by_status = ", ".join(f"{escape(k)} {n}" for k, n in sorted(figures.by_status.items())) or "none"
-    await reply_html(update, f"<b>Last {days} days</b>\nPosts scanned: {figures.posts_scanned}\n"
-                             f"Flags by label: {by_label}\nFlags by status: {by_status}")
+    await reply_html(
+        update,
+        f"<b>Last {days} days</b>\nPosts scanned: {figures.posts_scanned}\n"
+        f"Flags by label: {by_label}\nFlags by status: {by_status}",
+    )
 
 
 def flag_line(f: dict) -> str:
-    return (f"#{f['id']} {escape(f['label'])} p={f['score']:.2f} · {code(excerpt(chat_name(f), 40))}"
-            f" · {post_anchor(f)} · {escape(f['status'])} · {fmt_time(f['created_at'])}")
+    return (
+        f"#{f['id']} {escape(f['label'])} p={f['score']:.2f} · {code(excerpt(chat_name(f), 40))}"
+        f" · {post_anchor(f)} · {escape(f['status'])} · {fmt_time(f['created_at'])}"
+    )
 
 
 @moderator_only
@@ -206,9 +228,12 @@ async def pending(update: Update, context: BotContext) -> None:
 async def chats(update: Update, context: BotContext) -> None:
     """The chats the bot knows, watched ones first."""
     rows = context.services.storage.chats()
-    lines = [f"{'👁' if c['status'] == 'watched' else '·'} {code(excerpt(c['title'] or str(c['id']), 50))}"
-             f"{' @' + escape(c['username']) if c['username'] else ''} ({escape(c['status'])}) · "
-             f"{c['posts']} posts, {c['flags']} flags" for c in rows[:MAX_CHATS]]
+    lines = [
+        f"{'👁' if c['status'] == 'watched' else '·'} {code(excerpt(c['title'] or str(c['id']), 50))}"
+        f"{' @' + escape(c['username']) if c['username'] else ''} ({escape(c['status'])}) · "
+        f"{c['posts']} posts, {c['flags']} flags"
+        for c in rows[:MAX_CHATS]
+    ]
     if len(rows) > MAX_CHATS:
         lines.append(f"… and {len(rows) - MAX_CHATS} more chats")
     for text in fit_messages(lines) or ["No chats yet: add the bot to a channel or group."]:
@@ -284,7 +309,8 @@ async def export(update: Update, context: BotContext) -> None:
         await update.effective_message.reply_text(
             f"The export is larger than the {MAX_EXPORT_BYTES / 1e6:g} MB Telegram lets a bot send. On the bot's "
             "server, run: compliance-bot export -o flags.csv (compliance-bot export --help shows how to narrow it "
-            "with --status, --label and --since).")
+            "with --status, --label and --since)."
+        )
         return
     name = f"flags-{datetime.now(timezone.utc):%Y%m%d-%H%M}.csv"
     await update.effective_message.reply_document(InputFile(io.BytesIO(data), filename=name))
@@ -296,8 +322,11 @@ async def model(update: Update, context: BotContext) -> None:
     clf = context.services.classifier
     manifest = getattr(clf, "manifest", {}) or {}
     metrics = json.dumps(manifest.get("metrics", {}), ensure_ascii=False, indent=1)[:3000]
-    await reply_html(update, f"Model <b>{escape(str(clf.version))}</b>\ncreated {escape(str(manifest.get('created_at', '?')))}, "
-                             f"scikit-learn {escape(str(manifest.get('sklearn_version', '?')))}\n<pre>{escape(metrics)}</pre>")
+    await reply_html(
+        update,
+        f"Model <b>{escape(str(clf.version))}</b>\ncreated {escape(str(manifest.get('created_at', '?')))}, "
+        f"scikit-learn {escape(str(manifest.get('sklearn_version', '?')))}\n<pre>{escape(metrics)}</pre>",
+    )
 
 
 @moderator_only
@@ -318,5 +347,15 @@ async def reload(update: Update, context: BotContext) -> None:
     await update.effective_message.reply_text(f"Model reloaded: {old} → {svc.classifier.version}")
 
 
-COMMANDS = {"start": start, "help": help_command, "check": check, "stats": stats, "recent": recent,
-            "pending": pending, "chats": chats, "export": export, "model": model, "reload": reload}
+COMMANDS = {
+    "start": start,
+    "help": help_command,
+    "check": check,
+    "stats": stats,
+    "recent": recent,
+    "pending": pending,
+    "chats": chats,
+    "export": export,
+    "model": model,
+    "reload": reload,
+}

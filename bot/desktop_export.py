@@ -27,17 +27,24 @@ from classifier import safe_text
 
 # Telegram Desktop's chat types → Bot API chat types.
 CHAT_TYPES = {
-    "public_channel": "channel", "private_channel": "channel",
-    "public_supergroup": "supergroup", "private_supergroup": "supergroup",
+    "public_channel": "channel",
+    "private_channel": "channel",
+    "public_supergroup": "supergroup",
+    "private_supergroup": "supergroup",
     "private_group": "group",
-    "personal_chat": "private", "bot_chat": "private", "saved_messages": "private",
+    "personal_chat": "private",
+    "bot_chat": "private",
+    "saved_messages": "private",
 }
 CHANNEL_ID_OFFSET = 1_000_000_000_000  # Bot API id of a channel or supergroup: -(10^12 + id), the "-100" prefix
 # The ids an export gives (MTProto's, https://core.telegram.org/api/bots/ids): users 1 to 2^40 - 1, basic groups 1 to
 # 999,999,999,999; a channel's or supergroup's, once -100 is put before it, within the Bot API's range.
-EXPORT_ID_RANGES = {"private": ("user", MAX_CHAT_ID), "group": ("basic group", 999_999_999_999),
-                    "channel": ("channel", -MIN_CHAT_ID - CHANNEL_ID_OFFSET),
-                    "supergroup": ("supergroup", -MIN_CHAT_ID - CHANNEL_ID_OFFSET)}
+EXPORT_ID_RANGES = {
+    "private": ("user", MAX_CHAT_ID),
+    "group": ("basic group", 999_999_999_999),
+    "channel": ("channel", -MIN_CHAT_ID - CHANNEL_ID_OFFSET),
+    "supergroup": ("supergroup", -MIN_CHAT_ID - CHANNEL_ID_OFFSET),
+}
 
 _CHAT_PREFIXES = ("", "chats.list.item", "left_chats.list.item")
 
@@ -69,7 +76,9 @@ _INVALID_UTF8 = re.compile("[\udc80-\udcff]+")
 # matched first so that "\\\\udc00" (a backslash, then "udc00") is left alone, and a surrogate pair. Other
 # escapes ("\\n", "\\u00e9") cannot start one of these, nor hide a backslash that could.
 # (One leading backslash, for the regex engine to find candidates fast: eight times faster than an alternation.)
-_ESCAPE = re.compile(r"\\(?:\\|u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|(?P<lone>u[dD][89a-fA-F][0-9a-fA-F]{2}))")
+_ESCAPE = re.compile(
+    r"\\(?:\\|u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|(?P<lone>u[dD][89a-fA-F][0-9a-fA-F]{2}))"
+)
 _LONGEST_ESCAPE = 12  # a surrogate pair, "\\ud83d\\ude00"
 
 
@@ -106,7 +115,7 @@ class _Utf8:
                     continue
                 chunk, self.head = self.head, None
                 if chunk.startswith(codecs.BOM_UTF8):
-                    chunk, self.position = chunk[len(codecs.BOM_UTF8):], len(codecs.BOM_UTF8)
+                    chunk, self.position = chunk[len(codecs.BOM_UTF8) :], len(codecs.BOM_UTF8)
             start = self.position - len(self.decoder.getstate()[0])  # where the text decoded now begins
             self.position += len(chunk)
             text = self.decoder.decode(chunk, final)
@@ -157,8 +166,10 @@ class _Utf8:
         if not self.invalid:
             return None
         offset, raw = self.first_invalid
-        return (f"{name}: invalid UTF-8 ({self.invalid} sequence{'s' if self.invalid > 1 else ''}, the first at byte "
-                f"{offset}: {raw}), replaced by U+FFFD; the file is read on")
+        return (
+            f"{name}: invalid UTF-8 ({self.invalid} sequence{'s' if self.invalid > 1 else ''}, the first at byte "
+            f"{offset}: {raw}), replaced by U+FFFD; the file is read on"
+        )
 
 
 def _parse(handle: IO[bytes], name: str) -> Iterator[tuple[str, str, object]]:
@@ -171,8 +182,10 @@ def _parse(handle: IO[bytes], name: str) -> Iterator[tuple[str, str, object]]:
         elif event in ("start_map", "start_array"):
             prefix = ".".join(path)
             if len(path) >= MAX_DEPTH:
-                raise ExportError(f"{name}: nested deeper than {MAX_DEPTH} levels: not a Telegram Desktop export; "
-                                  "the messages before that point were read")
+                raise ExportError(
+                    f"{name}: nested deeper than {MAX_DEPTH} levels: not a Telegram Desktop export; "
+                    "the messages before that point were read"
+                )
             path.append(None if event == "start_map" else "item")
         elif event in ("end_map", "end_array"):
             path.pop()
@@ -202,7 +215,7 @@ def _plain(part, where: str) -> tuple[str, str | None]:
     if isinstance(part, dict) and isinstance(part.get("text", ""), str):
         href = part.get("href") if part.get("type") == "text_link" and isinstance(part.get("href"), str) else None
         return part.get("text", ""), href
-    raise ValueError(f"{where}: a part of \"text\" is a {type(part).__name__}, expected a string or an entity object")
+    raise ValueError(f'{where}: a part of "text" is a {type(part).__name__}, expected a string or an entity object')
 
 
 def message_text(message: dict, where: str = "message") -> str | None:
@@ -217,12 +230,15 @@ def message_text(message: dict, where: str = "message") -> str | None:
         visible = "".join(text for text, _ in pieces)
         links = [href for _, href in pieces if href]
     else:
-        raise ValueError(f"{where}: \"text\" is a {type(raw).__name__}, expected a string or a list")
+        raise ValueError(f'{where}: "text" is a {type(raw).__name__}, expected a string or a list')
     entities = message.get("text_entities")
     if isinstance(entities, list) and entities:
         # The same links as in a ``text`` list; take them from one place only.
-        links = [e["href"] for e in entities
-                 if isinstance(e, dict) and e.get("type") == "text_link" and isinstance(e.get("href"), str)]
+        links = [
+            e["href"]
+            for e in entities
+            if isinstance(e, dict) and e.get("type") == "text_link" and isinstance(e.get("href"), str)
+        ]
     hidden = list(links)
     buttons = message.get("inline_bot_buttons")
     if isinstance(buttons, list):
@@ -270,16 +286,20 @@ def _chat_from_meta(meta: dict, where: str) -> dict:
     """Bot API fields of a chat from its exported name, type and id; ValueError when unusable."""
     export_id, export_type = meta.get("id"), meta.get("type")
     if not isinstance(export_id, int) or isinstance(export_id, bool):
-        raise ValueError(f"{where}: the chat has no numeric \"id\" before its messages; its messages are skipped")
+        raise ValueError(f'{where}: the chat has no numeric "id" before its messages; its messages are skipped')
     if export_type not in CHAT_TYPES:
-        raise ValueError(f"{where}: unknown chat type {export_type!r}, so its Bot API id is unknown; its messages are skipped")
+        raise ValueError(
+            f"{where}: unknown chat type {export_type!r}, so its Bot API id is unknown; its messages are skipped"
+        )
     if export_id < 0:  # already a Bot API id
         if problem := chat_id_problem(export_id):
             raise ValueError(f"{where}: {problem}; its messages are skipped")
     else:
         kind, highest = EXPORT_ID_RANGES[CHAT_TYPES[export_type]]
         if not 1 <= export_id <= highest:
-            raise ValueError(f"{where}: the id is outside Telegram's {kind} ids (1 to {highest}); its messages are skipped")
+            raise ValueError(
+                f"{where}: the id is outside Telegram's {kind} ids (1 to {highest}); its messages are skipped"
+            )
     chat_id = bot_api_chat_id(export_id, export_type)
     name = safe_text(meta["name"]) if isinstance(meta.get("name"), str) else None
     return {"chat_id": chat_id, "chat_type": CHAT_TYPES[export_type], "chat_title": name}
@@ -324,8 +344,10 @@ def read_export(handle: IO[bytes], name: str, report: Callable[[str], None], cou
                     if chat is None:  # as in _post: the chat was named once, its messages are skipped with it
                         counts.skipped += 1
                     else:
-                        skip(f"{name}: {_chat_label(meta)} message #{counts.messages}: a {event}, not a message object; "
-                             "skipped")
+                        skip(
+                            f"{name}: {_chat_label(meta)} message #{counts.messages}: a {event}, not a message object; "
+                            "skipped"
+                        )
             elif prefix in _META and event in _SCALARS:
                 meta[_META[prefix]] = value
                 chat = None  # worked out again when the messages start
@@ -345,13 +367,15 @@ def read_export(handle: IO[bytes], name: str, report: Callable[[str], None], cou
         if counts.messages == 0 and not found_messages and not meta:
             stream.invalid = 0  # not JSON at all: that is the problem to name
             raise ExportError(f"{name}: not a JSON file ({detail})") from None
-        raise ExportError(f"{name}: the JSON stops being valid after {counts.messages} messages ({detail}): the file "
-                          "is truncated or damaged; the messages before that point were read") from None
+        raise ExportError(
+            f"{name}: the JSON stops being valid after {counts.messages} messages ({detail}): the file "
+            "is truncated or damaged; the messages before that point were read"
+        ) from None
     finally:  # named once the file is read, whatever stopped it
         if (invalid := stream.problem(name)) is not None:
             skip(invalid)
     if not found_messages:
-        raise ExportError(f"{name}: not a Telegram Desktop export (no \"messages\" or \"chats.list\" found)")
+        raise ExportError(f'{name}: not a Telegram Desktop export (no "messages" or "chats.list" found)')
 
 
 def _chat_label(meta: dict) -> str:
@@ -373,7 +397,7 @@ def _post(message, chat, chat_error, meta, name, counts, skip) -> Post | None:
         return None
     message_id = message.get("id")
     if not isinstance(message_id, int) or isinstance(message_id, bool):
-        skip(f"{where}: no numeric \"id\" ({shown(message_id)}); skipped")
+        skip(f'{where}: no numeric "id" ({shown(message_id)}); skipped')
         return None
     if problem := message_id_problem(message_id):
         skip(f"{where}: message id {problem}; skipped")
@@ -393,8 +417,14 @@ def _post(message, chat, chat_error, meta, name, counts, skip) -> Post | None:
         skip(f"{where}: {exc}; stored with its date unknown")
         date = None
     counts.posts += 1
-    return Post(chat_id=chat["chat_id"], message_id=message_id, text=text, date=date,
-                chat_type=chat["chat_type"], chat_title=chat["chat_title"])
+    return Post(
+        chat_id=chat["chat_id"],
+        message_id=message_id,
+        text=text,
+        date=date,
+        chat_type=chat["chat_type"],
+        chat_title=chat["chat_title"],
+    )
 
 
 position_of = _Position

@@ -22,8 +22,11 @@ def build_digest(storage: Storage, start: float, end: float, title: str = "Diges
     previous = storage.last_digest()
     lines = [f"📊 <b>{escape(title)}</b> {fmt_time(start) if start else 'start'} → {fmt_time(end)}"]
     label_parts = ", ".join(f"{escape(LABEL_NAMES.get(k, k))} {n}" for k, n in sorted(figures.by_label.items()))
-    lines.append(f"Flags: <b>{figures.flags}</b>" + (f" ({label_parts})" if label_parts else "")
-                 + _change(figures.flags, previous["flags"] if previous else None))
+    lines.append(
+        f"Flags: <b>{figures.flags}</b>"
+        + (f" ({label_parts})" if label_parts else "")
+        + _change(figures.flags, previous["flags"] if previous else None)
+    )
     lines.append(f"Reviews in this period: {figures.reviews} · pending reviews: <b>{figures.pending}</b>")
     if figures.by_chat:
         lines.append("\n<b>By chat</b>")
@@ -32,8 +35,11 @@ def build_digest(storage: Storage, start: float, end: float, title: str = "Diges
             lines.append(f"• … {len(figures.by_chat) - MAX_CHATS} more chats")
     if figures.top:
         lines.append("\n<b>Top flagged posts</b>")
-        lines += [f"{i}. {escape(f['label'])} p={f['score']:.2f} · {code(excerpt(chat_name(f), 40))} · "
-                  f"{post_anchor(f)} · {escape(f['status'])}" for i, f in enumerate(figures.top, 1)]
+        lines += [
+            f"{i}. {escape(f['label'])} p={f['score']:.2f} · {code(excerpt(chat_name(f), 40))} · "
+            f"{post_anchor(f)} · {escape(f['status'])}"
+            for i, f in enumerate(figures.top, 1)
+        ]
     return "\n".join(lines), figures.flags
 
 
@@ -49,11 +55,13 @@ def stats_text(storage: Storage, days: float) -> str:
     start, end = figures.start, figures.end
     by_label = ", ".join(f"{LABEL_NAMES.get(k, k)} {n}" for k, n in sorted(figures.by_label.items())) or "none"
     by_status = ", ".join(f"{k} {n}" for k, n in sorted(figures.by_status.items())) or "none"
-    lines = [f"Last {days:g} days: {fmt_time(start)} → {fmt_time(end)}",
-             f"Posts scanned: {figures.posts_scanned}",
-             f"Flags: {figures.flags} ({by_label})",
-             f"Flags by status: {by_status}",
-             f"Reviews in this period: {figures.reviews} · pending reviews (all time): {figures.pending}"]
+    lines = [
+        f"Last {days:g} days: {fmt_time(start)} → {fmt_time(end)}",
+        f"Posts scanned: {figures.posts_scanned}",
+        f"Flags: {figures.flags} ({by_label})",
+        f"Flags by status: {by_status}",
+        f"Reviews in this period: {figures.reviews} · pending reviews (all time): {figures.pending}",
+    ]
     if figures.by_chat:
         lines.append("By chat:")
         lines += [f"  {excerpt(chat_name(c), 60)}: {c['flags']}" for c in figures.by_chat[:MAX_CHATS]]
@@ -61,8 +69,11 @@ def stats_text(storage: Storage, days: float) -> str:
             lines.append(f"  … {len(figures.by_chat) - MAX_CHATS} more chats")
     if figures.top:
         lines.append("Top flagged posts:")
-        lines += [f"  {i}. {f['label']} p={f['score']:.2f} · {excerpt(chat_name(f), 40)} · "
-                  f"{f['link'] or 'post ' + str(f['message_id'])} · {f['status']}" for i, f in enumerate(figures.top, 1)]
+        lines += [
+            f"  {i}. {f['label']} p={f['score']:.2f} · {excerpt(chat_name(f), 40)} · "
+            f"{f['link'] or 'post ' + str(f['message_id'])} · {f['status']}"
+            for i, f in enumerate(figures.top, 1)
+        ]
     return "\n".join(lines)
 
 

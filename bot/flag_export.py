@@ -11,8 +11,20 @@ from typing import IO
 
 from bot.storage import Storage
 
-EXPORT_COLUMNS = ["chat_id", "chat_title", "message_id", "link", "date", "label", "score", "status",
-                  "reviewed_by", "reviewed_at", "reasons", "text"]
+EXPORT_COLUMNS = [
+    "chat_id",
+    "chat_title",
+    "message_id",
+    "link",
+    "date",
+    "label",
+    "score",
+    "status",
+    "reviewed_by",
+    "reviewed_at",
+    "reasons",
+    "text",
+]
 
 # An export is written from whatever the database holds, and one row must never stop it: a database of an
 # older release, or one edited by hand, may hold a post date of 1e300, year 10000 or text, a score of
@@ -69,11 +81,18 @@ def export_rows(storage: Storage, *, statuses=(), labels=(), since: float | None
         if f["reviewer_id"] is not None:
             reviewer = f"{f['reviewer_name']} ({f['reviewer_id']})" if f["reviewer_name"] else str(f["reviewer_id"])
         yield {
-            "chat_id": f["chat_id"], "chat_title": f["chat_title"], "message_id": f["message_id"],
+            "chat_id": f["chat_id"],
+            "chat_title": f["chat_title"],
+            "message_id": f["message_id"],
             "link": f["link"],
-            "date": _iso(f["date"]), "label": f["label"], "score": _score(f["score"]), "status": f["status"],
-            "reviewed_by": reviewer, "reviewed_at": _iso(f["reviewed_at"]),
-            "reasons": _reason_features(f["reasons"]), "text": f["text"],
+            "date": _iso(f["date"]),
+            "label": f["label"],
+            "score": _score(f["score"]),
+            "status": f["status"],
+            "reviewed_by": reviewer,
+            "reviewed_at": _iso(f["reviewed_at"]),
+            "reasons": _reason_features(f["reasons"]),
+            "text": f["text"],
         }
 
 

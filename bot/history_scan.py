@@ -48,8 +48,16 @@ class _Chats:
         return self.known[chat_id]
 
 
-def scan_files(paths: Iterable[Path], storage: Storage, classifier, *, report: Callable[[str], None],
-               store_benign_text: bool = False, progress: Callable | None = None, workers: int = 1) -> ScanSummary:
+def scan_files(
+    paths: Iterable[Path],
+    storage: Storage,
+    classifier,
+    *,
+    report: Callable[[str], None],
+    store_benign_text: bool = False,
+    progress: Callable | None = None,
+    workers: int = 1,
+) -> ScanSummary:
     """Scan every file, storing posts and flags; a bad file is reported and the next one is read.
 
     ``progress(path, size)`` returns a context manager with ``update(n_bytes)`` (click's progress bar).
@@ -65,17 +73,23 @@ def scan_files(paths: Iterable[Path], storage: Storage, classifier, *, report: C
             _scan_file(path, pipeline, summary, report, progress)
         pipeline.drain()
     except _StoreError as exc:
-        summary.database_error = (f"database error while storing {exc.path} ({exc.error}); the batches stored before "
-                                  "it are kept; run the scan again to continue (stored posts are not stored twice)")
+        summary.database_error = (
+            f"database error while storing {exc.path} ({exc.error}); the batches stored before "
+            "it are kept; run the scan again to continue (stored posts are not stored twice)"
+        )
         report(summary.database_error)
     except KeyboardInterrupt:
         summary.interrupted = True
-        summary.stopped = ("interrupted: the batches stored before are kept; run the scan again to continue "
-                           "(stored posts are not stored twice)")
+        summary.stopped = (
+            "interrupted: the batches stored before are kept; run the scan again to continue "
+            "(stored posts are not stored twice)"
+        )
         report(summary.stopped)
     except BrokenProcessPool as exc:
-        summary.stopped = (f"a classification worker stopped unexpectedly ({exc}); the batches stored before are "
-                           "kept; run the scan again to continue, with --workers 1 if it happens again")
+        summary.stopped = (
+            f"a classification worker stopped unexpectedly ({exc}); the batches stored before are "
+            "kept; run the scan again to continue, with --workers 1 if it happens again"
+        )
         report(summary.stopped)
     finally:
         pipeline.close()
@@ -95,8 +109,9 @@ def _link_top_flags(storage: Storage, summary: ScanSummary) -> None:
         entry["link"] = links.get(-negated_id) or entry["link"]
 
 
-def _scan_file(path: Path, pipeline: "_Pipeline", summary: ScanSummary, report: Callable[[str], None],
-               progress: Callable | None) -> None:
+def _scan_file(
+    path: Path, pipeline: _Pipeline, summary: ScanSummary, report: Callable[[str], None], progress: Callable | None
+) -> None:
     file_summary = FileSummary(str(path))
     summary.files.append(file_summary)
     try:
@@ -156,8 +171,15 @@ class _Pipeline:
     whatever the speed of either side.
     """
 
-    def __init__(self, classifier, workers: int, storage: Storage, summary: ScanSummary, store_benign_text: bool,
-                 report: Callable[[str], None] = lambda message: None):
+    def __init__(
+        self,
+        classifier,
+        workers: int,
+        storage: Storage,
+        summary: ScanSummary,
+        store_benign_text: bool,
+        report: Callable[[str], None] = lambda message: None,
+    ):
         self.classifier, self.workers, self.report = classifier, max(1, workers), report
         self.storage, self.summary, self.store_benign_text = storage, summary, store_benign_text
         self.chats = _Chats(storage)
@@ -198,13 +220,16 @@ class _Pipeline:
         # Ctrl-C in between would leave forked workers that nothing stops. The workers unblock it themselves.
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=_worker_context(), initializer=_worker_start,
-                                            initargs=(self.classifier,))
+            self.pool = ProcessPoolExecutor(
+                self.workers, mp_context=_worker_context(), initializer=_worker_start, initargs=(self.classifier,)
+            )
             return self.pool.submit(_worker_classify, texts)
         except OSError as exc:  # fork refused: out of memory or processes
             self._stop_pool_now()
-            self.report(f"could not start {self.workers} worker processes ({exc.strerror or exc}); "
-                        "classifying in this process instead")
+            self.report(
+                f"could not start {self.workers} worker processes ({exc.strerror or exc}); "
+                "classifying in this process instead"
+            )
             self.workers, self.in_flight = 1, 0
             return self._classify(texts)
         finally:
@@ -258,8 +283,15 @@ def _worker_classify(texts: list[str]) -> list:
     return [v if v.is_promotion else replace(v, reasons=[]) for v in verdicts]
 
 
-def _store(batch: list[Post], verdicts: list, storage: Storage, chats: _Chats, file_summary: FileSummary,
-           summary: ScanSummary, store_benign_text: bool) -> None:
+def _store(
+    batch: list[Post],
+    verdicts: list,
+    storage: Storage,
+    chats: _Chats,
+    file_summary: FileSummary,
+    summary: ScanSummary,
+    store_benign_text: bool,
+) -> None:
     # Counted apart and added to the summary once the transaction commits: a batch rolled back by Ctrl-C
     # or a database error must not appear in the report.
     stored = duplicates = 0
@@ -269,8 +301,9 @@ def _store(batch: list[Post], verdicts: list, storage: Storage, chats: _Chats, f
             if post.chat_username is None:
                 username = chats.username(post.chat_id)
                 if username:
-                    post = Post(post.chat_id, post.message_id, post.text, post.date, post.chat_type, post.chat_title,
-                                username)
+                    post = Post(
+                        post.chat_id, post.message_id, post.text, post.date, post.chat_type, post.chat_title, username
+                    )
             outcome = storage.record_scan(post, verdict, threshold=NEVER_ALERT, store_benign_text=store_benign_text)
             if outcome.duplicate:
                 duplicates += 1
@@ -281,9 +314,19 @@ def _store(batch: list[Post], verdicts: list, storage: Storage, chats: _Chats, f
                 chat = post.chat_title or str(post.chat_id)
                 flags_by_chat[chat] += 1
                 # The link is looked up once the scan is over (_link_top_flags): only the top flags need one.
-                found.append((verdict.score, -outcome.flag_id,
-                              {"label": verdict.label, "score": verdict.score, "chat": chat,
-                               "link": f"chat {post.chat_id} message {post.message_id}", "text": post.text}))
+                found.append(
+                    (
+                        verdict.score,
+                        -outcome.flag_id,
+                        {
+                            "label": verdict.label,
+                            "score": verdict.score,
+                            "chat": chat,
+                            "link": f"chat {post.chat_id} message {post.message_id}",
+                            "text": post.text,
+                        },
+                    )
+                )
     file_summary.stored += stored
     file_summary.duplicates += duplicates
     file_summary.flags.update(flags)
@@ -306,4 +349,3 @@ def read_posts(path: Path, handle: IO[bytes], report: Callable[[str], None], cou
     if is_jsonl(path):
         return read_jsonl(handle, str(path), report, counts)
     return read_export(handle, str(path), report, counts)
-

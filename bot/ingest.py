@@ -49,8 +49,10 @@ def message_text(message: Message) -> str | None:
 def id_problem(message: Message) -> str | None:
     """Why a live message's ids cannot be stored, or None. Telegram sends valid ids; an update that reached us
     some other way (a webhook caller who holds the secret) may not, and PTB does not check their types."""
-    for what, value, problem in (("chat id", message.chat.id, chat_id_problem),
-                                 ("message id", message.message_id, message_id_problem)):
+    for what, value, problem in (
+        ("chat id", message.chat.id, chat_id_problem),
+        ("message id", message.message_id, message_id_problem),
+    ):
         if not isinstance(value, int) or isinstance(value, bool):
             return f"{what} {shown(value)} is not a whole number"
         if (found := problem(value)) is not None:
@@ -73,8 +75,23 @@ def post_from_message(message: Message, text: str) -> Post:
 
 def describe(message: Message) -> str:
     """A short name for what a textless message carries, for the log."""
-    for kind in ("sticker", "photo", "video", "animation", "voice", "video_note", "audio", "document",
-                 "poll", "location", "contact", "dice", "new_chat_members", "left_chat_member", "pinned_message"):
+    for kind in (
+        "sticker",
+        "photo",
+        "video",
+        "animation",
+        "voice",
+        "video_note",
+        "audio",
+        "document",
+        "poll",
+        "location",
+        "contact",
+        "dice",
+        "new_chat_members",
+        "left_chat_member",
+        "pinned_message",
+    ):
         if getattr(message, kind, None):
             return kind
     return "no text"

@@ -58,9 +58,15 @@ def read_jsonl(handle: IO[bytes], name: str, report: Callable[[str], None], coun
             report(f"{where}: {exc}; stored with its date unknown")
             date = None
         counts.posts += 1
-        yield Post(chat_id=obj["chat_id"], message_id=obj["message_id"], text=text, date=date,
-                   chat_type=_str(obj.get("chat_type")), chat_title=_str(obj.get("chat_title")),
-                   chat_username=_str(obj.get("chat_username")))
+        yield Post(
+            chat_id=obj["chat_id"],
+            message_id=obj["message_id"],
+            text=text,
+            date=date,
+            chat_type=_str(obj.get("chat_type")),
+            chat_title=_str(obj.get("chat_title")),
+            chat_username=_str(obj.get("chat_username")),
+        )
 
 
 def _decode(raw: bytes, offset: int = 0) -> tuple[str, str | None]:
@@ -74,7 +80,9 @@ def _decode(raw: bytes, offset: int = 0) -> tuple[str, str | None]:
     at = offset + len(text[: first.start()].encode("utf-8", "surrogateescape"))
     bad = first.group().encode("utf-8", "surrogateescape")
     shown = bad[:8].hex(" ").upper() + (" …" if len(bad) > 8 else "")
-    return _INVALID_UTF8.sub(lambda m: "\ufffd" * len(m.group()), text), f"invalid UTF-8 at byte {at} of the line ({shown})"
+    return _INVALID_UTF8.sub(
+        lambda m: "\ufffd" * len(m.group()), text
+    ), f"invalid UTF-8 at byte {at} of the line ({shown})"
 
 
 def _load(line: str):

@@ -33,7 +33,8 @@ async def on_my_chat_member(update: Update, context: BotContext) -> None:
             by = safe_text(change.from_user.full_name) if change.from_user else "someone"
             verb = "now watches" if now else "was removed from"
             svc.storage.queue_message(
-                "notice", svc.moderator_chat_id,
+                "notice",
+                svc.moderator_chat_id,
                 f"ℹ️ The bot {verb} {code(title)} ({escape(chat.type)}, id {chat.id}), by {code(by)}.",
             )
     except sqlite3.Error as exc:

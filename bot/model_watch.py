@@ -53,7 +53,9 @@ class ModelWatcher:
         except Exception as exc:  # ModelLoadError, a half-written pair: keep the running model
             if self.signature() == signature:
                 self.failed = signature
-                log.error("the model file changed but cannot be loaded; still using %s: %s", svc.classifier.version, exc)
+                log.error(
+                    "the model file changed but cannot be loaded; still using %s: %s", svc.classifier.version, exc
+                )
             return False
         old = svc.classifier.version
         svc.classifier = new

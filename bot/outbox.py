@@ -31,7 +31,7 @@ MAX_BACKOFF = 600.0
 
 def backoff(attempts: int) -> float:
     """Seconds to wait after the n-th failure: 2, 4, 8 … capped at ten minutes."""
-    return min(MAX_BACKOFF, 2.0 * 2 ** attempts)
+    return min(MAX_BACKOFF, 2.0 * 2**attempts)
 
 
 def retry_seconds(exc: RetryAfter) -> float:
@@ -53,20 +53,24 @@ def plan_batches(alert_ids: list[int], budget: int) -> list[list[int]]:
     if len(alert_ids) <= budget:
         return [[a] for a in alert_ids]
     size = min(MAX_BATCH, math.ceil(len(alert_ids) / budget))
-    return [alert_ids[i:i + size] for i in range(0, len(alert_ids), size)][:budget]
+    return [alert_ids[i : i + size] for i in range(0, len(alert_ids), size)][:budget]
 
 
 def render(storage: Storage, outbox_id: int, secret: bytes, per_minute: int):
     """The HTML text and keyboard of one alert message, from what is stored now."""
-    views = [AlertView(a, storage.alert_flags(a["id"]), storage.last_review(a["id"])) for a in storage.outbox_alerts(outbox_id)]
+    views = [
+        AlertView(a, storage.alert_flags(a["id"]), storage.last_review(a["id"]))
+        for a in storage.outbox_alerts(outbox_id)
+    ]
     return render_alert(views, secret, per_minute)
 
 
 class Outbox:
     """Sends what the outbox holds, within Telegram's limits; `flush` is called by a repeating job."""
 
-    def __init__(self, storage: Storage, moderator_chat_id: int | None,
-                 per_minute: int = TELEGRAM_GROUP_MESSAGES_PER_MINUTE):
+    def __init__(
+        self, storage: Storage, moderator_chat_id: int | None, per_minute: int = TELEGRAM_GROUP_MESSAGES_PER_MINUTE
+    ):
         self.storage = storage
         self.chat_id = moderator_chat_id
         self.per_minute = per_minute
@@ -89,14 +93,19 @@ class Outbox:
                 self._warned_no_chat = True
             return
         now = self.storage.clock()
-        budget = (self.per_minute - self.storage.sent_since(self.chat_id, now - 60)
-                  - self.storage.pending_messages(self.chat_id))
+        budget = (
+            self.per_minute
+            - self.storage.sent_since(self.chat_id, now - 60)
+            - self.storage.pending_messages(self.chat_id)
+        )
         if budget <= 0 and self.storage.pending_messages(self.chat_id):
             return  # messages already wait for the budget; let the alerts accumulate into bigger batches
         groups = plan_batches([a["id"] for a in unsent], budget)
         self.storage.pack_alerts(self.chat_id, groups)
         if any(len(g) > 1 for g in groups):
-            log.info("batched %d alerts into %d messages (limit %d a minute)", len(unsent), len(groups), self.per_minute)
+            log.info(
+                "batched %d alerts into %d messages (limit %d a minute)", len(unsent), len(groups), self.per_minute
+            )
 
     async def flush(self, bot: Bot, secret: bytes) -> int:
         """Send due messages and apply pending edits; returns how many messages were sent."""
@@ -125,8 +134,9 @@ class Outbox:
                 text, markup = render(self.storage, row["id"], secret, self.per_minute)
             else:
                 text, markup = row["text"], None
-            message = await bot.send_message(row["chat_id"], text, parse_mode=ParseMode.HTML,
-                                             reply_markup=markup, link_preview_options=NO_PREVIEW)
+            message = await bot.send_message(
+                row["chat_id"], text, parse_mode=ParseMode.HTML, reply_markup=markup, link_preview_options=NO_PREVIEW
+            )
         except RetryAfter as exc:
             # Flood control holds for the whole bot: stop this round, retry this row when told.
             delay = retry_seconds(exc)
@@ -155,8 +165,13 @@ class Outbox:
             self.storage.mark_sent(outbox_id, message_id)
         except sqlite3.Error as exc:
             self._unmarked[outbox_id] = message_id
-            log.error("outbox message %d was sent as message %d but not marked sent (database error %s); "
-                      "kept in memory, it will not be sent again", outbox_id, message_id, exc)
+            log.error(
+                "outbox message %d was sent as message %d but not marked sent (database error %s); "
+                "kept in memory, it will not be sent again",
+                outbox_id,
+                message_id,
+                exc,
+            )
             raise
 
     def _retry_unmarked(self) -> None:
@@ -175,9 +190,14 @@ class Outbox:
         for row in self.storage.messages_to_edit():
             text, markup = render(self.storage, row["id"], secret, self.per_minute)
             try:
-                await bot.edit_message_text(text, chat_id=row["chat_id"], message_id=row["message_id"],
-                                            parse_mode=ParseMode.HTML, reply_markup=markup,
-                                            link_preview_options=NO_PREVIEW)
+                await bot.edit_message_text(
+                    text,
+                    chat_id=row["chat_id"],
+                    message_id=row["message_id"],
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup,
+                    link_preview_options=NO_PREVIEW,
+                )
             except RetryAfter as exc:
                 log.warning("Telegram asked to wait %.0f s before editing alerts", retry_seconds(exc))
                 return

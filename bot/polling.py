@@ -54,8 +54,11 @@ class AckAfterStoreBot:
     async def get_updates(self, *args, **kwargs):
         final = kwargs.get("timeout") in (0, dtm.timedelta(0))
         if not await self._wait_until_stored(SHUTDOWN_WAIT_SECONDS if final else None):
-            log.warning("stopping with %d scans waiting for the database: the updates are not confirmed to "
-                        "Telegram, which delivers them again at the next start", self._held_scans() + self._in_flight())
+            log.warning(
+                "stopping with %d scans waiting for the database: the updates are not confirmed to "
+                "Telegram, which delivers them again at the next start",
+                self._held_scans() + self._in_flight(),
+            )
             return ()
         try:
             updates = await self._bot.get_updates(*args, **kwargs)
@@ -68,8 +71,9 @@ class AckAfterStoreBot:
         if updates and not final and self._stopping():
             # The stop began while this long poll was answered: PTB would drop the batch with a critical
             # "Updater stopped unexpectedly". Nothing of it was handled or confirmed; Telegram sends it again.
-            log.info("stopping: %d updates fetched as the stop began are left to Telegram for the next start",
-                     len(updates))
+            log.info(
+                "stopping: %d updates fetched as the stop began are left to Telegram for the next start", len(updates)
+            )
             return ()
         return updates
 
@@ -83,8 +87,9 @@ class AckAfterStoreBot:
         api_kwargs = {"offset": kwargs.get("offset"), "timeout": 0, "allowed_updates": kwargs.get("allowed_updates")}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "use Bot.get_updates": that is what just failed
-            raw = await self._bot.do_api_request("getUpdates", api_kwargs={k: v for k, v in api_kwargs.items()
-                                                                          if v is not None})
+            raw = await self._bot.do_api_request(
+                "getUpdates", api_kwargs={k: v for k, v in api_kwargs.items() if v is not None}
+            )
         updates = []
         for data in raw or ():
             update_id = data.get("update_id") if isinstance(data, dict) else None
@@ -94,8 +99,13 @@ class AckAfterStoreBot:
             try:
                 updates.append(Update.de_json(data, self._bot))
             except Exception as exc:
-                log.error("update %d could not be read (%s: %s), skipped; its fields: %s", update_id,
-                          type(exc).__name__, str(exc)[:200], ", ".join(sorted(map(str, data))[:10]))
+                log.error(
+                    "update %d could not be read (%s: %s), skipped; its fields: %s",
+                    update_id,
+                    type(exc).__name__,
+                    str(exc)[:200],
+                    ", ".join(sorted(map(str, data))[:10]),
+                )
                 updates.append(Update(update_id))
         if not updates:
             log.error("a batch of updates could not be read: %s: %s", type(error).__name__, str(error)[:200])
@@ -115,8 +125,10 @@ class AckAfterStoreBot:
                 await asyncio.sleep(0.002)  # a batch being classified: a few milliseconds
                 continue
             if not logged:
-                log.warning("%d scans wait for the database; new updates are not confirmed to Telegram until "
-                            "they are stored", self._held_scans())
+                log.warning(
+                    "%d scans wait for the database; new updates are not confirmed to Telegram until they are stored",
+                    self._held_scans(),
+                )
                 logged = True
             await asyncio.sleep(0.1)
         if logged:

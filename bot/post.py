@@ -103,5 +103,7 @@ def post_date(value, field: str) -> float | None:
     if seconds is None:
         raise ValueError(f'"{field}" {shown(value)} is not a Unix time or an ISO 8601 time')
     if not MIN_DATE <= seconds <= MAX_DATE:  # NaN compares false too
-        raise ValueError(f'"{field}" {shown(value)} is outside the dates that can be stored (1970-01-01 to 9999-12-31 UTC)')
+        raise ValueError(
+            f'"{field}" {shown(value)} is outside the dates that can be stored (1970-01-01 to 9999-12-31 UTC)'
+        )
     return seconds

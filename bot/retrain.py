@@ -35,5 +35,7 @@ def reviewed_posts(storage: Storage) -> tuple[list[LabelledPost], list[str]]:
             problems.append(f"{where}: the post's text is not stored; skipped")
             continue
         posts.pop(text, None)  # a later review of the same text wins, and moves to the end
-        posts[text] = LabelledPost(text=text, label=label, lang=guess_language(text), source=f"review:{review['review_id']}")
+        posts[text] = LabelledPost(
+            text=text, label=label, lang=guess_language(text), source=f"review:{review['review_id']}"
+        )
     return list(posts.values()), problems

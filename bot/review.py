@@ -35,13 +35,15 @@ async def on_review(update: Update, context: BotContext) -> None:
     alert_id, action = decoded
     decision, new_label = ACTIONS[action]
     try:
-        touched = svc.storage.record_review(alert_id, decision, new_label, user.id, safe_text(user.full_name),
-                                            callback_query_id=query.id)
+        touched = svc.storage.record_review(
+            alert_id, decision, new_label, user.id, safe_text(user.full_name), callback_query_id=query.id
+        )
     except ReviewAlreadyRecorded as exc:
         # The same press delivered again (an update the bot had not confirmed before a restart): it was
         # recorded the first time. Answer it as then, and show the alert as it stands; no second review.
-        log.info("alert %d: callback query %s was delivered again; its review is already recorded", alert_id,
-                 query.id[:64])
+        log.info(
+            "alert %d: callback query %s was delivered again; its review is already recorded", alert_id, query.id[:64]
+        )
         decision = exc.decision
     except sqlite3.Error as exc:
         log.error("review of alert %d by %d not recorded: database error %s", alert_id, user.id, exc)
@@ -56,11 +58,14 @@ async def on_review(update: Update, context: BotContext) -> None:
     pressed = query.message
     if pressed is not None and (outbox_row is None or outbox_row["message_id"] != pressed.message_id):
         # Pressed under a /pending listing: show the decision there too.
-        view = AlertView(svc.storage.alert(alert_id), svc.storage.alert_flags(alert_id), svc.storage.last_review(alert_id))
+        view = AlertView(
+            svc.storage.alert(alert_id), svc.storage.alert_flags(alert_id), svc.storage.last_review(alert_id)
+        )
         text, markup = render_alert([view], svc.secret)
         try:
-            await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup,
-                                          link_preview_options=NO_PREVIEW)
+            await query.edit_message_text(
+                text, parse_mode=ParseMode.HTML, reply_markup=markup, link_preview_options=NO_PREVIEW
+            )
         except TelegramError as exc:
             log.info("listing message not edited: %s", exc)
 

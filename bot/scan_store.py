@@ -38,8 +38,12 @@ def save_many(svc: ScanContext, scans: list[tuple[Post, object]]) -> None:
     except sqlite3.Error as exc:
         for post, verdict in scans:
             _keep(svc, post, verdict)
-        log.error("database write failed (%s): %d posts kept in memory for retry (%d waiting)",
-                  exc, len(scans), len(svc.unsaved))
+        log.error(
+            "database write failed (%s): %d posts kept in memory for retry (%d waiting)",
+            exc,
+            len(scans),
+            len(svc.unsaved),
+        )
         return
     for (post, verdict), outcome in zip(scans, outcomes):
         _log_outcome(post, verdict, outcome)
@@ -55,15 +59,24 @@ def save(svc: ScanContext, post: Post, verdict) -> bool:
         retry_unsaved(svc)
     if svc.unsaved:
         _keep(svc, post, verdict)
-        log.warning("chat %d message %d waits behind %d earlier scans for the database",
-                    post.chat_id, post.message_id, len(svc.unsaved) - 1)
+        log.warning(
+            "chat %d message %d waits behind %d earlier scans for the database",
+            post.chat_id,
+            post.message_id,
+            len(svc.unsaved) - 1,
+        )
         return False
     try:
         outcome = svc.store_scan(post, verdict)
     except sqlite3.Error as exc:
         _keep(svc, post, verdict)
-        log.error("database write failed (%s): chat %d message %d kept in memory for retry (%d waiting)",
-                  exc, post.chat_id, post.message_id, len(svc.unsaved))
+        log.error(
+            "database write failed (%s): chat %d message %d kept in memory for retry (%d waiting)",
+            exc,
+            post.chat_id,
+            post.message_id,
+            len(svc.unsaved),
+        )
         return False
     _log_outcome(post, verdict, outcome)
     return True
@@ -73,18 +86,31 @@ def _log_outcome(post: Post, verdict, outcome) -> None:
     if outcome.duplicate:
         log.info("chat %d message %d seen again with the same text; not stored twice", post.chat_id, post.message_id)
     elif outcome.withdrawn:
-        log.info("chat %d message %d edited to benign; flag %d withdrawn", post.chat_id, post.message_id, outcome.flag_id)
+        log.info(
+            "chat %d message %d edited to benign; flag %d withdrawn", post.chat_id, post.message_id, outcome.flag_id
+        )
     elif outcome.flag_id is not None:
-        log.info("chat %d message %d flagged %s p=%.2f (flag %d, alert %d)", post.chat_id, post.message_id,
-                 verdict.label, verdict.score, outcome.flag_id, outcome.alert_id)
+        log.info(
+            "chat %d message %d flagged %s p=%.2f (flag %d, alert %d)",
+            post.chat_id,
+            post.message_id,
+            verdict.label,
+            verdict.score,
+            outcome.flag_id,
+            outcome.alert_id,
+        )
 
 
 def _keep(svc: ScanContext, post: Post, verdict) -> None:
     """Queue a scan for `retry_unsaved`; a full queue drops its oldest scan, and says which."""
     if svc.unsaved.maxlen is not None and len(svc.unsaved) >= svc.unsaved.maxlen:
         oldest, _ = svc.unsaved[0]
-        log.error("dropped the oldest scan waiting for the database: chat %d message %d (%d scans wait, the most kept)",
-                  oldest.chat_id, oldest.message_id, len(svc.unsaved))
+        log.error(
+            "dropped the oldest scan waiting for the database: chat %d message %d (%d scans wait, the most kept)",
+            oldest.chat_id,
+            oldest.message_id,
+            len(svc.unsaved),
+        )
     svc.unsaved.append((post, verdict))
 
 

@@ -33,31 +33,54 @@ class ScanSummary:
 
     @property
     def problems(self) -> int:
-        return (sum(f.counts.skipped + (f.error is not None) for f in self.files) + (self.database_error is not None)
-                + (self.stopped is not None))
+        return (
+            sum(f.counts.skipped + (f.error is not None) for f in self.files)
+            + (self.database_error is not None)
+            + (self.stopped is not None)
+        )
 
 
 def summary_table(summary: ScanSummary) -> str:
     """The end-of-scan report: per file, totals, flags per label, top chats, the most confident flags."""
     labels = sorted({label for f in summary.files for label in f.flags})
     header = ["file", "messages", "posts", "new", "already stored", "no text", "skipped", *labels]
-    rows = [[Path(f.path).name, f.counts.messages, f.counts.posts, f.stored, f.duplicates,
-             f.counts.no_text + f.counts.service, f.counts.skipped + (f.error is not None),
-             *[f.flags[label] for label in labels]] for f in summary.files]
+    rows = [
+        [
+            Path(f.path).name,
+            f.counts.messages,
+            f.counts.posts,
+            f.stored,
+            f.duplicates,
+            f.counts.no_text + f.counts.service,
+            f.counts.skipped + (f.error is not None),
+            *[f.flags[label] for label in labels],
+        ]
+        for f in summary.files
+    ]
     if len(rows) > 1:
         rows.append(["total", *[sum(r[i] for r in rows) for i in range(1, len(header))]])
     lines = [_table(header, rows)]
     flagged = sum(sum(f.flags.values()) for f in summary.files)
-    lines.append(f"\nFlags: {flagged}" + (" (" + ", ".join(f"{label} {sum(f.flags[label] for f in summary.files)}"
-                                                            for label in labels) + ")" if labels else ""))
+    lines.append(
+        f"\nFlags: {flagged}"
+        + (
+            " (" + ", ".join(f"{label} {sum(f.flags[label] for f in summary.files)}" for label in labels) + ")"
+            if labels
+            else ""
+        )
+    )
     if summary.flags_by_chat:
         lines.append("\nTop chats by flags:")
         lines.append(_table(["chat", "flags"], [[_cut(c, 50), n] for c, n in summary.flags_by_chat.most_common(5)]))
     if summary.top:
         lines.append("\nMost confident flags:")
         top = sorted(summary.top, reverse=True)
-        lines.append(_table(["p", "label", "chat", "post", "text"],
-                            [[f"{s:.2f}", d["label"], _cut(d["chat"], 30), d["link"], _cut(d["text"], 60)] for s, *_, d in top]))
+        lines.append(
+            _table(
+                ["p", "label", "chat", "post", "text"],
+                [[f"{s:.2f}", d["label"], _cut(d["chat"], 30), d["link"], _cut(d["text"], 60)] for s, *_, d in top],
+            )
+        )
     return "\n".join(lines)
 
 
@@ -71,7 +94,11 @@ def _table(header: list, rows: list[list]) -> str:
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     out = []
     for n, row in enumerate(cells):
-        out.append("  ".join(c.rjust(w) if c.replace(".", "", 1).isdigit() else c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        out.append(
+            "  ".join(
+                c.rjust(w) if c.replace(".", "", 1).isdigit() else c.ljust(w) for c, w in zip(row, widths)
+            ).rstrip()
+        )
         if n == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)

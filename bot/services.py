@@ -60,8 +60,9 @@ class Services:
         return user_id is not None and user_id in self.moderator_ids
 
     def store_scan(self, post: Post, verdict):
-        return self.storage.record_scan(post, verdict, threshold=self.alert_threshold,
-                                        store_benign_text=self.store_benign_text)
+        return self.storage.record_scan(
+            post, verdict, threshold=self.alert_threshold, store_benign_text=self.store_benign_text
+        )
 
 
 class BotContext(CallbackContext[ExtBot, dict, dict, dict]):

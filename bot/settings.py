@@ -63,7 +63,9 @@ class Settings(BaseSettings):
 
     def require_token(self) -> str:
         if self.telegram_bot_token is None or not self.telegram_bot_token.get_secret_value():
-            raise ConfigError("TELEGRAM_BOT_TOKEN is not set: get a token from @BotFather and set it in the environment or .env")
+            raise ConfigError(
+                "TELEGRAM_BOT_TOKEN is not set: get a token from @BotFather and set it in the environment or .env"
+            )
         return self.telegram_bot_token.get_secret_value()
 
 

@@ -249,14 +249,14 @@ class Storage:
         self.clock = clock
 
     @classmethod
-    def open_existing(cls, path: Path | str, **kwargs) -> "Storage":
+    def open_existing(cls, path: Path | str, **kwargs) -> Storage:
         """Open a database that must already exist (the offline tools never create an empty one by mistake)."""
         if not Path(path).is_file():
             raise FileNotFoundError(f"no database at {path} (set DATABASE_PATH or pass --db)")
         return cls.open(path, **kwargs)
 
     @classmethod
-    def open(cls, path: Path | str, clock: Callable[[], float] = time.time, timeout: float = 2.0) -> "Storage":
+    def open(cls, path: Path | str, clock: Callable[[], float] = time.time, timeout: float = 2.0) -> Storage:
         """Open (creating if needed) the database file, switch on WAL and apply pending migrations."""
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -319,8 +319,9 @@ class Storage:
         return bytes.fromhex(value)
 
     # -- chats -------------------------------------------------------------------------------
-    def upsert_chat(self, chat_id: int, type: str | None, title: str | None, username: str | None,
-                    status: str | None = None) -> None:
+    def upsert_chat(
+        self, chat_id: int, type: str | None, title: str | None, username: str | None, status: str | None = None
+    ) -> None:
         now = self.clock()
         with self.transaction():
             self._upsert_chat(chat_id, type, title, username, status, now)
@@ -339,11 +340,13 @@ class Storage:
         return next(self.db.query("SELECT * FROM chats WHERE id = ?", [chat_id]), None)
 
     def chats(self) -> list[dict]:
-        return list(self.db.query(
-            """SELECT c.*, (SELECT COUNT(*) FROM flags f WHERE f.chat_id = c.id) AS flags,
+        return list(
+            self.db.query(
+                """SELECT c.*, (SELECT COUNT(*) FROM flags f WHERE f.chat_id = c.id) AS flags,
                       (SELECT COUNT(*) FROM posts p WHERE p.chat_id = c.id) AS posts
                FROM chats c ORDER BY c.status = 'watched' DESC, c.title"""
-        ))
+            )
+        )
 
     # -- posts and flags -----------------------------------------------------------------------
     def record_scan(self, post: Post, verdict, *, threshold: float, store_benign_text: bool) -> ScanOutcome:
@@ -355,10 +358,15 @@ class Storage:
         with self.transaction():
             self._upsert_chat(post.chat_id, post.chat_type, post.chat_title, post.chat_username, None, now)
             # What is stored of this post and its flag, in one read (storing is what sets a history scan's pace).
-            old = next(self.db.query(
-                """SELECT p.text_hash, p.versions, f.id AS flag_id, f.status, f.alert_id FROM posts p
+            old = next(
+                self.db.query(
+                    """SELECT p.text_hash, p.versions, f.id AS flag_id, f.status, f.alert_id FROM posts p
                    LEFT JOIN flags f ON f.chat_id = p.chat_id AND f.message_id = p.message_id
-                   WHERE p.chat_id = ? AND p.message_id = ?""", [post.chat_id, post.message_id]), None)
+                   WHERE p.chat_id = ? AND p.message_id = ?""",
+                    [post.chat_id, post.message_id],
+                ),
+                None,
+            )
             if old is not None and old["text_hash"] == digest:
                 return ScanOutcome(duplicate=True)
             version = 1 if old is None else old["versions"] + 1
@@ -369,8 +377,18 @@ class Storage:
                      text_hash = excluded.text_hash, label = excluded.label, score = excluded.score,
                      model_version = excluded.model_version, versions = excluded.versions,
                      scanned_at = excluded.scanned_at""",
-                [post.chat_id, post.message_id, post.date, keep_text, digest, verdict.label, verdict.score,
-                 verdict.model_version, version, now],
+                [
+                    post.chat_id,
+                    post.message_id,
+                    post.date,
+                    keep_text,
+                    digest,
+                    verdict.label,
+                    verdict.score,
+                    verdict.model_version,
+                    version,
+                    now,
+                ],
             )
             self.db.execute(
                 """INSERT INTO post_versions (chat_id, message_id, version, seen_at, text, text_hash, label, score)
@@ -382,13 +400,21 @@ class Storage:
                 if flag is None or not flag_may(flag["status"], "withdraw"):
                     return ScanOutcome()
                 # The flag follows the latest text: an edit to something benign withdraws it.
-                self.db.execute("UPDATE flags SET status = ?, updated_at = ? WHERE id = ?",
-                                [flag_transition(flag["status"], "withdraw"), now, flag["flag_id"]])
+                self.db.execute(
+                    "UPDATE flags SET status = ?, updated_at = ? WHERE id = ?",
+                    [flag_transition(flag["status"], "withdraw"), now, flag["flag_id"]],
+                )
                 self._mark_alert_for_edit(flag["alert_id"])
                 return ScanOutcome(flag_id=flag["flag_id"], withdrawn=True)
-            fields = [verdict.label, verdict.score, json.dumps(verdict.scores),
-                      json.dumps([_reason_dict(r) for r in verdict.reasons], ensure_ascii=False),
-                      verdict.model_version, digest, now]
+            fields = [
+                verdict.label,
+                verdict.score,
+                json.dumps(verdict.scores),
+                json.dumps([_reason_dict(r) for r in verdict.reasons], ensure_ascii=False),
+                verdict.model_version,
+                digest,
+                now,
+            ]
             if flag is None:
                 cursor = self.db.execute(
                     """INSERT INTO flags (label, score, scores, reasons, model_version, text_hash, updated_at,
@@ -412,12 +438,15 @@ class Storage:
 
     def _attach_alert(self, flag_id: int, digest: str, label: str, notify: bool, now: float) -> int:
         """Join the flag to an unreviewed alert of the same text, so one text in many chats is one alert."""
-        alert = next(self.db.query(
-            """SELECT a.* FROM alerts a WHERE a.text_hash = ? AND a.label = ? AND NOT EXISTS
+        alert = next(
+            self.db.query(
+                """SELECT a.* FROM alerts a WHERE a.text_hash = ? AND a.label = ? AND NOT EXISTS
                  (SELECT 1 FROM flags f WHERE f.alert_id = a.id AND f.status != 'pending')
                ORDER BY a.id DESC LIMIT 1""",
-            [digest, label],
-        ), None)
+                [digest, label],
+            ),
+            None,
+        )
         if alert is None:
             alert_id = self.db.execute(
                 "INSERT INTO alerts (text_hash, label, notify, created_at) VALUES (?, ?, ?, ?)",
@@ -448,11 +477,14 @@ class Storage:
         return list(self.db.query("SELECT * FROM flag_rows WHERE alert_id = ? ORDER BY id", [alert_id]))
 
     def last_review(self, alert_id: int) -> dict | None:
-        return next(self.db.query(
-            """SELECT r.* FROM reviews r JOIN flags f ON f.id = r.flag_id WHERE f.alert_id = ?
+        return next(
+            self.db.query(
+                """SELECT r.* FROM reviews r JOIN flags f ON f.id = r.flag_id WHERE f.alert_id = ?
                ORDER BY r.id DESC LIMIT 1""",
-            [alert_id],
-        ), None)
+                [alert_id],
+            ),
+            None,
+        )
 
     def flag(self, flag_id: int) -> dict | None:
         return next(self.db.query("SELECT * FROM flags WHERE id = ?", [flag_id]), None)
@@ -460,21 +492,35 @@ class Storage:
     def flag_links(self, flag_ids: Iterable[int]) -> dict[int, str | None]:
         """The post link of each flag (None where Telegram allows none), as flag_rows makes it."""
         ids = list(flag_ids)
-        return {row["id"]: row["link"] for row in self.db.query(
-            f"SELECT id, link FROM flag_rows WHERE id IN ({','.join('?' * len(ids))})", ids)}
+        return {
+            row["id"]: row["link"]
+            for row in self.db.query(f"SELECT id, link FROM flag_rows WHERE id IN ({','.join('?' * len(ids))})", ids)
+        }
 
     def post(self, chat_id: int, message_id: int) -> dict | None:
-        return next(self.db.query("SELECT * FROM posts WHERE chat_id = ? AND message_id = ?", [chat_id, message_id]),
-                    None)
+        return next(
+            self.db.query("SELECT * FROM posts WHERE chat_id = ? AND message_id = ?", [chat_id, message_id]), None
+        )
 
     def post_versions(self, chat_id: int, message_id: int) -> list[dict]:
-        return list(self.db.query(
-            "SELECT * FROM post_versions WHERE chat_id = ? AND message_id = ? ORDER BY version", [chat_id, message_id]
-        ))
+        return list(
+            self.db.query(
+                "SELECT * FROM post_versions WHERE chat_id = ? AND message_id = ? ORDER BY version",
+                [chat_id, message_id],
+            )
+        )
 
     # -- reviews -------------------------------------------------------------------------------
-    def record_review(self, alert_id: int, decision: str, new_label: str | None, reviewer_id: int,
-                      reviewer_name: str | None, *, callback_query_id: str | None = None) -> int:
+    def record_review(
+        self,
+        alert_id: int,
+        decision: str,
+        new_label: str | None,
+        reviewer_id: int,
+        reviewer_name: str | None,
+        *,
+        callback_query_id: str | None = None,
+    ) -> int:
         """Apply a moderator's decision (one of REVIEW_DECISIONS) to every flag of an alert that may take it
         (all but withdrawn ones); returns how many flags it touched.
 
@@ -486,25 +532,41 @@ class Storage:
         now = self.clock()
         with self.transaction():
             if callback_query_id is not None:
-                recorded = next(self.db.query(
-                    "SELECT decision FROM reviews WHERE callback_query_id = ? ORDER BY id LIMIT 1", [callback_query_id]),
-                    None)
+                recorded = next(
+                    self.db.query(
+                        "SELECT decision FROM reviews WHERE callback_query_id = ? ORDER BY id LIMIT 1",
+                        [callback_query_id],
+                    ),
+                    None,
+                )
                 if recorded is not None:
                     raise ReviewAlreadyRecorded(callback_query_id, recorded["decision"])
-            flags = list(self.db.query(
-                f"SELECT * FROM flags WHERE alert_id = ? AND status IN ({','.join('?' * len(reviewable))})",
-                [alert_id, *reviewable],
-            ))
+            flags = list(
+                self.db.query(
+                    f"SELECT * FROM flags WHERE alert_id = ? AND status IN ({','.join('?' * len(reviewable))})",
+                    [alert_id, *reviewable],
+                )
+            )
             for flag in flags:
                 label = new_label if decision == "relabel" else flag["label"]
-                row = {"flag_id": flag["id"], "reviewer_id": reviewer_id, "reviewer_name": reviewer_name,
-                       "decision": decision, "old_label": flag["label"], "new_label": label, "at": now}
+                row = {
+                    "flag_id": flag["id"],
+                    "reviewer_id": reviewer_id,
+                    "reviewer_name": reviewer_name,
+                    "decision": decision,
+                    "old_label": flag["label"],
+                    "new_label": label,
+                    "at": now,
+                }
                 if callback_query_id is not None:
                     row["callback_query_id"] = callback_query_id
-                self.db.execute(f"INSERT INTO reviews ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                                list(row.values()))
-                self.db.execute("UPDATE flags SET status = ?, label = ?, updated_at = ? WHERE id = ?",
-                                [flag_transition(flag["status"], decision), label, now, flag["id"]])
+                self.db.execute(
+                    f"INSERT INTO reviews ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values())
+                )
+                self.db.execute(
+                    "UPDATE flags SET status = ?, label = ?, updated_at = ? WHERE id = ?",
+                    [flag_transition(flag["status"], decision), label, now, flag["id"]],
+                )
             if decision == "relabel" and flags:
                 self.db.execute("UPDATE alerts SET label = ? WHERE id = ?", [new_label, alert_id])
             self._mark_alert_for_edit(alert_id)
@@ -552,18 +614,22 @@ class Storage:
 
     def due_messages(self, now: float | None = None) -> list[dict]:
         now = self.clock() if now is None else now
-        return list(self.db.query(
-            "SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id", [now]
-        ))
+        return list(
+            self.db.query("SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id", [now])
+        )
 
     def pending_messages(self, chat_id: int) -> int:
-        return next(self.db.query(
-            "SELECT COUNT(*) AS n FROM outbox WHERE status = 'pending' AND chat_id = ?", [chat_id]))["n"]
+        return next(
+            self.db.query("SELECT COUNT(*) AS n FROM outbox WHERE status = 'pending' AND chat_id = ?", [chat_id])
+        )["n"]
 
     def sent_since(self, chat_id: int, since: float) -> int:
-        return next(self.db.query(
-            "SELECT COUNT(*) AS n FROM outbox WHERE chat_id = ? AND status = 'sent' AND sent_at > ?", [chat_id, since]
-        ))["n"]
+        return next(
+            self.db.query(
+                "SELECT COUNT(*) AS n FROM outbox WHERE chat_id = ? AND status = 'sent' AND sent_at > ?",
+                [chat_id, since],
+            )
+        )["n"]
 
     def mark_sent(self, outbox_id: int, message_id: int) -> None:
         with self.transaction():
@@ -592,12 +658,14 @@ class Storage:
 
     def pending_alerts(self, limit: int) -> list[dict]:
         """Alerts that still have a pending flag, highest probability first."""
-        return list(self.db.query(
-            """SELECT a.id, a.label, MAX(f.score) AS score, COUNT(*) AS flags FROM alerts a
+        return list(
+            self.db.query(
+                """SELECT a.id, a.label, MAX(f.score) AS score, COUNT(*) AS flags FROM alerts a
                JOIN flags f ON f.alert_id = a.id WHERE f.status = 'pending'
                GROUP BY a.id ORDER BY score DESC, a.id LIMIT ?""",
-            [limit],
-        ))
+                [limit],
+            )
+        )
 
     def count_pending_flags(self) -> int:
         return next(self.db.query("SELECT COUNT(*) AS n FROM flags WHERE status = 'pending'"))["n"]
@@ -607,24 +675,41 @@ class Storage:
         period = [start, end]
         by_label: dict[str, int] = {}
         by_status: dict[str, int] = {}
-        for row in self.db.query("""SELECT label, status, COUNT(*) AS n FROM flags
-                                    WHERE created_at > ? AND created_at <= ? GROUP BY label, status""", period):
+        for row in self.db.query(
+            """SELECT label, status, COUNT(*) AS n FROM flags
+                                    WHERE created_at > ? AND created_at <= ? GROUP BY label, status""",
+            period,
+        ):
             by_label[row["label"]] = by_label.get(row["label"], 0) + row["n"]
             by_status[row["status"]] = by_status.get(row["status"], 0) + row["n"]
         # Per chat id, not per title: two chats may have the same title.
-        by_chat = list(self.db.query(
-            """SELECT chat_id, chat_title, COUNT(*) AS flags FROM flag_rows
+        by_chat = list(
+            self.db.query(
+                """SELECT chat_id, chat_title, COUNT(*) AS flags FROM flag_rows
                WHERE created_at > ? AND created_at <= ? GROUP BY chat_id
-               ORDER BY flags DESC, MAX(score) DESC, MIN(id)""", period))
+               ORDER BY flags DESC, MAX(score) DESC, MIN(id)""",
+                period,
+            )
+        )
         return PeriodFigures(
-            start=start, end=end,
-            posts_scanned=next(self.db.query(
-                "SELECT COUNT(*) AS n FROM post_versions WHERE seen_at > ? AND seen_at <= ?", period))["n"],
-            flags=sum(by_label.values()), by_label=by_label, by_status=by_status, by_chat=by_chat,
+            start=start,
+            end=end,
+            posts_scanned=next(
+                self.db.query("SELECT COUNT(*) AS n FROM post_versions WHERE seen_at > ? AND seen_at <= ?", period)
+            )["n"],
+            flags=sum(by_label.values()),
+            by_label=by_label,
+            by_status=by_status,
+            by_chat=by_chat,
             reviews=next(self.db.query("SELECT COUNT(*) AS n FROM reviews WHERE at > ? AND at <= ?", period))["n"],
             pending=self.count_pending_flags(),
-            top=list(self.db.query("""SELECT * FROM flag_rows WHERE created_at > ? AND created_at <= ?
-                                      ORDER BY score DESC, id LIMIT ?""", [*period, top])),
+            top=list(
+                self.db.query(
+                    """SELECT * FROM flag_rows WHERE created_at > ? AND created_at <= ?
+                                      ORDER BY score DESC, id LIMIT ?""",
+                    [*period, top],
+                )
+            ),
         )
 
     def all_flags(self) -> list[dict]:
@@ -634,18 +719,22 @@ class Storage:
         """The latest review of every flag that stands reviewed now, with its post's text, oldest review
         first. A flag reopened by an edit (status pending again) is left out: its review was of another text."""
         reviewed = sorted(_REVIEWED)
-        return list(self.db.query(
-            f"""SELECT r.id AS review_id, r.flag_id, r.decision, r.old_label, r.new_label, r.at, r.reviewer_id,
+        return list(
+            self.db.query(
+                f"""SELECT r.id AS review_id, r.flag_id, r.decision, r.old_label, r.new_label, r.at, r.reviewer_id,
                       f.chat_id, f.message_id, f.status, p.text AS text FROM reviews r
                JOIN flags f ON f.id = r.flag_id
                LEFT JOIN posts p ON p.chat_id = f.chat_id AND p.message_id = f.message_id
                WHERE r.id = (SELECT MAX(id) FROM reviews WHERE flag_id = r.flag_id)
-                 AND f.status IN ({','.join('?' * len(reviewed))})
-               ORDER BY r.at, r.id""", reviewed
-        ))
+                 AND f.status IN ({",".join("?" * len(reviewed))})
+               ORDER BY r.at, r.id""",
+                reviewed,
+            )
+        )
 
-    def iter_flag_details(self, statuses: Iterable[str] = (), labels: Iterable[str] = (),
-                          since: float | None = None) -> Iterator[dict]:
+    def iter_flag_details(
+        self, statuses: Iterable[str] = (), labels: Iterable[str] = (), since: float | None = None
+    ) -> Iterator[dict]:
         """Flags as flag_rows rows (chat, link, post date and text, latest review), oldest first, read as
         they are written out. ``since`` filters on the post's date (the flag's, for a post without one)."""
         where, params = [], []
@@ -660,7 +749,8 @@ class Storage:
             where.append("date >= ?")
             params.append(since)
         return self.db.query(
-            f"SELECT * FROM flag_rows {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY id", params)
+            f"SELECT * FROM flag_rows {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY id", params
+        )
 
     def last_digest(self) -> dict | None:
         return next(self.db.query("SELECT * FROM digests ORDER BY id DESC LIMIT 1"), None)

@@ -21,8 +21,10 @@ def verdict_text(verdict: Verdict, *, html: bool = False) -> str:
             lines += [f"  - {reason}" for reason in verdict.reasons]
         return "\n".join(lines)
     ranked = sorted(verdict.scores.items(), key=lambda kv: -kv[1])
-    lines = [f"<b>{escape(LABEL_NAMES.get(verdict.label, verdict.label))}</b> (p={verdict.score:.2f})",
-             " · ".join(f"{escape(label)} {p:.2f}" for label, p in ranked)]
+    lines = [
+        f"<b>{escape(LABEL_NAMES.get(verdict.label, verdict.label))}</b> (p={verdict.score:.2f})",
+        " · ".join(f"{escape(label)} {p:.2f}" for label, p in ranked),
+    ]
     if verdict.reasons:
         lines.append("Why:")
         lines += [f"• <code>{escape(excerpt(str(r), 100))}</code>" for r in verdict.reasons[:MAX_REASONS_SHOWN]]

@@ -121,8 +121,12 @@ class UpdateIntake(tornado.web.RequestHandler):
         try:
             update = Update.de_json(data, self.bot)
         except Exception as exc:  # a field of a type PTB does not expect: the same as an unreadable polled update
-            log.error("update %d could not be read (%s), skipped; its kinds: %s", data["update_id"],
-                      type(exc).__name__, _kinds(data))
+            log.error(
+                "update %d could not be read (%s), skipped; its kinds: %s",
+                data["update_id"],
+                type(exc).__name__,
+                _kinds(data),
+            )
             return self._answer(HTTPStatus.OK)
         if isinstance(self.bot, ExtBot):
             self.bot.insert_callback_data(update)
@@ -143,13 +147,15 @@ class UpdateIntake(tornado.web.RequestHandler):
         self.finish()
 
 
-def intake_application(bot, update_queue: asyncio.Queue, secret_token: str | None,
-                       url_path: str = "") -> tornado.web.Application:
+def intake_application(
+    bot, update_queue: asyncio.Queue, secret_token: str | None, url_path: str = ""
+) -> tornado.web.Application:
     """The tornado application that serves the webhook path; no access log (a line per update is noise)."""
     pattern = re.escape(("/" + url_path.strip("/")).rstrip("/")) + "/?"
-    return tornado.web.Application([(pattern, UpdateIntake, {"bot": bot, "update_queue": update_queue,
-                                                             "secret_token": secret_token})],
-                                   log_function=lambda handler: None)
+    return tornado.web.Application(
+        [(pattern, UpdateIntake, {"bot": bot, "update_queue": update_queue, "secret_token": secret_token})],
+        log_function=lambda handler: None,
+    )
 
 
 class WebhookUpdater(Updater):
@@ -169,10 +175,22 @@ class WebhookUpdater(Updater):
     async def start_polling(self, *args, **kwargs):
         raise RuntimeError("WebhookUpdater serves a webhook only; polling uses the application's own updater")
 
-    async def start_webhook(self, listen="127.0.0.1", port=80, url_path: str = "", cert=None, key=None,
-                            bootstrap_retries: int = 0, webhook_url: str | None = None, allowed_updates=None,
-                            drop_pending_updates: bool | None = None, ip_address: str | None = None,
-                            max_connections: int = 40, secret_token: str | None = None, unix=None) -> asyncio.Queue:
+    async def start_webhook(
+        self,
+        listen="127.0.0.1",
+        port=80,
+        url_path: str = "",
+        cert=None,
+        key=None,
+        bootstrap_retries: int = 0,
+        webhook_url: str | None = None,
+        allowed_updates=None,
+        drop_pending_updates: bool | None = None,
+        ip_address: str | None = None,
+        max_connections: int = 40,
+        secret_token: str | None = None,
+        unix=None,
+    ) -> asyncio.Queue:
         """Listen first (a taken port fails before Telegram is told anything), then setWebhook."""
         if cert is not None or key is not None or unix is not None:
             raise ValueError("certificates and unix sockets are not served here: put a reverse proxy in front")
@@ -181,13 +199,20 @@ class WebhookUpdater(Updater):
         if self.running:
             raise RuntimeError("This Updater is already running!")
         listen, port = getattr(listen, "value", listen), getattr(port, "value", port)  # PTB's DefaultValue
-        server = HTTPServer(intake_application(self.bot, self.update_queue, secret_token, url_path),
-                            max_body_size=MAX_BODY_BYTES)
+        server = HTTPServer(
+            intake_application(self.bot, self.update_queue, secret_token, url_path), max_body_size=MAX_BODY_BYTES
+        )
         server.listen(port, address=listen)
         try:
-            await self._set_webhook(bootstrap_retries, url=webhook_url, allowed_updates=allowed_updates,
-                                    ip_address=ip_address, max_connections=max_connections,
-                                    drop_pending_updates=drop_pending_updates, secret_token=secret_token)
+            await self._set_webhook(
+                bootstrap_retries,
+                url=webhook_url,
+                allowed_updates=allowed_updates,
+                ip_address=ip_address,
+                max_connections=max_connections,
+                drop_pending_updates=drop_pending_updates,
+                secret_token=secret_token,
+            )
         except BaseException:
             server.stop()
             await server.close_all_connections()

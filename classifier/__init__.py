@@ -47,9 +47,18 @@ _LAZY = {
     "VersionError": "classifier.versions",
 }
 
-__all__ = ["BENIGN", "ICO", "LABELS", "PROMOTION_LABELS", "TRADING_SERVICE", "Reason", "Verdict", "MAX_CHARS",
-           "safe_text",
-           *_LAZY]
+__all__ = [
+    "BENIGN",
+    "ICO",
+    "LABELS",
+    "PROMOTION_LABELS",
+    "TRADING_SERVICE",
+    "Reason",
+    "Verdict",
+    "MAX_CHARS",
+    "safe_text",
+    *_LAZY,
+]
 
 
 def __getattr__(name: str):

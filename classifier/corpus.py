@@ -7,12 +7,18 @@ import json
 import math
 import re
 import sys
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
-from classifier.genres import (CHINESE_REGISTERS_IN_THE_WILD, ENGLISH_REGISTERS_IN_THE_WILD, GENRES,
-                               MIN_ENGLISH_PER_CELL, REGISTERS, label_of_genre)
+from classifier.genres import (
+    CHINESE_REGISTERS_IN_THE_WILD,
+    ENGLISH_REGISTERS_IN_THE_WILD,
+    GENRES,
+    MIN_ENGLISH_PER_CELL,
+    REGISTERS,
+    label_of_genre,
+)
 from classifier.labels import BENIGN, LABELS
 from classifier.normalize import safe_text
 
@@ -90,9 +96,12 @@ def _deeper_than(value, limit: int) -> bool:
     while containers:
         if level > limit:
             return True
-        containers = [child for container in containers
-                      for child in (container.values() if isinstance(container, dict) else container)
-                      if isinstance(child, (dict, list))]
+        containers = [
+            child
+            for container in containers
+            for child in (container.values() if isinstance(container, dict) else container)
+            if isinstance(child, (dict, list))
+        ]
         level += 1
     return False
 
@@ -175,8 +184,10 @@ def counts_table(posts: Iterable[LabelledPost]) -> str:
     en = sum(p.lang == "en" for p in posts)
     rows.append(f"| all | {en} | {len(posts) - en} | {len(posts)} |")
     hard = sum(p.hard for p in posts)
-    rows.append(f"| of which `benign` hard negatives | {sum(p.hard and p.lang == 'en' for p in posts)} | "
-                f"{sum(p.hard and p.lang == 'zh' for p in posts)} | {hard} |")
+    rows.append(
+        f"| of which `benign` hard negatives | {sum(p.hard and p.lang == 'en' for p in posts)} | "
+        f"{sum(p.hard and p.lang == 'zh' for p in posts)} | {hard} |"
+    )
     return "\n".join(rows)
 
 
@@ -187,8 +198,10 @@ def coverage_table(posts: Iterable[LabelledPost]) -> str:
     for post in posts:
         key = (post.genre, post.register, post.lang)
         cells[key] = cells.get(key, 0) + 1
-    rows = ["| label | genre | " + " | ".join(REGISTERS.values()) + " | total |",
-            "|---|---|" + "---|" * (len(REGISTERS) + 1)]
+    rows = [
+        "| label | genre | " + " | ".join(REGISTERS.values()) + " | total |",
+        "|---|---|" + "---|" * (len(REGISTERS) + 1),
+    ]
     for genre, (label, _) in GENRES.items():
         row, total = [], 0
         for register in REGISTERS:
@@ -273,10 +286,12 @@ def readme_with_counts(readme: str, table: str, markers: tuple[str, str] = READM
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m classifier.corpus",
-                                     description="Counts, coverage and near-duplicates of the bundled corpus.")
-    parser.add_argument("--update-readme", action="store_true",
-                        help="rewrite the counts and coverage tables in training_data/README.md")
+    parser = argparse.ArgumentParser(
+        prog="python -m classifier.corpus", description="Counts, coverage and near-duplicates of the bundled corpus."
+    )
+    parser.add_argument(
+        "--update-readme", action="store_true", help="rewrite the counts and coverage tables in training_data/README.md"
+    )
     args = parser.parse_args(argv)
     problems: list[Problem] = []
     posts = load_corpus([BUNDLED_DATA_DIR], problems)
@@ -291,7 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     for gap in coverage_gaps(posts):
         print(f"gap: {gap}")
     twins = near_duplicates([p.text for p in posts])
-    print(f"near-duplicates (character 5-gram Jaccard >= 0.8): {len(twins)} posts, {len(twins) / max(1, len(posts)):.1%}")
+    print(
+        f"near-duplicates (character 5-gram Jaccard >= 0.8): {len(twins)} posts, {len(twins) / max(1, len(posts)):.1%}"
+    )
     return 1 if problems else 0
 
 

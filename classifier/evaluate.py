@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from classifier.corpus import LabelledPost, Problem, read_labelled
 from classifier.model import PromotionClassifier
@@ -30,11 +30,21 @@ def evaluate(model: PromotionClassifier, posts: Sequence[LabelledPost]) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m classifier.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("file", type=Path, help="labelled JSONL: text, label, optional lang and hard")
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help=f"model to evaluate (default {DEFAULT_MODEL_PATH})")
+    parser.add_argument(
+        "--model", type=Path, default=DEFAULT_MODEL_PATH, help=f"model to evaluate (default {DEFAULT_MODEL_PATH})"
+    )
     parser.add_argument("--report-dir", type=Path, help="also write evaluation.{json,md,png} there")
     args = parser.parse_args(argv)
     if not args.file.exists():
-        print(f"error: {args.file} does not exist" + (" (the shared evaluation set is only present beside the project checkout)" if "shared" in str(args.file) else ""), file=sys.stderr)
+        print(
+            f"error: {args.file} does not exist"
+            + (
+                " (the shared evaluation set is only present beside the project checkout)"
+                if "shared" in str(args.file)
+                else ""
+            ),
+            file=sys.stderr,
+        )
         return 2
     try:
         model = load_model(args.model)

@@ -44,7 +44,9 @@ EXCHANGES: dict[str, tuple[str, ...]] = {
 # count anywhere, so "binance-cn.example" and "mybinancebonus" name Binance.
 _WHOLE_TOKEN = {"okx", "okex", "htx", "mexc", "kraken", "lbank", "coinex"}
 _TOKEN_NAMES = {needle: name for name, needles in EXCHANGES.items() for needle in needles if needle in _WHOLE_TOKEN}
-_SUBSTRING_NAMES = [(needle, name) for name, needles in EXCHANGES.items() for needle in needles if needle not in _WHOLE_TOKEN]
+_SUBSTRING_NAMES = [
+    (needle, name) for name, needles in EXCHANGES.items() for needle in needles if needle not in _WHOLE_TOKEN
+]
 _TOKEN = re.compile(r"[a-z0-9]+")
 # Every needle in one pattern: a single pass in C tells whether a post names any exchange at all, which
 # most posts do not; only those that do pay for the thirty substring tests that say which.
@@ -70,9 +72,28 @@ _URL = re.compile(
     re.IGNORECASE,
 )
 _REFERRAL_PARAMS = {
-    "ref", "referral", "refcode", "ref_code", "referralcode", "referral_code", "invite", "invitecode",
-    "invite_code", "invitationcode", "inviter", "code", "r", "aff", "affiliate", "affiliate_id", "promo",
-    "promocode", "channelcode", "shareid", "vipcode", "start",
+    "ref",
+    "referral",
+    "refcode",
+    "ref_code",
+    "referralcode",
+    "referral_code",
+    "invite",
+    "invitecode",
+    "invite_code",
+    "invitationcode",
+    "inviter",
+    "code",
+    "r",
+    "aff",
+    "affiliate",
+    "affiliate_id",
+    "promo",
+    "promocode",
+    "channelcode",
+    "shareid",
+    "vipcode",
+    "start",
 }
 _REFERRAL_PATH = re.compile(r"/(?:ref|join|invite|referral|register|r|i|signup)/([A-Za-z0-9_-]{3,})", re.IGNORECASE)
 _REFERRAL_TEXT = re.compile(
@@ -95,7 +116,9 @@ def _may_hold_referral_text(cleaned: str, normalized: str) -> bool:
     return ("id" in normalized or "ı" in cleaned or "İ" in cleaned) and _REFERRAL_ID.search(cleaned) is not None
 
 
-_TELEGRAM_LINK = re.compile(r"(?:https?://)?(?:t|telegram)\.me/(?:joinchat/|\+)?[A-Za-z0-9_+/-]+|tg://\S+", re.IGNORECASE)
+_TELEGRAM_LINK = re.compile(
+    r"(?:https?://)?(?:t|telegram)\.me/(?:joinchat/|\+)?[A-Za-z0-9_+/-]+|tg://\S+", re.IGNORECASE
+)
 _HANDLE = re.compile(r"(?<![\w.@/])@([A-Za-z][A-Za-z0-9_]{3,31})\b")
 # Words that make a handle a point of contact ("DM @x", "联系 @x") rather than a mention of an account,
 # which is everywhere in forwarded X posts and news.
@@ -116,14 +139,51 @@ ADDRESS_PATTERNS: dict[str, re.Pattern] = {
 
 # Chinese OTC and money-moving slang of LABELS.md, matched on normalized (lower-case) text.
 OTC_TERMS = (
-    "收u", "出u", "换u", "换币", "回u", "u商", "承兑", "换汇", "跑分", "代收", "代付", "搬砖", "车队", "料主",
-    "卸货", "洗米", "出金", "入金", "汇率", "打款", "秒到", "担保", "面交", "u卡", "一道", "二道", "卡接",
-    "收币", "出币", "兑u", "usdt兑", "现金换", "换现金", "收購u", "收購", "承兌", "跑分", "代收代付",
+    "收u",
+    "出u",
+    "换u",
+    "换币",
+    "回u",
+    "u商",
+    "承兑",
+    "换汇",
+    "跑分",
+    "代收",
+    "代付",
+    "搬砖",
+    "车队",
+    "料主",
+    "卸货",
+    "洗米",
+    "出金",
+    "入金",
+    "汇率",
+    "打款",
+    "秒到",
+    "担保",
+    "面交",
+    "u卡",
+    "一道",
+    "二道",
+    "卡接",
+    "收币",
+    "出币",
+    "兑u",
+    "usdt兑",
+    "现金换",
+    "换现金",
+    "收購u",
+    "收購",
+    "承兌",
+    "跑分",
+    "代收代付",
 )
 _OTC = re.compile("|".join(sorted({re.escape(t) for t in OTC_TERMS}, key=len, reverse=True)))
 # The parts of a trading call, read on normalized (lower-case) text: a call names at least two of them.
 SIGNAL_PARTS: dict[str, re.Pattern] = {
-    "pair": re.compile(r"\b[a-z0-9]{2,10} ?/ ?(?:usdt|usdc|usd|btc|eth|bnb)\b|\b[a-z0-9]{2,10}(?:usdt|usdc)\b(?<!^usdt)"),
+    "pair": re.compile(
+        r"\b[a-z0-9]{2,10} ?/ ?(?:usdt|usdc|usd|btc|eth|bnb)\b|\b[a-z0-9]{2,10}(?:usdt|usdc)\b(?<!^usdt)"
+    ),
     "direction": re.compile(r"\b(?:long|short|buy zone|buy|sell)\b|做多|做空|多单|空单|开多|开空"),
     "entry": re.compile(r"\b(?:entry|entries|enter|entry zone|buy zone|buy at|buy between)\b|入场|进场|开仓|点位|建仓"),
     "targets": re.compile(r"\b(?:tp ?\d?|targets?|take[ -]?profit|t\d)\b|止盈|目标"),
@@ -266,15 +326,17 @@ def extract(text: str, *, cleaned: str | None = None, normalized: str | None = N
     cleaned = clean(text) if cleaned is None else cleaned
     normalized = fold(cleaned) if normalized is None else normalized
     # Cheap substring tests first: most posts have no link, handle or address, and the regexes cost more.
-    telegram_links = (_unique(_TELEGRAM_LINK.findall(cleaned))
-                      if ".me/" in normalized or "tg://" in normalized else [])
+    telegram_links = _unique(_TELEGRAM_LINK.findall(cleaned)) if ".me/" in normalized or "tg://" in normalized else []
     # Only whitespace-separated pieces with a dot can hold a link; scanning just those is far cheaper.
-    urls = _unique([
-        found.rstrip(".,;:!?")
-        for piece in cleaned.split() if "." in piece
-        for found in _URL.findall(piece)
-        if not _TELEGRAM_LINK.match(found)
-    ])
+    urls = _unique(
+        [
+            found.rstrip(".,;:!?")
+            for piece in cleaned.split()
+            if "." in piece
+            for found in _URL.findall(piece)
+            if not _TELEGRAM_LINK.match(found)
+        ]
+    )
     handles = list(_HANDLE.finditer(cleaned)) if "@" in cleaned else []
     referrals = [r for u in urls + telegram_links for r in _referrals_in_url(u)]
     if _may_hold_referral_text(cleaned, normalized):
@@ -289,11 +351,15 @@ def extract(text: str, *, cleaned: str | None = None, normalized: str | None = N
                 taken.update(found)
     # A call always quotes a level and a testimonial matters only with a way to reach its hero: the
     # regexes run only on posts that have digits, or a contact.
-    signal_parts = ([name for name, pattern in SIGNAL_PARTS.items() if pattern.search(normalized)]
-                    if _DIGIT.search(normalized) else [])
+    signal_parts = (
+        [name for name, pattern in SIGNAL_PARTS.items() if pattern.search(normalized)]
+        if _DIGIT.search(normalized)
+        else []
+    )
     phones = _unique(_PHONE.findall(cleaned)) if ("+" in cleaned or "wa" in normalized) else []
-    contact_handles = _unique([m.group(1) for m in handles
-                               if _CONTACT_CUE.search(cleaned, max(0, m.start() - 16), m.start())])
+    contact_handles = _unique(
+        [m.group(1) for m in handles if _CONTACT_CUE.search(cleaned, max(0, m.start() - 16), m.start())]
+    )
     testimonial = bool(contact_handles or phones or telegram_links) and _TESTIMONIAL.search(normalized) is not None
     return Evidence(
         urls=urls,

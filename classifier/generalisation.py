@@ -19,8 +19,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.metrics import f1_score, recall_score
@@ -43,8 +44,9 @@ class OutOfGroup(NamedTuple):
     groups: np.ndarray
 
 
-def out_of_group_probabilities(posts: Sequence[LabelledPost], by: str, family: str = "svm", C: float = DEFAULT_C,
-                               log: Callable = print) -> OutOfGroup:
+def out_of_group_probabilities(
+    posts: Sequence[LabelledPost], by: str, family: str = "svm", C: float = DEFAULT_C, log: Callable = print
+) -> OutOfGroup:
     """Fit without each group of ``by`` (``register`` or ``genre``) and predict that group's posts."""
     if by not in GROUPINGS:
         raise ValueError(f"by must be one of {', '.join(GROUPINGS)}")
@@ -61,22 +63,33 @@ def out_of_group_probabilities(posts: Sequence[LabelledPost], by: str, family: s
             log(f"  {by} {group}: left in (without it a label has no training post)")
             continue
         started = time.perf_counter()
-        pipeline = build_pipeline(C=C, family=family).fit([t for t, held in zip(texts, test) if not held],
-                                                          labels[~test])
+        pipeline = build_pipeline(C=C, family=family).fit(
+            [t for t, held in zip(texts, test) if not held], labels[~test]
+        )
         probabilities[test] = pipeline.predict_proba([t for t, held in zip(texts, test) if held])
         measured[test] = group
         log(f"  {by} {group}: {int(test.sum())} posts ({time.perf_counter() - started:.1f} s)")
     return OutOfGroup(probabilities, classes, measured)
 
 
-def leave_one_out(posts: Sequence[LabelledPost], by: str, thresholds: dict[str, float] | None = None,
-                  family: str = "svm", log: Callable = print) -> dict:
+def leave_one_out(
+    posts: Sequence[LabelledPost],
+    by: str,
+    thresholds: dict[str, float] | None = None,
+    family: str = "svm",
+    log: Callable = print,
+) -> dict:
     """Fit without each group of ``by`` (``register`` or ``genre``), predict that group; the figures."""
     return figures(posts, out_of_group_probabilities(posts, by, family, log=log), by, thresholds, family)
 
 
-def figures(posts: Sequence[LabelledPost], oog: OutOfGroup, by: str, thresholds: dict[str, float] | None = None,
-            family: str = "svm") -> dict:
+def figures(
+    posts: Sequence[LabelledPost],
+    oog: OutOfGroup,
+    by: str,
+    thresholds: dict[str, float] | None = None,
+    family: str = "svm",
+) -> dict:
     """Pooled and per-group figures of out-of-group probabilities, with ``thresholds``."""
     thresholds = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
     labels = np.array([p.label for p in posts])
@@ -98,8 +111,9 @@ def figures(posts: Sequence[LabelledPost], oog: OutOfGroup, by: str, thresholds:
         "thresholds": thresholds,
         "posts": int(measured.sum()),
         "macro_f1": round(float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)), 4),
-        "recall": {label: round(float(recall_score(y_true == label, y_pred == label, zero_division=0)), 4)
-                   for label in present},
+        "recall": {
+            label: round(float(recall_score(y_true == label, y_pred == label, zero_division=0)), 4) for label in present
+        },
         "promotion_caught": round(float(np.mean(y_pred[promotion] != BENIGN)), 4) if promotion.any() else None,
         "groups": per_group,
     }
@@ -116,27 +130,42 @@ def _group_figures(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     if (y_true != BENIGN).any():  # flagged with either promotion label: what an alert needs
         figures["promotion_caught"] = round(float(np.mean(y_pred[y_true != BENIGN] != BENIGN)), 4)
     if len(present) > 1:
-        figures["macro_f1"] = round(float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)), 4)
+        figures["macro_f1"] = round(
+            float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)), 4
+        )
     return figures
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m classifier.generalisation", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, action="append",
-                        help="corpus directory or JSONL file (default: the bundled training_data/)")
-    parser.add_argument("--family", action="append", choices=sorted(FAMILIES),
-                        help="model family to measure (repeat to compare; default svm)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        action="append",
+        help="corpus directory or JSONL file (default: the bundled training_data/)",
+    )
+    parser.add_argument(
+        "--family",
+        action="append",
+        choices=sorted(FAMILIES),
+        help="model family to measure (repeat to compare; default svm)",
+    )
     parser.add_argument("--by", action="append", choices=GROUPINGS, help="grouping (default both)")
     for label in PROMOTION_LABELS:
-        parser.add_argument(f"--threshold-{label.replace('_', '-')}", type=float, default=None,
-                            help=f"probability threshold for {label} (default {DEFAULT_THRESHOLDS[label]})")
+        parser.add_argument(
+            f"--threshold-{label.replace('_', '-')}",
+            type=float,
+            default=None,
+            help=f"probability threshold for {label} (default {DEFAULT_THRESHOLDS[label]})",
+        )
     args = parser.parse_args(argv)
     problems: list[Problem] = []
     posts = load_corpus(args.data or [BUNDLED_DATA_DIR], problems)
     for problem in problems:
         print(f"skipped {problem}", file=sys.stderr)
-    thresholds = {label: value for label in PROMOTION_LABELS
-                  if (value := getattr(args, f"threshold_{label}")) is not None}
+    thresholds = {
+        label: value for label in PROMOTION_LABELS if (value := getattr(args, f"threshold_{label}")) is not None
+    }
     for family in args.family or ["svm"]:
         for by in args.by or GROUPINGS:
             print(f"Leave-one-{by}-out, {family}:")

@@ -14,7 +14,7 @@ from classifier.labels import BENIGN, ICO, TRADING_SERVICE
 GENRES: dict[str, tuple[str, str]] = {
     "token_sale": (ICO, "ICO/IEO/IDO, presale, private or seed round, token or launchpad sale, fair or stealth launch"),
     "whitelist_mint": (ICO, "whitelist / WL spots, mint invitations, allowlist giveaways"),
-    "airdrop": (ICO, "airdrop claims, airdrop task lists, \"drop your wallet\", \"claim your free $XYZ\""),
+    "airdrop": (ICO, 'airdrop claims, airdrop task lists, "drop your wallet", "claim your free $XYZ"'),
     "new_token_shill": (ICO, "a freshly launched token shilled with its contract address and where to buy"),
     "exchange_referral": (TRADING_SERVICE, "exchange sign-up links, referral or invite codes, bonuses, fee rebates"),
     "blocked_access": (TRADING_SERVICE, "guides or mirrors to reach a blocked exchange"),

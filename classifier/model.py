@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import gc
 import threading
+from collections.abc import Sequence
 from contextlib import nullcontext
 from itertools import islice
 from operator import attrgetter
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -94,8 +95,14 @@ class WordCachedCharNgrams(TransformerMixin, BaseEstimator):
 
     def fit(self, posts, y=None):
         texts = [p.normalized for p in posts]
-        self.counter_ = CountVectorizer(analyzer="char_wb", ngram_range=self.ngram_range, min_df=self.min_df,
-                                        max_df=self.max_df, lowercase=False, dtype=np.float32)
+        self.counter_ = CountVectorizer(
+            analyzer="char_wb",
+            ngram_range=self.ngram_range,
+            min_df=self.min_df,
+            max_df=self.max_df,
+            lowercase=False,
+            dtype=np.float32,
+        )
         self.tfidf_ = TfidfTransformer(sublinear_tf=True).fit(self.counter_.fit_transform(texts))
         self._cache = {}
         return self
@@ -186,9 +193,19 @@ def build_pipeline(C: float = DEFAULT_C, family: str = "svm") -> Pipeline:
     features = FeatureUnion(
         [
             ("chars", WordCachedCharNgrams(ngram_range=(1, 4), min_df=2, max_df=0.9)),
-            ("words", TfidfVectorizer(analyzer="word", ngram_range=(1, 2), min_df=2, max_df=0.9,
-                                      sublinear_tf=True, preprocessor=text_of, dtype=np.float32,
-                                      token_pattern=r"[$#@]?[^\W\d_][\w']+|\d+%?")),
+            (
+                "words",
+                TfidfVectorizer(
+                    analyzer="word",
+                    ngram_range=(1, 2),
+                    min_df=2,
+                    max_df=0.9,
+                    sublinear_tf=True,
+                    preprocessor=text_of,
+                    dtype=np.float32,
+                    token_pattern=r"[$#@]?[^\W\d_][\w']+|\d+%?",
+                ),
+            ),
             ("evidence", EvidenceVectorizer()),
         ]
     )
@@ -249,8 +266,9 @@ class PromotionClassifier:
             order = [classes.index(label) for label in LABELS if label in classes]
             label_indices = np.array([classes.index(label) for label in labels])
             if reasons:
-                why = self._reasons(scorer.contributions(blocks, label_indices, MIN_REASON_WEIGHT), len(texts),
-                                    prepared, reasons)
+                why = self._reasons(
+                    scorer.contributions(blocks, label_indices, MIN_REASON_WEIGHT), len(texts), prepared, reasons
+                )
             else:
                 why = [[] for _ in labels]
             for row, post in enumerate(prepared):
@@ -262,8 +280,9 @@ class PromotionClassifier:
                 for row, (label, row_probabilities) in enumerate(zip(labels, probabilities[:, order].tolist()))
             ]
 
-    def _reasons(self, contributions: Contributions, n_posts: int, prepared: list[PreparedPost],
-                 limit: int) -> list[list[Reason]]:
+    def _reasons(
+        self, contributions: Contributions, n_posts: int, prepared: list[PreparedPost], limit: int
+    ) -> list[list[Reason]]:
         """Per post, the features that added most to its label's score (value times the SVM's weight),
         strongest first. One sort serves the whole batch; only the few kept per post reach Python."""
         names = self._feature_names()

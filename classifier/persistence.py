@@ -69,7 +69,9 @@ def save_model(classifier: PromotionClassifier, path: Path, manifest: dict) -> d
 def read_manifest(path: Path) -> dict:
     mpath = manifest_path(path)
     if not mpath.exists():
-        raise ModelLoadError(f"{mpath} is missing: a model is only loaded with its manifest; retrain with `compliance-bot train`")
+        raise ModelLoadError(
+            f"{mpath} is missing: a model is only loaded with its manifest; retrain with `compliance-bot train`"
+        )
     try:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -101,7 +103,9 @@ def load_model(path: Path) -> PromotionClassifier:
     try:
         model = joblib.load(path)
     except Exception as exc:  # a truncated or foreign pickle raises anything from EOFError to KeyError
-        raise ModelLoadError(f"{path} could not be read ({type(exc).__name__}); retrain with `compliance-bot train`") from None
+        raise ModelLoadError(
+            f"{path} could not be read ({type(exc).__name__}); retrain with `compliance-bot train`"
+        ) from None
     if not isinstance(model, PromotionClassifier):
         raise ModelLoadError(f"{path} holds a {type(model).__name__}, not a PromotionClassifier")
     model.manifest = manifest

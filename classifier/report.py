@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from sklearn.metrics import classification_report, confusion_matrix, f1_score
 
@@ -28,9 +28,7 @@ def _block(y_true: Sequence[str], y_pred: Sequence[str]) -> dict:
     }
 
 
-def compute_metrics(
-    y_true: Sequence[str], y_pred: Sequence[str], langs: Sequence[str], hard: Sequence[bool]
-) -> dict:
+def compute_metrics(y_true: Sequence[str], y_pred: Sequence[str], langs: Sequence[str], hard: Sequence[bool]) -> dict:
     """All the figures of one evaluation."""
     metrics = _block(y_true, y_pred)
     metrics["confusion_matrix"] = {
@@ -51,24 +49,42 @@ def compute_metrics(
 
 
 def to_markdown(metrics: dict, title: str) -> str:
-    lines = [f"## {title}", "", f"{metrics['posts']} posts, macro-F1 **{metrics['macro_f1']:.3f}**, "
-             f"accuracy {metrics['accuracy']:.3f}", "", "| label | precision | recall | F1 | support |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"## {title}",
+        "",
+        f"{metrics['posts']} posts, macro-F1 **{metrics['macro_f1']:.3f}**, accuracy {metrics['accuracy']:.3f}",
+        "",
+        "| label | precision | recall | F1 | support |",
+        "|---|---|---|---|---|",
+    ]
     for label, row in metrics["per_label"].items():
-        lines.append(f"| `{label}` | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1-score']:.3f} | {int(row['support'])} |")
+        lines.append(
+            f"| `{label}` | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1-score']:.3f} | {int(row['support'])} |"
+        )
     if len(metrics.get("per_language", {})) > 1:
-        lines += ["", "| language | posts | macro-F1 (labels present) | " + " | ".join(f"F1 `{l}`" for l in LABELS) + " |",
-                  "|---|---|---|" + "---|" * len(LABELS)]
+        lines += [
+            "",
+            "| language | posts | macro-F1 (labels present) | " + " | ".join(f"F1 `{l}`" for l in LABELS) + " |",
+            "|---|---|---|" + "---|" * len(LABELS),
+        ]
         for lang, block in metrics["per_language"].items():
             f1s = [f"{block['per_label'][l]['f1-score']:.3f}" if l in block["per_label"] else "–" for l in LABELS]
             lines.append(f"| {lang} | {block['posts']} | {block['macro_f1']:.3f} | " + " | ".join(f1s) + " |")
     hard = metrics.get("hard_benign", {})
     if hard.get("posts"):
-        lines += ["", f"False positives on crypto-related benign posts (`hard`): {hard['false_positives']} of "
-                  f"{hard['posts']} = **{hard['false_positive_rate']:.1%}**"]
+        lines += [
+            "",
+            f"False positives on crypto-related benign posts (`hard`): {hard['false_positives']} of "
+            f"{hard['posts']} = **{hard['false_positive_rate']:.1%}**",
+        ]
     cm = metrics["confusion_matrix"]
-    lines += ["", "Confusion matrix (rows: true label, columns: predicted):", "",
-              "| | " + " | ".join(f"`{l}`" for l in cm["labels"]) + " |", "|---|" + "---|" * len(cm["labels"])]
+    lines += [
+        "",
+        "Confusion matrix (rows: true label, columns: predicted):",
+        "",
+        "| | " + " | ".join(f"`{l}`" for l in cm["labels"]) + " |",
+        "|---|" + "---|" * len(cm["labels"]),
+    ]
     for label, row in zip(cm["labels"], cm["matrix"]):
         lines.append(f"| `{label}` | " + " | ".join(str(v) for v in row) + " |")
     for result in metrics.get("leave_one_out", {}).values():
@@ -80,12 +96,17 @@ def leave_one_out_markdown(result: dict) -> str:
     """The figures of one ``classifier.generalisation.leave_one_out`` as a Markdown section."""
     by = result["by"]
     caught = result.get("promotion_caught")
-    lines = [f"### Leave-one-{by}-out ({result['family']})", "",
-             f"{result['posts']} posts, each predicted by a model trained without its {by}: macro-F1 "
-             f"**{result['macro_f1']:.3f}**; recall " + ", ".join(f"`{k}` {v:.3f}" for k, v in result["recall"].items())
-             + (f"; promotion flagged with either label {caught:.3f}" if caught is not None else ""),
-             "", f"| {by} | posts | macro-F1 | " + " | ".join(f"recall `{l}`" for l in LABELS) + " | promotion caught |",
-             "|---|---|---|" + "---|" * (len(LABELS) + 1)]
+    lines = [
+        f"### Leave-one-{by}-out ({result['family']})",
+        "",
+        f"{result['posts']} posts, each predicted by a model trained without its {by}: macro-F1 "
+        f"**{result['macro_f1']:.3f}**; recall "
+        + ", ".join(f"`{k}` {v:.3f}" for k, v in result["recall"].items())
+        + (f"; promotion flagged with either label {caught:.3f}" if caught is not None else ""),
+        "",
+        f"| {by} | posts | macro-F1 | " + " | ".join(f"recall `{l}`" for l in LABELS) + " | promotion caught |",
+        "|---|---|---|" + "---|" * (len(LABELS) + 1),
+    ]
     for group, figures in result["groups"].items():
         recalls = [f"{figures['recall'][l]:.3f}" if l in figures["recall"] else "–" for l in LABELS]
         macro = f"{figures['macro_f1']:.3f}" if "macro_f1" in figures else "–"
@@ -114,7 +135,9 @@ def plot_confusion_matrix(metrics: dict, path: Path, title: str) -> None:
 
     cm = metrics["confusion_matrix"]
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    ConfusionMatrixDisplay(np.array(cm["matrix"]), display_labels=cm["labels"]).plot(ax=ax, cmap="Blues", colorbar=False)
+    ConfusionMatrixDisplay(np.array(cm["matrix"]), display_labels=cm["labels"]).plot(
+        ax=ax, cmap="Blues", colorbar=False
+    )
     ax.set_title(f"{title}\nmacro-F1 {metrics['macro_f1']:.3f}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

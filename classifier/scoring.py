@@ -18,7 +18,6 @@ import scipy.sparse as sp
 from scipy.special import expit
 from sklearn.feature_extraction.text import CountVectorizer
 
-
 CONTRIBUTION_ROWS = 2048
 
 

@@ -12,11 +12,11 @@ import argparse
 import hashlib
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import product
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 from sklearn.base import clone
@@ -29,8 +29,17 @@ from classifier.labels import BENIGN, LABELS, PROMOTION_LABELS
 from classifier.model import DEFAULT_THRESHOLDS, PromotionClassifier, build_pipeline, decide
 from classifier.persistence import ModelLoadError, load_model, read_manifest, save_model
 from classifier.report import compute_metrics, to_markdown, write_reports
-from classifier.versions import (MODEL_NAME, SNAPSHOT_NAME, install, prune, read_snapshot, snapshot_of,
-                                 unique_version, version_dir, write_snapshot)
+from classifier.versions import (
+    MODEL_NAME,
+    SNAPSHOT_NAME,
+    install,
+    prune,
+    read_snapshot,
+    snapshot_of,
+    unique_version,
+    version_dir,
+    write_snapshot,
+)
 
 DEFAULT_MODEL_PATH = Path("data") / "model.joblib"
 GATE_TOLERANCE = 0.01
@@ -60,7 +69,9 @@ class TrainingResult:
     version_dir: Path | None = None
 
 
-def merge_reviewed(posts: Sequence[LabelledPost], reviewed: Sequence[LabelledPost]) -> tuple[list[LabelledPost], int, int]:
+def merge_reviewed(
+    posts: Sequence[LabelledPost], reviewed: Sequence[LabelledPost]
+) -> tuple[list[LabelledPost], int, int]:
     """The corpus with moderators' reviews laid over it: a review replaces the corpus post of the same
     text, and of several reviews of one text the last in ``reviewed`` wins (the caller orders them by
     time). Returns the posts, how many reviewed texts were used, and how many disagreed with the corpus."""
@@ -85,8 +96,9 @@ def in_heldout(text: str) -> bool:
     return int(hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:8], 16) % HELDOUT_MODULUS == 0
 
 
-def heldout_macro_f1(train_posts: Sequence[LabelledPost], heldout: Sequence[LabelledPost],
-                     thresholds: dict[str, float]) -> float:
+def heldout_macro_f1(
+    train_posts: Sequence[LabelledPost], heldout: Sequence[LabelledPost], thresholds: dict[str, float]
+) -> float:
     """Fit the current recipe on ``train_posts`` and score it, with ``thresholds``, on ``heldout``."""
     labels = [p.label for p in train_posts]
     if len(set(labels)) < 2:
@@ -99,8 +111,9 @@ def heldout_macro_f1(train_posts: Sequence[LabelledPost], heldout: Sequence[Labe
     return round(float(f1_score(y, predicted, labels=present, average="macro", zero_division=0)), 4)
 
 
-def compare_on_heldout(posts: Sequence[LabelledPost], result: "TrainingResult", model_path: Path,
-                       log: Callable = print) -> dict:
+def compare_on_heldout(
+    posts: Sequence[LabelledPost], result: TrainingResult, model_path: Path, log: Callable = print
+) -> dict:
     """The quality gate's figures: the candidate and the current model on the same held-out split.
 
     The candidate is fitted on the new training set minus the held-out texts; the current model is
@@ -122,38 +135,54 @@ def compare_on_heldout(posts: Sequence[LabelledPost], result: "TrainingResult", 
     snapshot = snapshot_of(model_path, current.get("model_version"))
     try:
         if snapshot is None or not heldout:
-            raise ValueError("the current model has no training snapshot" if snapshot is None else "empty held-out split")
+            raise ValueError(
+                "the current model has no training snapshot" if snapshot is None else "empty held-out split"
+            )
         log(f"Quality gate: both models on the same held-out split of {len(heldout)} posts…")
         candidate_f1 = heldout_macro_f1(rest, heldout, result.thresholds)
         current_train = [p for p in read_snapshot(snapshot) if p.text not in held_texts]
         current_f1 = heldout_macro_f1(current_train, heldout, current.get("thresholds") or {})
-        gate |= {"method": "same held-out split", "heldout_posts": len(heldout), "candidate_train_posts": len(rest),
-                 "current_train_posts": len(current_train)}
+        gate |= {
+            "method": "same held-out split",
+            "heldout_posts": len(heldout),
+            "candidate_train_posts": len(rest),
+            "current_train_posts": len(current_train),
+        }
     except (ValueError, OSError, KeyError) as exc:
         candidate_f1 = result.metrics["macro_f1"]
         current_f1 = (current.get("metrics") or {}).get("macro_f1")
         gate["method"] = f"cross-validated macro-F1 from the manifests ({exc})"
     gate |= {"candidate_macro_f1": candidate_f1, "current_macro_f1": current_f1}
     if current_f1 is not None and candidate_f1 < current_f1 - GATE_TOLERANCE:
-        gate["refusal"] = (f"macro-F1 would drop from {current_f1:.3f} (current model {gate['current_version']}) to "
-                           f"{candidate_f1:.3f} on {gate['method']} (more than {GATE_TOLERANCE}); "
-                           "the current model is kept. Use --force to replace it anyway")
+        gate["refusal"] = (
+            f"macro-F1 would drop from {current_f1:.3f} (current model {gate['current_version']}) to "
+            f"{candidate_f1:.3f} on {gate['method']} (more than {GATE_TOLERANCE}); "
+            "the current model is kept. Use --force to replace it anyway"
+        )
     return gate
 
 
 def describe_gate(gate: dict) -> str:
     if "candidate_macro_f1" not in gate:
         return f"Quality gate: {gate['method']}"
-    where = (f"same held-out split of {gate['heldout_posts']} posts" if gate["method"] == "same held-out split"
-             else gate["method"])
-    return (f"Quality gate ({where}): new model macro-F1 {gate['candidate_macro_f1']:.3f}, current "
-            f"{gate['current_version']} {gate['current_macro_f1'] if gate['current_macro_f1'] is None else format(gate['current_macro_f1'], '.3f')}"
-            f" → {'refused' if gate['refusal'] else 'passes'}")
+    where = (
+        f"same held-out split of {gate['heldout_posts']} posts"
+        if gate["method"] == "same held-out split"
+        else gate["method"]
+    )
+    return (
+        f"Quality gate ({where}): new model macro-F1 {gate['candidate_macro_f1']:.3f}, current "
+        f"{gate['current_version']} {gate['current_macro_f1'] if gate['current_macro_f1'] is None else format(gate['current_macro_f1'], '.3f')}"
+        f" → {'refused' if gate['refusal'] else 'passes'}"
+    )
 
 
 def tune_thresholds(
-    y_true: Sequence[str], probabilities: np.ndarray, classes: Sequence[str],
-    hard: Sequence[bool] | None = None, max_hard_fp: float = MAX_HARD_FP,
+    y_true: Sequence[str],
+    probabilities: np.ndarray,
+    classes: Sequence[str],
+    hard: Sequence[bool] | None = None,
+    max_hard_fp: float = MAX_HARD_FP,
 ) -> dict[str, float]:
     """Per-label thresholds that maximise macro-F1 on out-of-fold predictions, among those that keep
     false positives on crypto-related benign posts (``hard``) at or under ``max_hard_fp`` when any does.
@@ -183,8 +212,9 @@ def cross_validate(posts: Sequence[LabelledPost], folds: int = 5, seed: int = 0)
     return probabilities, classes
 
 
-def train(posts: Sequence[LabelledPost], *, folds: int = 5, leave_out: Sequence[str] = (),
-          log: Callable = print) -> TrainingResult:
+def train(
+    posts: Sequence[LabelledPost], *, folds: int = 5, leave_out: Sequence[str] = (), log: Callable = print
+) -> TrainingResult:
     """Cross-validate for the report and the thresholds, measure each grouping of ``leave_out``
     (``register``, ``genre``: see classifier.generalisation), then fit the final model on every post."""
     started = time.perf_counter()
@@ -250,17 +280,23 @@ def train_and_save(
     version = unique_version(model_path, result.model.version)
     result.model.version = version
     result.version_dir = version_dir(model_path, version)
-    save_model(result.model, result.version_dir / MODEL_NAME, {
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "training_data_sha256": result.data_hash,
-        "training_posts": result.posts,
-        "training_seconds": round(result.seconds, 1),
-        "reviews": {"used": used, "conflicts": conflicts},
-        "gate": result.gate,
-        "metrics": {k: result.metrics[k] for k in ("macro_f1", "accuracy", "per_label", "hard_benign", "evaluation")},
-        "leave_one_out_macro_f1": {by: r["macro_f1"] for by, r in result.metrics.get("leave_one_out", {}).items()},
-        "per_language_macro_f1": {k: v["macro_f1"] for k, v in result.metrics["per_language"].items()},
-    })
+    save_model(
+        result.model,
+        result.version_dir / MODEL_NAME,
+        {
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "training_data_sha256": result.data_hash,
+            "training_posts": result.posts,
+            "training_seconds": round(result.seconds, 1),
+            "reviews": {"used": used, "conflicts": conflicts},
+            "gate": result.gate,
+            "metrics": {
+                k: result.metrics[k] for k in ("macro_f1", "accuracy", "per_label", "hard_benign", "evaluation")
+            },
+            "leave_one_out_macro_f1": {by: r["macro_f1"] for by, r in result.metrics.get("leave_one_out", {}).items()},
+            "per_language_macro_f1": {k: v["macro_f1"] for k, v in result.metrics["per_language"].items()},
+        },
+    )
     write_snapshot(result.version_dir / SNAPSHOT_NAME, posts)
     install(model_path, version)
     for old in prune(model_path):
@@ -288,17 +324,38 @@ class GateRefused(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m classifier.train", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, action="append", help="corpus directory or JSONL file (default: the bundled training_data/)")
-    parser.add_argument("--extra", type=Path, action="append", default=[], help="more labelled posts (JSONL with text and label)")
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help=f"where to save the model (default {DEFAULT_MODEL_PATH})")
-    parser.add_argument("--report-dir", type=Path, help="where to write training.{json,md,png} (default: beside the model, in reports/)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        action="append",
+        help="corpus directory or JSONL file (default: the bundled training_data/)",
+    )
+    parser.add_argument(
+        "--extra", type=Path, action="append", default=[], help="more labelled posts (JSONL with text and label)"
+    )
+    parser.add_argument(
+        "--model", type=Path, default=DEFAULT_MODEL_PATH, help=f"where to save the model (default {DEFAULT_MODEL_PATH})"
+    )
+    parser.add_argument(
+        "--report-dir", type=Path, help="where to write training.{json,md,png} (default: beside the model, in reports/)"
+    )
     parser.add_argument("--force", action="store_true", help="replace the current model even if macro-F1 drops")
-    parser.add_argument("--leave-out", action="append", choices=GROUPINGS,
-                        help="also measure leave-one-register-out / leave-one-genre-out (repeatable)")
+    parser.add_argument(
+        "--leave-out",
+        action="append",
+        choices=GROUPINGS,
+        help="also measure leave-one-register-out / leave-one-genre-out (repeatable)",
+    )
     args = parser.parse_args(argv)
     try:
-        result = train_and_save(args.model, data=args.data, extra=args.extra, force=args.force,
-                                report_dir=args.report_dir, leave_out=args.leave_out or ())
+        result = train_and_save(
+            args.model,
+            data=args.data,
+            extra=args.extra,
+            force=args.force,
+            report_dir=args.report_dir,
+            leave_out=args.leave_out or (),
+        )
     except GateRefused as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

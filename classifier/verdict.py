@@ -57,7 +57,6 @@ class Verdict:
         """Whether the model was trained on the post's language; when not, its scores mean little."""
         return is_covered(self.language)
 
-
     def to_dict(self) -> dict:
         return {
             "label": self.label,

@@ -16,8 +16,8 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from classifier.corpus import LabelledPost
 from classifier.persistence import atomic_write, manifest_path
@@ -41,18 +41,29 @@ def version_dir(model_path: Path, version: str) -> Path:
 
 def write_snapshot(path: Path, posts: Iterable[LabelledPost]) -> None:
     """The training posts as gzipped JSONL, written atomically."""
+
     def write(tmp: Path) -> None:
         with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=6) as handle:
             for post in posts:
-                handle.write(json.dumps({"text": post.text, "label": post.label, "lang": post.lang,
-                                         "hard": post.hard}, ensure_ascii=False) + "\n")
+                handle.write(
+                    json.dumps(
+                        {"text": post.text, "label": post.label, "lang": post.lang, "hard": post.hard},
+                        ensure_ascii=False,
+                    )
+                    + "\n"
+                )
+
     atomic_write(Path(path), write)
 
 
 def read_snapshot(path: Path) -> list[LabelledPost]:
     with gzip.open(path, "rt", encoding="utf-8") as handle:
-        return [LabelledPost(text=o["text"], label=o["label"], lang=o.get("lang", "en"), hard=bool(o.get("hard")),
-                             source="snapshot") for o in map(json.loads, handle)]
+        return [
+            LabelledPost(
+                text=o["text"], label=o["label"], lang=o.get("lang", "en"), hard=bool(o.get("hard")), source="snapshot"
+            )
+            for o in map(json.loads, handle)
+        ]
 
 
 def snapshot_of(model_path: Path, version: str | None) -> Path | None:
@@ -82,8 +93,10 @@ def install(model_path: Path, version: str) -> dict:
     manifest = json.loads(manifest_path(source / MODEL_NAME).read_text(encoding="utf-8"))
     atomic_write(model_path, lambda tmp: shutil.copyfile(source / MODEL_NAME, tmp))
     installed = manifest | {"file": model_path.name}
-    atomic_write(manifest_path(model_path),
-                  lambda tmp: tmp.write_text(json.dumps(installed, indent=2, ensure_ascii=False), encoding="utf-8"))
+    atomic_write(
+        manifest_path(model_path),
+        lambda tmp: tmp.write_text(json.dumps(installed, indent=2, ensure_ascii=False), encoding="utf-8"),
+    )
     return installed
 
 

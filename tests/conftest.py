@@ -27,7 +27,9 @@ def small_corpus(tmp_path_factory):
     with open(path, "w", encoding="utf-8") as handle:
         for label in ("ico", "trading_service", "benign"):
             for post in [p for p in posts if p.label == label][:60]:
-                handle.write(json.dumps({"text": post.text, "label": label, "lang": post.lang}, ensure_ascii=False) + "\n")
+                handle.write(
+                    json.dumps({"text": post.text, "label": label, "lang": post.lang}, ensure_ascii=False) + "\n"
+                )
     return path
 
 
@@ -45,8 +47,19 @@ def tagged_corpus(tmp_path_factory):
         for label in ("ico", "trading_service", "benign"):
             for register in REGISTERS:
                 for post in [p for p in posts if p.label == label and p.register == register][:8]:
-                    handle.write(json.dumps({"text": post.text, "label": label, "lang": post.lang, "genre": post.genre,
-                                             "register": register}, ensure_ascii=False) + "\n")
+                    handle.write(
+                        json.dumps(
+                            {
+                                "text": post.text,
+                                "label": label,
+                                "lang": post.lang,
+                                "genre": post.genre,
+                                "register": register,
+                            },
+                            ensure_ascii=False,
+                        )
+                        + "\n"
+                    )
     return path
 
 
@@ -69,16 +82,24 @@ def outside_code(html: str) -> str:
     import re
 
     return re.sub(r"<(code|pre)>.*?</\1>", "", html, flags=re.S)
+
+
 TEST_TOKEN = "123456:TEST-token-never-logged"
 
 
 def make_settings(tmp_path, **overrides):
     from bot.settings import Settings
 
-    values = dict(telegram_bot_token=TEST_TOKEN, telegram_api_url="http://fake.invalid/bot",
-                  moderator_chat_id=MODERATOR_CHAT_ID, moderator_user_ids=frozenset({111}),
-                  database_path=tmp_path / "bot.db", model_path=tmp_path / "model.joblib",
-                  alert_threshold=0.8, digest_interval_minutes=60)
+    values = dict(
+        telegram_bot_token=TEST_TOKEN,
+        telegram_api_url="http://fake.invalid/bot",
+        moderator_chat_id=MODERATOR_CHAT_ID,
+        moderator_user_ids=frozenset({111}),
+        database_path=tmp_path / "bot.db",
+        model_path=tmp_path / "model.joblib",
+        alert_threshold=0.8,
+        digest_interval_minutes=60,
+    )
     return Settings(_env_file=None, **(values | overrides))
 
 

@@ -15,9 +15,14 @@ def test_a_locked_database_fails_a_write_fast_and_keeps_the_scan(monkeypatch, tm
     from bot.settings import load_settings
 
     monkeypatch.chdir(tmp_path)
-    for name, value in {"TELEGRAM_BOT_TOKEN": "123:abc", "TELEGRAM_API_URL": "http://127.0.0.1:9/bot",
-                        "MODERATOR_CHAT_ID": "-100123", "MODERATOR_USER_IDS": "111",
-                        "DATABASE_PATH": str(tmp_path / "bot.db"), "MODEL_PATH": str(model_path)}.items():
+    for name, value in {
+        "TELEGRAM_BOT_TOKEN": "123:abc",
+        "TELEGRAM_API_URL": "http://127.0.0.1:9/bot",
+        "MODERATOR_CHAT_ID": "-100123",
+        "MODERATOR_USER_IDS": "111",
+        "DATABASE_PATH": str(tmp_path / "bot.db"),
+        "MODEL_PATH": str(model_path),
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(bot.app, "configure_logging", lambda token: None)
     seen = {}

@@ -18,8 +18,10 @@ from tests.fakes.bot_api import FakeBotApiServer
 
 pytestmark = pytest.mark.slow
 
-PROMO = ("Presale of $MOON ends Friday, 1 BNB = 50,000 MOON, buy now at moon-sale.example. "
-         "Whitelist spots are limited, join the presale today!")
+PROMO = (
+    "Presale of $MOON ends Friday, 1 BNB = 50,000 MOON, buy now at moon-sale.example. "
+    "Whitelist spots are limited, join the presale today!"
+)
 NEWS = "The SEC sued the organisers of a 2017 ICO, court filings show."
 
 
@@ -42,19 +44,34 @@ def command_line() -> list[str]:
 
 def bot_env(server: FakeBotApiServer, workdir: Path, model_path: Path, **env) -> dict:
     """The environment of `compliance-bot run` against the fake server; a value of None leaves a variable out."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "MODERATOR_"))} | {
-        "TELEGRAM_BOT_TOKEN": TEST_TOKEN, "TELEGRAM_API_URL": server.base_url,
-        "MODERATOR_CHAT_ID": str(MODERATOR_CHAT_ID), "MODERATOR_USER_IDS": "111,112",
-        "DATABASE_PATH": str(workdir / "bot.db"), "MODEL_PATH": str(model_path),
-        "OUTBOX_INTERVAL_SECONDS": "0.3", "DIGEST_INTERVAL_MINUTES": "600",
-    } | env
+    env = (
+        {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "MODERATOR_"))}
+        | {
+            "TELEGRAM_BOT_TOKEN": TEST_TOKEN,
+            "TELEGRAM_API_URL": server.base_url,
+            "MODERATOR_CHAT_ID": str(MODERATOR_CHAT_ID),
+            "MODERATOR_USER_IDS": "111,112",
+            "DATABASE_PATH": str(workdir / "bot.db"),
+            "MODEL_PATH": str(model_path),
+            "OUTBOX_INTERVAL_SECONDS": "0.3",
+            "DIGEST_INTERVAL_MINUTES": "600",
+        }
+        | env
+    )
     return {k: v for k, v in env.items() if v is not None}
 
 
 def run_until_exit(server: FakeBotApiServer, workdir: Path, model_path: Path, **env) -> subprocess.CompletedProcess:
     """`compliance-bot run` expected to stop at start-up; its output is stdout and stderr together."""
-    return subprocess.run(command_line(), cwd=workdir, env=bot_env(server, workdir, model_path, **env),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
+    return subprocess.run(
+        command_line(),
+        cwd=workdir,
+        env=bot_env(server, workdir, model_path, **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=60,
+    )
 
 
 class BotProcess:
@@ -64,8 +81,9 @@ class BotProcess:
         self.log_path = workdir / f"bot-{time.monotonic_ns()}.log"
         self.env = bot_env(server, workdir, model_path, **env)
         self.server = server
-        self.proc = subprocess.Popen(command_line(), cwd=workdir, env=self.env, stdout=open(self.log_path, "w"),
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            command_line(), cwd=workdir, env=self.env, stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT
+        )
         wait_for(lambda: server.api.calls_to("setMyCommands") or self.proc.poll() is not None, 60, "bot start-up")
         assert self.proc.poll() is None, self.log()
 
@@ -83,8 +101,11 @@ class BotProcess:
 
 
 def alerts_sent(server) -> list:
-    return [c for c in server.api.calls_to("sendMessage")
-            if c.params["chat_id"] == MODERATOR_CHAT_ID and "alert #" in c.params["text"]]
+    return [
+        c
+        for c in server.api.calls_to("sendMessage")
+        if c.params["chat_id"] == MODERATOR_CHAT_ID and "alert #" in c.params["text"]
+    ]
 
 
 def db_rows(tmp_path, sql):
@@ -97,8 +118,10 @@ def test_promoting_post_alerts_once_and_news_does_not(server, run_bot, tmp_path)
     server.api.push_update(U.channel_post(41, NEWS))
     server.api.push_update(U.channel_post(42, PROMO))
     alert = wait_for(lambda: alerts_sent(server), what="the alert")[0]
-    wait_for(lambda: server.api.pending_updates() == 0 and len(db_rows(tmp_path, "SELECT * FROM posts")) == 2,
-             what="both posts stored")
+    wait_for(
+        lambda: server.api.pending_updates() == 0 and len(db_rows(tmp_path, "SELECT * FROM posts")) == 2,
+        what="both posts stored",
+    )
     time.sleep(1.5)  # several outbox rounds: nothing more may come
     assert len(alerts_sent(server)) == 1
     assert "https://t.me/cryptogems/42" in alert.params["text"] and "ICO" in alert.params["text"]
@@ -141,7 +164,9 @@ def test_429_and_500_delay_the_alert_without_losing_it(server, run_bot):
     run_bot()
     server.api.push_update(U.channel_post(9, PROMO))
     wait_for(lambda: alerts_sent(server), timeout=30, what="the alert after the failures")
-    attempts = [c for c in server.api.calls_to("sendMessage", ok_only=False) if c.params["chat_id"] == MODERATOR_CHAT_ID]
+    attempts = [
+        c for c in server.api.calls_to("sendMessage", ok_only=False) if c.params["chat_id"] == MODERATOR_CHAT_ID
+    ]
     assert [c.status for c in attempts] == [429, 500, 200]
     assert attempts[1].at - attempts[0].at >= 1.9  # retry_after was honoured
     time.sleep(1.0)
@@ -166,8 +191,11 @@ def test_restart_sends_no_duplicate(server, run_bot, tmp_path):
 def test_digest_arrives(server, run_bot):
     run_bot(DIGEST_INTERVAL_MINUTES="0.05", ALERT_THRESHOLD="1.0")  # a digest every 3 s; the flag stays below threshold
     server.api.push_update(U.channel_post(12, PROMO))
-    digest = wait_for(lambda: [c for c in server.api.calls_to("sendMessage") if "Digest" in c.params["text"]],
-                      timeout=30, what="the digest")[0]
+    digest = wait_for(
+        lambda: [c for c in server.api.calls_to("sendMessage") if "Digest" in c.params["text"]],
+        timeout=30,
+        what="the digest",
+    )[0]
     assert "Flags: <b>1</b>" in digest.params["text"] and "Crypto Gems" in digest.params["text"]
     assert alerts_sent(server) == []  # below the threshold: digest only
     time.sleep(4)  # a further period with nothing new sends no further digest
@@ -194,11 +222,13 @@ def test_a_missing_moderator_chat_id_stops_start_up_in_one_line(server, tmp_path
     assert result.returncode == 1
     assert result.stdout.strip().splitlines() == [
         "Error: configuration error: MODERATOR_CHAT_ID is not set: required for run "
-        "(the moderators' channel or group for alerts and digests, e.g. -1001234567890)"]
+        "(the moderators' channel or group for alerts and digests, e.g. -1001234567890)"
+    ]
     assert server.api.calls == []  # stopped before it talked to Telegram
 
 
 # -- a clean stop: no error, the last offset confirmed, nothing delivered twice after a restart ------------------
+
 
 def stop_with_sigterm(bot: BotProcess) -> float:
     """SIGTERM, as systemd or docker stop send it; returns when it was sent (the fake server's clock)."""
@@ -235,9 +265,12 @@ def assert_nothing_below_delivered_again(server, first_poll: int, offset: int) -
 
 def test_a_clean_stop_confirms_what_was_processed_and_logs_no_error(server, run_bot, tmp_path):
     first = run_bot()
-    update_of_message = {m: server.api.push_update(U.channel_post(m, PROMO.replace("$MOON", f"$M{m}") if m % 50 == 0
-                                                                  else f"{NEWS} #{m}"))
-                         for m in range(1000, 1600)}
+    update_of_message = {
+        m: server.api.push_update(
+            U.channel_post(m, PROMO.replace("$MOON", f"$M{m}") if m % 50 == 0 else f"{NEWS} #{m}")
+        )
+        for m in range(1000, 1600)
+    }
     wait_for(lambda: server.api.confirmed_offset > 150, 30, "part of the burst confirmed")
     sigterm = stop_with_sigterm(first)  # most likely in the middle of the burst
     assert_clean_stop(first)
@@ -248,8 +281,11 @@ def test_a_clean_stop_confirms_what_was_processed_and_logs_no_error(server, run_
 
     restart = len(server.api.polls)
     run_bot()
-    wait_for(lambda: len(db_rows(tmp_path, "SELECT 1 FROM post_versions")) == len(update_of_message), 60,
-             "the rest of the burst after the restart")
+    wait_for(
+        lambda: len(db_rows(tmp_path, "SELECT 1 FROM post_versions")) == len(update_of_message),
+        60,
+        "the rest of the burst after the restart",
+    )
     assert_nothing_below_delivered_again(server, restart, offset)
     versions = db_rows(tmp_path, "SELECT message_id, COUNT(*) FROM post_versions GROUP BY message_id")
     assert len(versions) == len(update_of_message) and {n for _, n in versions} == {1}
@@ -259,7 +295,7 @@ def test_a_clean_stop_confirms_what_was_processed_and_logs_no_error(server, run_
 # the next getUpdates answer is held where httpx hands its connection back to the pool (httpcore's
 # _response_closed) until a cancel lands there: what happens by chance when a stop's cancel meets a long poll
 # that is just being answered. The connection is then never returned. "<file>.parked" says it is held.
-PARK_POLL_HOOK = '''
+PARK_POLL_HOOK = """
 import asyncio, os
 
 from httpcore._async.http11 import HTTP11ConnectionByteStream
@@ -279,7 +315,7 @@ async def aclose(self):
 
 
 HTTP11ConnectionByteStream.aclose = aclose
-'''
+"""
 
 
 def test_a_stop_that_cuts_off_an_answered_long_poll_still_confirms_and_logs_no_error(server, run_bot, tmp_path):
@@ -287,12 +323,16 @@ def test_a_stop_that_cuts_off_an_answered_long_poll_still_confirms_and_logs_no_e
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(PARK_POLL_HOOK)
     control = tmp_path / "park-poll"
-    first = run_bot(PYTHONPATH=os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]),
-                    FAULT_PARK_POLL_FILE=str(control))
+    first = run_bot(
+        PYTHONPATH=os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]), FAULT_PARK_POLL_FILE=str(control)
+    )
     for m in range(1, 6):
         server.api.push_update(U.channel_post(m, f"{NEWS} #{m}"))
-    wait_for(lambda: len(db_rows(tmp_path, "SELECT 1 FROM posts")) == 5 and server.api.confirmed_offset == 6,
-             20, "five posts stored and confirmed")
+    wait_for(
+        lambda: len(db_rows(tmp_path, "SELECT 1 FROM posts")) == 5 and server.api.confirmed_offset == 6,
+        20,
+        "five posts stored and confirmed",
+    )
     control.touch()
     last = server.api.push_update(U.channel_post(6, PROMO))  # answers the long poll, which is then held
     wait_for(lambda: Path(f"{control}.parked").exists(), 20, "the long poll's answer held")
@@ -304,7 +344,9 @@ def test_a_stop_that_cuts_off_an_answered_long_poll_still_confirms_and_logs_no_e
 
     restart = len(server.api.polls)
     run_bot()
-    wait_for(lambda: db_rows(tmp_path, "SELECT 1 FROM posts WHERE message_id = 6"), 30, "the held update delivered again")
+    wait_for(
+        lambda: db_rows(tmp_path, "SELECT 1 FROM posts WHERE message_id = 6"), 30, "the held update delivered again"
+    )
     assert_nothing_below_delivered_again(server, restart, 6)
     assert db_rows(tmp_path, "SELECT COUNT(*) FROM post_versions") == [(6,)]
     wait_for(lambda: alerts_sent(server), what="the alert for the promotion")

@@ -37,17 +37,26 @@ def test_plain_lines_are_posts_and_bad_jsonl_lines_are_named_and_skipped():
     assert [r["text"] for r in rows] == ["airdrop live", "just chat"]
     rows, summary, problems = run(['{"text": "ok"}\n', '{"text": 5}\n', "not json\n"])
     assert [r["text"] for r in rows] == ["ok"] and summary.skipped == 2
-    assert problems[0].startswith("line 2: missing \"text\"") and problems[1].startswith("line 3: not valid JSON")
+    assert problems[0].startswith('line 2: missing "text"') and problems[1].startswith("line 3: not valid JSON")
 
 
 # -- issue 16: a line nested 100,000 deep, a byte-order mark, a number too long to read ------------------------
 
+
 def test_a_line_nested_100000_deep_is_named_and_the_lines_around_it_classified():
-    rows, summary, problems = run(['{"text": "Presale one"}\n', "[" * 100_000 + "\n",
-                                   '{"text": "x", "a": ' + "[" * 100_000 + "\n", '{"text": "two"}\n'])
+    rows, summary, problems = run(
+        [
+            '{"text": "Presale one"}\n',
+            "[" * 100_000 + "\n",
+            '{"text": "x", "a": ' + "[" * 100_000 + "\n",
+            '{"text": "two"}\n',
+        ]
+    )
     assert [r["text"] for r in rows] == ["Presale one", "two"]
-    assert problems == ["line 2: JSON nested deeper than 64 levels: not a post; skipped",
-                        "line 3: JSON nested deeper than 64 levels: not a post; skipped"]
+    assert problems == [
+        "line 2: JSON nested deeper than 64 levels: not a post; skipped",
+        "line 3: JSON nested deeper than 64 levels: not a post; skipped",
+    ]
     assert (summary.read, summary.classified, summary.skipped) == (4, 2, 2)
 
 
@@ -78,14 +87,20 @@ def test_a_number_too_long_to_read_is_named():
 # Whatever is built: no exception escapes, every refused line is named with its number, every post is written
 # out with its fields and a verdict.
 
-PROPERTY = settings(max_examples=150, deadline=timedelta(seconds=2), database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROPERTY = settings(
+    max_examples=150,
+    deadline=timedelta(seconds=2),
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
 VISIBLE = TEXT.filter(lambda t: t.strip())
-JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TEXT,
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
-                           max_leaves=8)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
+    max_leaves=8,
+)
 
 
 VERDICT = {"label", "scores", "reasons", "model_version"}
@@ -105,25 +120,62 @@ def nested(depth: int) -> str:
 @st.composite
 def classify_lines(draw):
     """One line: (kind, the line, the object it must give or None)."""
-    kind = draw(st.sampled_from(["post", "post", "post", "lone_surrogate", "blank", "not_json", "not_object", "bad_text",
-                                 "too_deep", "deep_enough", "long_number"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "post",
+                "post",
+                "post",
+                "lone_surrogate",
+                "blank",
+                "not_json",
+                "not_object",
+                "bad_text",
+                "too_deep",
+                "deep_enough",
+                "long_number",
+            ]
+        )
+    )
     if kind == "blank":
         return kind, draw(st.sampled_from(["", "  ", "\t"])), None
     if kind == "not_json":
         return kind, draw(st.sampled_from(["{", '{"text": ', "{'text': 'x'}", '{"text": "x"}}', "[1,", "nope"])), None
     if kind == "not_object":
-        return kind, json.dumps(draw(st.one_of(st.integers(), TEXT, st.none(), st.lists(st.integers(), max_size=3)))), None
+        return (
+            kind,
+            json.dumps(draw(st.one_of(st.integers(), TEXT, st.none(), st.lists(st.integers(), max_size=3)))),
+            None,
+        )
     if kind == "too_deep":
         depth = draw(st.one_of(st.integers(MAX_DEPTH + 1, 2_000), st.integers(2_000, 100_000)))
-        return kind, draw(st.sampled_from(['{"text": "x", "a": ' + nested(depth) + "}", "[" * depth + "]" * depth,
-                                           '{"text": "x", "a": ' + "[" * depth])), None
+        return (
+            kind,
+            draw(
+                st.sampled_from(
+                    [
+                        '{"text": "x", "a": ' + nested(depth) + "}",
+                        "[" * depth + "]" * depth,
+                        '{"text": "x", "a": ' + "[" * depth,
+                    ]
+                )
+            ),
+            None,
+        )
     if kind == "long_number":
         return kind, '{"text": "x", "n": 1' + "0" * draw(st.integers(4_301, 6_000)) + "}", None
     # Fields of the input's own: classify writes label, scores, reasons and model_version over any it had.
     fields = draw(st.dictionaries(TEXT.filter(lambda k: k not in VERDICT | {"text"}), JSON_VALUES, max_size=4))
     if kind == "bad_text":
-        bad = draw(st.one_of(st.just("absent"), st.integers(), st.none(), st.lists(TEXT, max_size=2),
-                             st.sampled_from(["", "  ", "\n"])))
+        bad = draw(
+            st.one_of(
+                st.just("absent"),
+                st.integers(),
+                st.none(),
+                st.lists(TEXT, max_size=2),
+                st.sampled_from(["", "  ", "\n"]),
+            )
+        )
         return kind, json.dumps(fields | ({} if bad == "absent" else {"text": bad})), None
     text = draw(VISIBLE)
     if kind == "lone_surrogate":
@@ -145,7 +197,8 @@ def test_any_jsonl_input_every_post_is_classified_and_every_refusal_named(data):
     newline = data.draw(st.sampled_from(["\n", "\r\n"]))
     rows, summary, problems = run_jsonl([bom + lines[0][1] + newline] + [line + newline for _, line, _ in lines[1:]])
     assert [{k: v for k, v in row.items() if k not in VERDICT} for row in rows] == [
-        obj for _, _, obj in lines if obj is not None]
+        obj for _, _, obj in lines if obj is not None
+    ]
     assert all(VERDICT <= set(row) for row in rows)
     numbers = [n for n, (kind, _, obj) in enumerate(lines, 1) if obj is None and kind != "blank"]
     assert [p.split(":")[0] for p in problems] == [f"line {n}" for n in numbers]
@@ -159,6 +212,8 @@ def test_any_plain_lines_are_posts_one_a_line(lines, bom):
     first = next((line for line in lines if line.strip()), None)
     if first is not None and first.lstrip().startswith("{"):
         return  # that is JSONL, the property above
-    rows, summary, problems = run_jsonl([("\ufeff" if bom and i == 0 else "") + line + "\n" for i, line in enumerate(lines)])
+    rows, summary, problems = run_jsonl(
+        [("\ufeff" if bom and i == 0 else "") + line + "\n" for i, line in enumerate(lines)]
+    )
     assert [row["text"] for row in rows] == [safe_text(line) for line in lines if line.strip()]
     assert problems == [] and summary.skipped == 0

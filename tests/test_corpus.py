@@ -1,8 +1,16 @@
 import pytest
 
 from classifier.corpus import (
-    BUNDLED_DATA_DIR, COVERAGE_MARKERS, README_MARKERS, counts_table, coverage_gaps, coverage_table, guess_language,
-    load_corpus, near_duplicates, readme_with_counts,
+    BUNDLED_DATA_DIR,
+    COVERAGE_MARKERS,
+    README_MARKERS,
+    counts_table,
+    coverage_gaps,
+    coverage_table,
+    guess_language,
+    load_corpus,
+    near_duplicates,
+    readme_with_counts,
 )
 from classifier.genres import GENRES, REGISTERS
 
@@ -35,9 +43,12 @@ def test_near_duplicates_stay_under_two_percent(bundled):
 
 def test_corpus_readme_tables_are_true(bundled):
     readme = (BUNDLED_DATA_DIR / "README.md").read_text(encoding="utf-8")
-    assert readme_with_counts(readme, counts_table(bundled)) == readme, "run: python -m classifier.corpus --update-readme"
-    assert readme_with_counts(readme, coverage_table(bundled), COVERAGE_MARKERS) == readme, \
+    assert readme_with_counts(readme, counts_table(bundled)) == readme, (
         "run: python -m classifier.corpus --update-readme"
+    )
+    assert readme_with_counts(readme, coverage_table(bundled), COVERAGE_MARKERS) == readme, (
+        "run: python -m classifier.corpus --update-readme"
+    )
     assert README_MARKERS[0] in readme and COVERAGE_MARKERS[0] in readme
 
 
@@ -45,8 +56,10 @@ def test_coverage_names_thin_cells_and_untagged_posts():
     from classifier.corpus import LabelledPost
 
     posts = [LabelledPost(f"presale {i}", "ico", "en", genre="token_sale", register="x_post") for i in range(30)]
-    posts += [LabelledPost("收U", "trading_service", "zh"), LabelledPost("airdrop", "ico", "en", genre="airdrop",
-                                                                       register="x_post")]
+    posts += [
+        LabelledPost("收U", "trading_service", "zh"),
+        LabelledPost("airdrop", "ico", "en", genre="airdrop", register="x_post"),
+    ]
     gaps = coverage_gaps(posts)
     assert "1 posts have no genre or register" in gaps
     assert "token_sale / x_post: 30 English posts, need 30" not in " ".join(gaps)
@@ -57,20 +70,27 @@ def test_coverage_names_thin_cells_and_untagged_posts():
 
 
 def test_near_duplicates_are_found_exactly():
-    texts = ["Presale stage 2 is live, 1 BNB = 52,000 KRILL, buy at krill.example",
-             "Presale stage 2 is live, 1 BNB = 52,000 KRILL, buy at krill.example!",
-             "Presale stage 3 opens Friday with a new price for everyone who waited",
-             "gm", "gm ", "长期收U，汇率置顶，见U打款"]
+    texts = [
+        "Presale stage 2 is live, 1 BNB = 52,000 KRILL, buy at krill.example",
+        "Presale stage 2 is live, 1 BNB = 52,000 KRILL, buy at krill.example!",
+        "Presale stage 3 opens Friday with a new price for everyone who waited",
+        "gm",
+        "gm ",
+        "长期收U，汇率置顶，见U打款",
+    ]
     assert near_duplicates(texts) == {0: 1, 1: 0, 3: 4, 4: 3}
     assert near_duplicates(texts[:2], threshold=0.99) == {}
 
 
 def test_unknown_genre_or_register_is_named_with_file_and_line(tmp_path):
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"text": "a", "label": "ico", "genre": "airdrop", "register": "x_post"}\n'
-                   '{"text": "b", "label": "ico", "genre": "rugpull"}\n'
-                   '{"text": "c", "label": "ico", "register": "tiktok"}\n'
-                   '{"text": "d", "label": "benign", "genre": "airdrop"}\n', encoding="utf-8")
+    bad.write_text(
+        '{"text": "a", "label": "ico", "genre": "airdrop", "register": "x_post"}\n'
+        '{"text": "b", "label": "ico", "genre": "rugpull"}\n'
+        '{"text": "c", "label": "ico", "register": "tiktok"}\n'
+        '{"text": "d", "label": "benign", "genre": "airdrop"}\n',
+        encoding="utf-8",
+    )
     problems = []
     posts = load_corpus([bad], problems)
     assert [(p.text, p.genre, p.register) for p in posts] == [("a", "airdrop", "x_post")]
@@ -96,7 +116,7 @@ def test_missing_paths_and_bad_lines_are_problems_not_crashes(tmp_path):
     assert [p.text for p in posts] == ["ok"]
     messages = [str(p) for p in problems]
     assert any("bad.jsonl:2: not valid JSON" in m for m in messages)
-    assert any("bad.jsonl:3: \"label\" must be one of" in m for m in messages)
+    assert any('bad.jsonl:3: "label" must be one of' in m for m in messages)
     assert any("missing.jsonl" in m and "not found" in m for m in messages)
 
 

@@ -24,9 +24,11 @@ def test_chat_ids_become_bot_api_ids():
 
 
 def test_text_entities_and_buttons_are_read_like_the_live_bot():
-    msg = {"text": [{"type": "text_link", "text": "here", "href": "https://a.example"}],
-           "text_entities": [{"type": "text_link", "text": "here", "href": "https://a.example"}],
-           "inline_bot_buttons": [[{"type": "url", "text": "Buy", "data": "https://buy.example"}]]}
+    msg = {
+        "text": [{"type": "text_link", "text": "here", "href": "https://a.example"}],
+        "text_entities": [{"type": "text_link", "text": "here", "href": "https://a.example"}],
+        "inline_bot_buttons": [[{"type": "url", "text": "Buy", "data": "https://buy.example"}]],
+    }
     assert message_text(msg) == "here\nhttps://a.example\nBuy https://buy.example"
     assert message_text({"text": "", "photo": "x.jpg"}) is None
 
@@ -37,8 +39,13 @@ CHAT = -(10**12 + 5)  # the Bot API id of the channel below
 
 
 def message(mid, text, **extra) -> dict:
-    return {"id": mid, "type": "message", "date": "2024-05-01T10:00:00", "date_unixtime": str(1714557600 + mid),
-            "text": text} | extra
+    return {
+        "id": mid,
+        "type": "message",
+        "date": "2024-05-01T10:00:00",
+        "date_unixtime": str(1714557600 + mid),
+        "text": text,
+    } | extra
 
 
 def channel(messages, chat_id=5, name="C") -> dict:
@@ -69,6 +76,7 @@ def read(data, name="e.json", chunk: int | None = None):
 
 # -- 1. dates the rest of the system cannot represent ----------------------------------------------------
 
+
 @pytest.mark.parametrize("bad", ["1e999", "253402300800", "-99999999999999", "nan", "inf", "-1", "soon", ["x"]])
 def test_a_date_that_cannot_be_stored_is_named_and_the_post_kept_with_its_date_unknown(bad):
     posts, counts, problems = read(channel([message(1, "Presale one", date_unixtime=bad), message(2, "Presale two")]))
@@ -81,12 +89,22 @@ def test_a_date_that_cannot_be_stored_is_named_and_the_post_kept_with_its_date_u
 
 
 def test_the_last_representable_dates_are_kept_and_an_iso_date_beyond_them_is_not():
-    posts, _, problems = read(channel([
-        message(1, "first second", date_unixtime="0"),
-        message(2, "last second", date_unixtime="253402300799"),
-        {"id": 3, "type": "message", "date": "9999-12-31T23:59:59-05:00", "text": "past the year 9999 in UTC"},
-        {"id": 4, "type": "message", "date": "2024-05-01T10:00:00", "text": "no unixtime, local time read as UTC"},
-        {"id": 5, "type": "message", "text": "no date at all"}]))
+    posts, _, problems = read(
+        channel(
+            [
+                message(1, "first second", date_unixtime="0"),
+                message(2, "last second", date_unixtime="253402300799"),
+                {"id": 3, "type": "message", "date": "9999-12-31T23:59:59-05:00", "text": "past the year 9999 in UTC"},
+                {
+                    "id": 4,
+                    "type": "message",
+                    "date": "2024-05-01T10:00:00",
+                    "text": "no unixtime, local time read as UTC",
+                },
+                {"id": 5, "type": "message", "text": "no date at all"},
+            ]
+        )
+    )
     assert [p.date for p in posts] == [0.0, 253402300799.0, None, 1714557600.0, None]
     [problem] = problems
     assert "message id 3: \"date\" '9999-12-31T23:59:59-05:00' is outside the dates that can be stored" in problem
@@ -94,24 +112,41 @@ def test_the_last_representable_dates_are_kept_and_an_iso_date_beyond_them_is_no
 
 # -- 2. chat and message ids outside Telegram's ranges -----------------------------------------------------
 
+
 def test_a_chat_id_beyond_telegrams_range_is_refused_by_name_and_the_next_chat_is_read():
-    export = {"chats": {"list": [channel([message(1, "Presale huge")], chat_id=9223372036854775000, name="Huge"),
-                                 {"name": "Zero", "type": "personal_chat", "id": 0, "messages": [message(1, "hi")]},
-                                 channel([message(1, "Presale fine")], name="Fine")]}}
+    export = {
+        "chats": {
+            "list": [
+                channel([message(1, "Presale huge")], chat_id=9223372036854775000, name="Huge"),
+                {"name": "Zero", "type": "personal_chat", "id": 0, "messages": [message(1, "hi")]},
+                channel([message(1, "Presale fine")], name="Fine"),
+            ]
+        }
+    }
     posts, counts, problems = read(export)
     assert posts == [Post(CHAT, 1, "Presale fine", 1714557601.0, "channel", "Fine")]
     assert problems == [
         "e.json: chat 'Huge' (id 9223372036854775000): the id is outside Telegram's channel ids (1 to 3000000000000); "
         "its messages are skipped",
-        "e.json: chat 'Zero' (id 0): the id is outside Telegram's user ids (1 to 1099511627775); its messages are skipped"]
+        "e.json: chat 'Zero' (id 0): the id is outside Telegram's user ids (1 to 1099511627775); its messages are skipped",
+    ]
     assert counts.skipped == 4  # two chats named, their two messages skipped with them
 
 
-@pytest.mark.parametrize(("kind", "export_id", "bot_api_id"), [
-    ("public_channel", 0, None), ("private_supergroup", 3_000_000_000_000, -4_000_000_000_000),
-    ("public_supergroup", 3_000_000_000_001, None), ("private_group", 999_999_999_999, -999_999_999_999),
-    ("private_group", 1_000_000_000_000, None), ("personal_chat", 2**40 - 1, 2**40 - 1), ("bot_chat", 2**40, None),
-    ("public_channel", -4_000_000_000_000, -4_000_000_000_000), ("public_channel", -4_000_000_000_001, None)])
+@pytest.mark.parametrize(
+    ("kind", "export_id", "bot_api_id"),
+    [
+        ("public_channel", 0, None),
+        ("private_supergroup", 3_000_000_000_000, -4_000_000_000_000),
+        ("public_supergroup", 3_000_000_000_001, None),
+        ("private_group", 999_999_999_999, -999_999_999_999),
+        ("private_group", 1_000_000_000_000, None),
+        ("personal_chat", 2**40 - 1, 2**40 - 1),
+        ("bot_chat", 2**40, None),
+        ("public_channel", -4_000_000_000_000, -4_000_000_000_000),
+        ("public_channel", -4_000_000_000_001, None),
+    ],
+)
 def test_each_kind_of_chat_has_its_range_of_ids(kind, export_id, bot_api_id):
     posts, _, problems = read(channel([message(1, "Presale")], chat_id=export_id) | {"type": kind})
     assert [p.chat_id for p in posts] == ([] if bot_api_id is None else [bot_api_id])
@@ -122,8 +157,10 @@ def test_each_kind_of_chat_has_its_range_of_ids(kind, export_id, bot_api_id):
 def test_a_message_id_beyond_telegrams_range_is_refused_by_name_and_the_next_message_is_read(bad):
     posts, counts, problems = read(channel([message(bad, "Presale bad id"), message(2, "Presale two")]))
     assert [p.message_id for p in posts] == [2]
-    assert problems == [f"e.json: chat 'C' (id 5) message #1: message id {bad} is outside Telegram's message ids "
-                        "(1 to 2147483647); skipped"]
+    assert problems == [
+        f"e.json: chat 'C' (id 5) message #1: message id {bad} is outside Telegram's message ids "
+        "(1 to 2147483647); skipped"
+    ]
     assert counts.skipped == 1
 
 
@@ -131,7 +168,9 @@ def test_an_id_past_64_bits_stops_the_file_with_a_name_not_a_traceback():
     data = json.dumps(channel([message(1, "Presale before"), message(2, "Presale after")])).encode()
     data = data.replace(b'"id": 2,', b'"id": 9223372036854775808,')
     posts, counts, problems = [], ReadCounts(), []
-    with pytest.raises(ExportError, match=r"e\.json: the JSON stops being valid after 1 messages \(parse error: integer"):
+    with pytest.raises(
+        ExportError, match=r"e\.json: the JSON stops being valid after 1 messages \(parse error: integer"
+    ):
         for post in read_export(io.BytesIO(data), "e.json", problems.append, counts):
             posts.append(post)
     assert [p.message_id for p in posts] == [1]
@@ -139,17 +178,23 @@ def test_an_id_past_64_bits_stops_the_file_with_a_name_not_a_traceback():
 
 # -- 3. invalid UTF-8 (raw surrogate bytes) and lone surrogate escapes ---------------------------------------
 
+
 @pytest.mark.parametrize("chunk", [None, 1, 2, 7])
 def test_raw_surrogate_bytes_are_named_replaced_and_the_rest_of_the_file_is_read(chunk):
-    data = json.dumps(channel([message(1, "Presale SURROGATE here 🚀"), message(2, "Presale two é")], name="Ch NAME"),
-                      ensure_ascii=False)
+    data = json.dumps(
+        channel([message(1, "Presale SURROGATE here 🚀"), message(2, "Presale two é")], name="Ch NAME"),
+        ensure_ascii=False,
+    )
     data = data.encode().replace(b"SURROGATE", b"\xed\xa0\x80").replace(b"NAME", b"\xff")
     posts, counts, problems = read(data, chunk=chunk)
     assert [(p.message_id, p.text, p.chat_title) for p in posts] == [
-        (1, "Presale \ufffd\ufffd\ufffd here 🚀", "Ch \ufffd"), (2, "Presale two é", "Ch \ufffd")]
+        (1, "Presale \ufffd\ufffd\ufffd here 🚀", "Ch \ufffd"),
+        (2, "Presale two é", "Ch \ufffd"),
+    ]
     offset = data.index(b"\xff")
-    assert problems == [f"e.json: invalid UTF-8 (2 sequences, the first at byte {offset}: FF), replaced by U+FFFD; "
-                        "the file is read on"]
+    assert problems == [
+        f"e.json: invalid UTF-8 (2 sequences, the first at byte {offset}: FF), replaced by U+FFFD; the file is read on"
+    ]
     assert counts.skipped == 1 and counts.posts == 2
 
 
@@ -161,8 +206,9 @@ def test_invalid_utf8_in_a_damaged_file_is_named_with_the_damage():
             posts.append(post)
     assert [p.text for p in posts] == ["Presale one", "Presale \ufffd"]
     offset = data.index(b"\xc3")
-    assert problems == [f"e.json: invalid UTF-8 (1 sequence, the first at byte {offset}: C3), replaced by U+FFFD; "
-                        "the file is read on"]
+    assert problems == [
+        f"e.json: invalid UTF-8 (1 sequence, the first at byte {offset}: C3), replaced by U+FFFD; the file is read on"
+    ]
 
 
 @pytest.mark.parametrize("chunk", [None, 1, 5])
@@ -189,6 +235,7 @@ def test_surrogate_pairs_and_escaped_backslashes_are_left_alone(chunk):
 
 # -- 7. a UTF-8 byte-order mark --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("chunk", [None, 1, 2])
 def test_an_export_with_a_byte_order_mark_is_read(chunk):
     data = b"\xef\xbb\xbf" + json.dumps(channel([message(1, "Presale bom")])).encode()
@@ -211,8 +258,12 @@ def test_a_byte_order_mark_alone_or_inside_is_named():
 # but ExportError escapes, every refused part has its message, and every good post is read as it was written.
 
 # Bounded: about ten seconds for this file's properties; no example database written into the project.
-PROPERTY = settings(max_examples=120, deadline=timedelta(seconds=2), database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROPERTY = settings(
+    max_examples=120,
+    deadline=timedelta(seconds=2),
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
 VISIBLE = TEXT.filter(lambda t: t.strip())
@@ -222,25 +273,60 @@ LONE = ["\ud800", "\udbff", "\udc00", "\udfff"]
 MESSAGE_IDS = st.integers(1, MAX_MESSAGE_ID)
 INT64 = st.integers(-(2**63 - 1), 2**63 - 1)  # past 64 bits ijson stops the whole file (a test above)
 GOOD_DATES = st.one_of(st.none(), st.integers(int(MIN_DATE), int(MAX_DATE)).map(str))
-BAD_DATES = st.one_of(st.sampled_from(["1e999", "253402300800", "-99999999999999", "nan", "inf", "-1", "", "soon"]),
-                      st.integers(int(MAX_DATE) + 1, 2**62), st.integers(-(2**62), -1), st.lists(INT64, max_size=2))
+BAD_DATES = st.one_of(
+    st.sampled_from(["1e999", "253402300800", "-99999999999999", "nan", "inf", "-1", "", "soon"]),
+    st.integers(int(MAX_DATE) + 1, 2**62),
+    st.integers(-(2**62), -1),
+    st.lists(INT64, max_size=2),
+)
 
 
 @st.composite
 def export_messages(draw):
     """A message and what the reader must make of it: (kind, message, expected text or None, expected date)."""
-    kind = draw(st.sampled_from(["good", "good", "good", "invalid_bytes", "lone_surrogate", "bad_date", "no_text",
-                                 "service", "not_object", "bad_id", "bad_text"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "good",
+                "good",
+                "good",
+                "invalid_bytes",
+                "lone_surrogate",
+                "bad_date",
+                "no_text",
+                "service",
+                "not_object",
+                "bad_id",
+                "bad_text",
+            ]
+        )
+    )
     mid = draw(MESSAGE_IDS)
     if kind == "not_object":
-        return kind, draw(st.one_of(st.integers(-5, 5), TEXT, st.none(), st.booleans(), st.lists(INT64, max_size=2))), None, None
+        return (
+            kind,
+            draw(st.one_of(st.integers(-5, 5), TEXT, st.none(), st.booleans(), st.lists(INT64, max_size=2))),
+            None,
+            None,
+        )
     if kind == "bad_id":
-        bad = draw(st.one_of(st.none(), TEXT, st.booleans(), st.floats(allow_nan=False, allow_infinity=False),
-                             st.integers(-(2**63 - 1), 0), st.integers(MAX_MESSAGE_ID + 1, 2**63 - 1)))
+        bad = draw(
+            st.one_of(
+                st.none(),
+                TEXT,
+                st.booleans(),
+                st.floats(allow_nan=False, allow_infinity=False),
+                st.integers(-(2**63 - 1), 0),
+                st.integers(MAX_MESSAGE_ID + 1, 2**63 - 1),
+            )
+        )
         return kind, {"id": bad, "type": "message", "text": "Presale"}, None, None
     if kind == "bad_text":
-        bad = draw(st.one_of(INT64, st.none(), st.dictionaries(TEXT, INT64, max_size=2),
-                             st.lists(INT64, min_size=1, max_size=3)))
+        bad = draw(
+            st.one_of(
+                INT64, st.none(), st.dictionaries(TEXT, INT64, max_size=2), st.lists(INT64, min_size=1, max_size=3)
+            )
+        )
         return kind, {"id": mid, "type": "message", "text": bad}, None, None
     if kind == "service":
         return kind, {"id": mid, "type": draw(st.sampled_from(["service", "other"])), "text": draw(TEXT)}, None, None
@@ -276,11 +362,18 @@ def export_chats(draw):
             export_id = draw(st.one_of(st.integers(1, 999_999_999_999), st.integers(MIN_CHAT_ID, -1)))
         chat_id = bot_api_chat_id(export_id, kind)
     else:
-        kind, export_id = draw(st.one_of(
-            st.tuples(st.sampled_from(sorted(CHAT_TYPES)), st.one_of(st.just(0), st.integers(4 * 10**12, 2**63 - 1),
-                                                                     st.integers(-(2**63 - 1), MIN_CHAT_ID - 1))),
-            st.tuples(TEXT.filter(lambda t: t not in CHAT_TYPES), st.integers(1, 1000)),
-            st.tuples(st.sampled_from(sorted(CHAT_TYPES)), st.one_of(TEXT, st.none(), st.booleans()))))
+        kind, export_id = draw(
+            st.one_of(
+                st.tuples(
+                    st.sampled_from(sorted(CHAT_TYPES)),
+                    st.one_of(
+                        st.just(0), st.integers(4 * 10**12, 2**63 - 1), st.integers(-(2**63 - 1), MIN_CHAT_ID - 1)
+                    ),
+                ),
+                st.tuples(TEXT.filter(lambda t: t not in CHAT_TYPES), st.integers(1, 1000)),
+                st.tuples(st.sampled_from(sorted(CHAT_TYPES)), st.one_of(TEXT, st.none(), st.booleans())),
+            )
+        )
         chat_id = None
     chat = {"name": name, "type": kind, "id": export_id, "messages": [m for _, m, _, _ in messages]}
     return good, chat, chat_id, messages
@@ -332,7 +425,11 @@ def test_any_export_every_good_post_is_read_and_every_refusal_named(data):
             expected_problems.append(("chat", chat))
         for kind, message, text, date in messages:
             number += 1
-            uses = message.get("text", "").count(MARKER) if isinstance(message, dict) and isinstance(message.get("text"), str) else 0
+            uses = (
+                message.get("text", "").count(MARKER)
+                if isinstance(message, dict) and isinstance(message.get("text"), str)
+                else 0
+            )
             mine, bad_left = bad_left[:uses], bad_left[uses:]
             if not good or kind in ("no_text", "service"):
                 continue
@@ -343,17 +440,21 @@ def test_any_export_every_good_post_is_read_and_every_refusal_named(data):
                 expected_problems.append(("message", f"message id {message['id']}:"))
                 continue
             if kind == "bad_date":
-                expected_problems.append(("message", f"message id {message['id']}: \"date_unixtime\""))
+                expected_problems.append(("message", f'message id {message["id"]}: "date_unixtime"'))
             text = expected_text(message["text"], ascii_only, mine) if text is None else text
-            expected_posts.append(Post(chat_id, message["id"], scan_text(text), date, CHAT_TYPES[chat["type"]],
-                                       chat["name"]))
+            expected_posts.append(
+                Post(chat_id, message["id"], scan_text(text), date, CHAT_TYPES[chat["type"]], chat["name"])
+            )
     invalid_utf8 = bool(bad) or (not ascii_only and any(c in raw.decode("utf-8", "surrogatepass") for c in LONE))
 
     assert posts == expected_posts
     for post in posts:
         assert_storable(post)
-    assert len(problems) == len(expected_problems) + invalid_utf8 == counts.skipped - sum(
-        len(c["messages"]) for good, c, _, _ in chats if not good)
+    assert (
+        len(problems)
+        == len(expected_problems) + invalid_utf8
+        == counts.skipped - sum(len(c["messages"]) for good, c, _, _ in chats if not good)
+    )
     for problem, (what, expected) in zip(problems, expected_problems):
         assert problem.startswith("e.json: chat ")
         if what == "chat":
@@ -370,12 +471,31 @@ def mutated(draw, data: bytes) -> bytes:
         at = draw(st.integers(0, len(data)))
         edit = draw(st.sampled_from(["set", "insert", "delete", "cut"]))
         if edit == "set" and at < len(data):
-            data = data[:at] + bytes([draw(st.integers(0, 255))]) + data[at + 1:]
+            data = data[:at] + bytes([draw(st.integers(0, 255))]) + data[at + 1 :]
         elif edit == "insert":
-            data = data[:at] + draw(st.sampled_from([b"[", b"{", b"\\", b'"', b"\\u", b"\\udc00", b"\xed\xa0\x80",
-                                                     b"\xef\xbb\xbf", b"99999999999999999999", b"-", b"1e999"])) + data[at:]
+            data = (
+                data[:at]
+                + draw(
+                    st.sampled_from(
+                        [
+                            b"[",
+                            b"{",
+                            b"\\",
+                            b'"',
+                            b"\\u",
+                            b"\\udc00",
+                            b"\xed\xa0\x80",
+                            b"\xef\xbb\xbf",
+                            b"99999999999999999999",
+                            b"-",
+                            b"1e999",
+                        ]
+                    )
+                )
+                + data[at:]
+            )
         elif edit == "delete":
-            data = data[:at] + data[at + draw(st.integers(1, 8)):]
+            data = data[:at] + data[at + draw(st.integers(1, 8)) :]
         else:
             data = data[:at]
     return data

@@ -10,8 +10,9 @@ CLF = FakeClassifier()
 
 
 def scan(storage, chat_id, message_id, text, title):
-    storage.record_scan(Post(chat_id, message_id, text, chat_title=title), CLF.predict(text), threshold=0.8,
-                        store_benign_text=False)
+    storage.record_scan(
+        Post(chat_id, message_id, text, chat_title=title), CLF.predict(text), threshold=0.8, store_benign_text=False
+    )
 
 
 def test_digest_content_change_and_silence(tmp_path):
@@ -45,12 +46,28 @@ def test_chat_titles_in_the_digest_cannot_become_links(tmp_path):
 
 # Figures unlike any a database would give, to see that each output renders them and computes nothing itself.
 FIGURES = PeriodFigures(
-    start=1_000_000.0, end=1_086_400.0, posts_scanned=41, flags=7, by_label={"ico": 4, "trading_service": 3},
-    by_status={"pending": 5, "confirmed": 2}, by_chat=[{"chat_id": -1001, "chat_title": "Twin", "flags": 4},
-                                                       {"chat_id": -1002, "chat_title": None, "flags": 3}],
-    reviews=2, pending=9,
-    top=[{"id": 3, "chat_id": -1002, "chat_title": None, "message_id": 8, "label": "ico", "score": 0.91,
-          "status": "pending", "link": "https://t.me/c/2/8"}])
+    start=1_000_000.0,
+    end=1_086_400.0,
+    posts_scanned=41,
+    flags=7,
+    by_label={"ico": 4, "trading_service": 3},
+    by_status={"pending": 5, "confirmed": 2},
+    by_chat=[{"chat_id": -1001, "chat_title": "Twin", "flags": 4}, {"chat_id": -1002, "chat_title": None, "flags": 3}],
+    reviews=2,
+    pending=9,
+    top=[
+        {
+            "id": 3,
+            "chat_id": -1002,
+            "chat_title": None,
+            "message_id": 8,
+            "label": "ico",
+            "score": 0.91,
+            "status": "pending",
+            "link": "https://t.me/c/2/8",
+        }
+    ],
+)
 
 
 def fixed_figures(monkeypatch) -> list:
@@ -59,6 +76,7 @@ def fixed_figures(monkeypatch) -> list:
     def period_figures(self, start, end, top=5):
         periods.append((start, end))
         return FIGURES
+
     monkeypatch.setattr(Storage, "period_figures", period_figures)
     return periods
 
@@ -72,7 +90,10 @@ def test_the_digest_and_stats_render_one_set_of_figures(tmp_path, monkeypatch):
     assert "• <code>Twin</code>: 4\n• <code>-1002</code>: 3" in digest
     assert '1. ico p=0.91 · <code>-1002</code> · <a href="https://t.me/c/2/8">post 8</a> · pending' in digest
     text = stats_text(storage, 1)
-    assert "Posts scanned: 41\nFlags: 7 (ICO / token sale 4, Trading service 3)\nFlags by status: confirmed 2, pending 5" in text
+    assert (
+        "Posts scanned: 41\nFlags: 7 (ICO / token sale 4, Trading service 3)\nFlags by status: confirmed 2, pending 5"
+        in text
+    )
     assert "pending reviews (all time): 9" in text and "  Twin: 4\n  -1002: 3" in text
     assert "  1. ico p=0.91 · -1002 · https://t.me/c/2/8 · pending" in text
     assert periods == [(1_000_000.0, 1_086_400.0), (1_000_000.0, 1_086_400.0)]
@@ -92,8 +113,12 @@ def test_the_figures_of_a_period(tmp_path):
     assert (figures.posts_scanned, figures.flags, figures.reviews, figures.pending) == (4, 3, 1, 3)
     assert figures.by_label == {"ico": 2, "trading_service": 1} and figures.by_status == {"pending": 3}
     assert [(c["chat_id"], c["chat_title"], c["flags"]) for c in figures.by_chat] == [
-        (-1001000000002, "Twin", 2), (-1001000000001, "Twin", 1)]
+        (-1001000000002, "Twin", 2),
+        (-1001000000001, "Twin", 1),
+    ]
     assert [(f["message_id"], f["link"]) for f in figures.top] == [
-        (2, "https://t.me/c/1000000001/2"), (3, "https://t.me/c/1000000002/3")]
+        (2, "https://t.me/c/1000000001/2"),
+        (3, "https://t.me/c/1000000002/3"),
+    ]
     digest, count = build_digest(storage, 1_000_000.0, now[0])
     assert count == 3 and "<code>Twin</code>: 2" in digest and "<code>Twin</code>: 1" in digest

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.evasion_benchmark import (button_message, caption_message, disguises, measure, table,
-                                          text_link_message, through_ingest)
+from benchmarks.evasion_benchmark import (
+    button_message,
+    caption_message,
+    disguises,
+    measure,
+    table,
+    text_link_message,
+    through_ingest,
+)
 from classifier.corpus import BUNDLED_DATA_DIR, load_corpus
 from classifier.labels import PROMOTION_LABELS
 from classifier.normalize import normalize

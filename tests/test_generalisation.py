@@ -65,8 +65,13 @@ def test_a_genre_is_measured_by_the_recall_of_its_label(posts):
 
 def test_a_group_holding_a_whole_label_stays_in_training(posts):
     # Every benign post moved into group_chat: without group_chat there would be nothing benign to learn.
-    moved = [LabelledPost(p.text, p.label, p.lang, genre=p.genre,
-                          register="group_chat" if p.label == "benign" else p.register) for p in posts if p.register]
+    moved = [
+        LabelledPost(
+            p.text, p.label, p.lang, genre=p.genre, register="group_chat" if p.label == "benign" else p.register
+        )
+        for p in posts
+        if p.register
+    ]
     messages = []
     result = leave_one_out(moved, "register", log=messages.append)
     assert set(result["groups"]) == {"channel_post", "one_line_call"}

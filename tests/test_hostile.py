@@ -51,6 +51,7 @@ def answers(harness) -> list[str]:
 
 # -- forged callback data -------------------------------------------------------------------------------
 
+
 def forgeries(confirm: str, secret: bytes) -> dict[str, str]:
     alert_id = int(confirm.split(":")[1])
     signature = confirm.rsplit(":", 1)[1]
@@ -122,6 +123,7 @@ async def test_a_press_delivered_again_changes_nothing(harness, caplog):
 
 # -- strangers ------------------------------------------------------------------------------------------
 
+
 async def test_a_non_moderator_pressing_each_button_is_refused_and_logged(harness, caplog):
     message, buttons = await two_alerts(harness)
     before = db_state(harness.storage)
@@ -142,13 +144,20 @@ async def test_a_non_moderator_sending_each_moderator_command_is_refused_and_log
     caplog.set_level(logging.INFO)
     chat = {"moderators' chat": MODS, "watched group": U.GROUP, "unknown group": UNKNOWN_GROUP}.get(where)
     for name in MODERATOR_COMMAND_NAMES:
-        update = (U.private_message(1, f"/{name}", user=U.STRANGER) if chat is None
-                  else U.command(f"/{name} 30", chat, user=U.STRANGER))
+        update = (
+            U.private_message(1, f"/{name}", user=U.STRANGER)
+            if chat is None
+            else U.command(f"/{name} 30", chat, user=U.STRANGER)
+        )
         await harness.send(update)
-        assert harness.api.calls_to("sendMessage")[-1].params["text"] == "Sorry, that command is for the moderators only."
+        assert (
+            harness.api.calls_to("sendMessage")[-1].params["text"] == "Sorry, that command is for the moderators only."
+        )
         assert f"refused /{name} by non-moderator 666" in caplog.text
     assert db_state(harness.storage) == before
-    assert harness.api.calls_to("sendDocument") == [] and loads == [] and harness.services.classifier.version == "fake-1"
+    assert (
+        harness.api.calls_to("sendDocument") == [] and loads == [] and harness.services.classifier.version == "fake-1"
+    )
     replies = harness.api.calls_to("sendMessage")
     assert len(replies) == len(MODERATOR_COMMAND_NAMES)  # nothing but the refusals
 
@@ -162,7 +171,8 @@ async def test_a_moderator_command_from_an_unknown_chat_is_refused_and_logged(bo
     for name in MODERATOR_COMMAND_NAMES:
         await harness.send(U.command(f"/{name}", chat, user=U.MODERATOR))
         assert harness.api.calls_to("sendMessage")[-1].params["text"] == (
-            "Moderator commands work only in the moderators' chat or in private.")
+            "Moderator commands work only in the moderators' chat or in private."
+        )
         assert f"refused /{name} by moderator 111 in chat {chat['id']}" in caplog.text
     assert db_state(harness.storage) == before  # the unknown chat is not even recorded
     assert harness.api.calls_to("sendDocument") == [] and loads == []
@@ -176,6 +186,7 @@ async def test_a_moderators_command_addressed_to_another_bot_is_not_ours(harness
 
 # -- oversized and malformed updates ---------------------------------------------------------------------
 
+
 async def test_a_100_kb_post_is_scanned_capped_and_alerted_within_telegram_limits(harness):
     text = "Presale now! " + "x" * 100_000
     await harness.send(U.channel_post(1, text))
@@ -188,9 +199,10 @@ async def test_a_100_kb_post_is_scanned_capped_and_alerted_within_telegram_limit
 
 async def test_many_overlapping_entities_and_buttons_are_bounded(harness):
     text = "Presale " + "y" * 300
-    entities = ([{"type": "bold", "offset": 0, "length": len(text) - i} for i in range(2000)]
-                + [{"type": "text_link", "offset": i % 300, "length": 3, "url": f"https://e{i}.example/r?ref=X{i}"}
-                   for i in range(2000)])
+    entities = [{"type": "bold", "offset": 0, "length": len(text) - i} for i in range(2000)] + [
+        {"type": "text_link", "offset": i % 300, "length": 3, "url": f"https://e{i}.example/r?ref=X{i}"}
+        for i in range(2000)
+    ]
     keyboard = [[{"text": f"b{i}", "url": f"https://b{i}.example"} for i in range(8)] for _ in range(100)]
     await harness.send(U.channel_post(1, text, entities=entities, reply_markup={"inline_keyboard": keyboard}))
     scanned = harness.classifier.calls[0]
@@ -209,9 +221,12 @@ async def test_a_deeply_nested_reply_chain_is_read(harness):
 
 
 async def test_entities_beyond_the_text_do_not_break_the_scan(harness, caplog):
-    entities = [{"type": "text_link", "offset": 10_000, "length": 50, "url": "https://presale.example/join"},
-                {"type": "bold", "offset": -5, "length": 3}, {"type": "url", "offset": 3, "length": 10_000},
-                {"type": "mention", "offset": 0, "length": 0}]
+    entities = [
+        {"type": "text_link", "offset": 10_000, "length": 50, "url": "https://presale.example/join"},
+        {"type": "bold", "offset": -5, "length": 3},
+        {"type": "url", "offset": 3, "length": 10_000},
+        {"type": "mention", "offset": 0, "length": 0},
+    ]
     await harness.send(U.channel_post(1, "Join now", entities=entities))
     post = harness.storage.post(U.CHANNEL["id"], 1)
     assert post["label"] == "ico"  # the hidden URL was read
@@ -252,9 +267,15 @@ async def test_a_chat_with_a_broken_title_adds_the_bot(harness, caplog):
 
 # -- malformed exports for `compliance-bot scan` ---------------------------------------------------------
 
+
 def scan_env(tmp_path) -> dict:
-    return {"DATABASE_PATH": str(tmp_path / "bot.db"), "MODEL_PATH": str(tmp_path / "model.joblib"),
-            "TELEGRAM_BOT_TOKEN": TEST_TOKEN, "MODERATOR_CHAT_ID": None, "TELEGRAM_API_URL": None}
+    return {
+        "DATABASE_PATH": str(tmp_path / "bot.db"),
+        "MODEL_PATH": str(tmp_path / "model.joblib"),
+        "TELEGRAM_BOT_TOKEN": TEST_TOKEN,
+        "MODERATOR_CHAT_ID": None,
+        "TELEGRAM_API_URL": None,
+    }
 
 
 @pytest.fixture
@@ -264,27 +285,58 @@ def fake_model():
 
 
 def good_message(mid: int, text) -> dict:
-    return {"id": mid, "type": "message", "date": "2024-05-01T10:00:00", "date_unixtime": str(1714557600 + mid), "text": text}
+    return {
+        "id": mid,
+        "type": "message",
+        "date": "2024-05-01T10:00:00",
+        "date_unixtime": str(1714557600 + mid),
+        "text": text,
+    }
 
 
 MALFORMED_EXPORTS = {
     "empty.json": b"",
     "binary.json": bytes(range(256)) * 40,
     "nested.json": b"[" * 200_000,
-    "truncated.json": json.dumps({"name": "C", "type": "public_channel", "id": 5, "messages": [
-        good_message(1, "Presale one"), good_message(2, "Presale two")]}).encode()[:-30],
+    "truncated.json": json.dumps(
+        {
+            "name": "C",
+            "type": "public_channel",
+            "id": 5,
+            "messages": [good_message(1, "Presale one"), good_message(2, "Presale two")],
+        }
+    ).encode()[:-30],
     "number.json": b"42",
     "wrong_types.json": json.dumps({"name": ["x"], "type": 7, "id": "abc", "messages": {"a": 1}}).encode(),
-    "bad_parts.json": json.dumps({"name": "C", "type": "public_channel", "id": 6, "messages": [
-        good_message(1, [{"type": "bold"}, 5, None]), good_message(2, {"text": "dict"}), "not a message",
-        good_message(3, "Presale " + "z" * 1_000_000), good_message(4, "Presale \\ud800 and \x00"),
-        {"id": "x", "type": "message", "text": "no date"}, good_message(5, "Presale fine")]}).encode()
+    "bad_parts.json": json.dumps(
+        {
+            "name": "C",
+            "type": "public_channel",
+            "id": 6,
+            "messages": [
+                good_message(1, [{"type": "bold"}, 5, None]),
+                good_message(2, {"text": "dict"}),
+                "not a message",
+                good_message(3, "Presale " + "z" * 1_000_000),
+                good_message(4, "Presale \\ud800 and \x00"),
+                {"id": "x", "type": "message", "text": "no date"},
+                good_message(5, "Presale fine"),
+            ],
+        }
+    )
+    .encode()
     .replace(b"\\\\ud800", b"\\ud800"),
-    "lines.jsonl": b"\n".join([b'{"text": "Presale", "chat_id": 1, "message_id": "one"}', b"\xff\xfe\x00garbage",
-                               json.dumps({"text": "Presale " + "q" * 200_000, "chat_id": -7, "message_id": 1}).encode(),
-                               b'{"text": "Presale \\udc00 \\u0000", "chat_id": -7, "message_id": 2}',
-                               b'[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[',
-                               b'{"text": null, "chat_id": -7, "message_id": 3}', b"[" * 100_000]),
+    "lines.jsonl": b"\n".join(
+        [
+            b'{"text": "Presale", "chat_id": 1, "message_id": "one"}',
+            b"\xff\xfe\x00garbage",
+            json.dumps({"text": "Presale " + "q" * 200_000, "chat_id": -7, "message_id": 1}).encode(),
+            b'{"text": "Presale \\udc00 \\u0000", "chat_id": -7, "message_id": 2}',
+            b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+            b'{"text": null, "chat_id": -7, "message_id": 3}',
+            b"[" * 100_000,
+        ]
+    ),
 }
 
 
@@ -302,7 +354,9 @@ def test_malformed_exports_are_reported_and_skipped_without_a_traceback(tmp_path
     assert "empty.json: not a JSON file" in out and "binary.json: not a JSON file" in out
     assert "nested.json: nested deeper than 64 levels" in out  # not gigabytes of memory, as it once took
     assert "truncated.json: the JSON stops being valid after 1 messages" in out
-    assert "number.json: not a Telegram Desktop export" in out and "wrong_types.json: not a Telegram Desktop export" in out
+    assert (
+        "number.json: not a Telegram Desktop export" in out and "wrong_types.json: not a Telegram Desktop export" in out
+    )
     assert "lines.jsonl:7: JSON nested too deeply to be a post; skipped" in out
     assert "lines.jsonl:2: not valid JSON" in out and "bad_parts.json: chat 'C' (id 6) message #3: a string" in out
     with sqlite3.connect(tmp_path / "bot.db") as conn:
@@ -316,19 +370,26 @@ def test_malformed_exports_are_reported_and_skipped_without_a_traceback(tmp_path
 
 # -- issue 16: dates, ids, invalid UTF-8, nesting and byte-order marks at every entry point ------------------
 
+
 def scan(tmp_path, fake_model, *paths):
     return CliRunner().invoke(cli, obj=fake_model(), args=["scan", *map(str, paths)], env=scan_env(tmp_path))
 
 
 def export_file(path, chat_id, messages, name="C"):
-    path.write_text(json.dumps({"name": name, "type": "public_channel", "id": chat_id, "messages": messages}), encoding="utf-8")
+    path.write_text(
+        json.dumps({"name": name, "type": "public_channel", "id": chat_id, "messages": messages}), encoding="utf-8"
+    )
     return path
 
 
 def test_dates_that_cannot_be_stored_are_refused_at_ingest_and_every_flag_exports(tmp_path, fake_model):
     bad = ["1e999", "253402300800", "-99999999999999"]
-    export = export_file(tmp_path / "dates.json", 5, [good_message(n, f"Presale {n}") | {"date_unixtime": d}
-                                                        for n, d in enumerate(bad, 1)] + [good_message(9, "Presale ok")])
+    export = export_file(
+        tmp_path / "dates.json",
+        5,
+        [good_message(n, f"Presale {n}") | {"date_unixtime": d} for n, d in enumerate(bad, 1)]
+        + [good_message(9, "Presale ok")],
+    )
     posts = tmp_path / "dates.jsonl"
     posts.write_text(json.dumps({"text": "Presale j", "chat_id": -7, "message_id": 1, "date": 1e300}) + "\n")
     result = scan(tmp_path, fake_model, export, posts)
@@ -339,7 +400,10 @@ def test_dates_that_cannot_be_stored_are_refused_at_ingest_and_every_flag_export
     assert result.output.count("stored with its date unknown") == 4
     with sqlite3.connect(tmp_path / "bot.db") as conn:
         dates = dict(conn.execute("SELECT message_id || '@' || chat_id, date FROM posts").fetchall())
-    assert dates == {f"{n}@{-(10**12 + 5)}": None for n in (1, 2, 3)} | {f"9@{-(10**12 + 5)}": 1714557609.0, "1@-7": None}
+    assert dates == {f"{n}@{-(10**12 + 5)}": None for n in (1, 2, 3)} | {
+        f"9@{-(10**12 + 5)}": 1714557609.0,
+        "1@-7": None,
+    }
     for fmt in ("csv", "jsonl"):
         exported = CliRunner().invoke(cli, ["export", "--format", fmt], env=scan_env(tmp_path))
         assert exported.exit_code == 0, exported.output
@@ -348,22 +412,33 @@ def test_dates_that_cannot_be_stored_are_refused_at_ingest_and_every_flag_export
 
 def test_ids_beyond_telegrams_ranges_are_named_and_the_files_after_them_read(tmp_path, fake_model):
     huge_chat = export_file(tmp_path / "huge_chat.json", 9223372036854775000, [good_message(1, "Presale huge")])
-    huge_message = export_file(tmp_path / "huge_message.json", 6, [good_message(9223372036854775000, "Presale huge"),
-                                                                   good_message(2, "Presale after")])
+    huge_message = export_file(
+        tmp_path / "huge_message.json",
+        6,
+        [good_message(9223372036854775000, "Presale huge"), good_message(2, "Presale after")],
+    )
     past_64_bits = tmp_path / "past_64_bits.json"
     past_64_bits.write_text('{"name": "C", "type": "public_channel", "id": 9223372036854775808, "messages": []}')
     lines = tmp_path / "ids.jsonl"
-    lines.write_text("".join(json.dumps({"text": "Presale", "chat_id": c, "message_id": m}) + "\n"
-                             for c, m in [(2**63 - 1, 1), (-7, 2**63), (-7, 0), (-7, 3)]))
+    lines.write_text(
+        "".join(
+            json.dumps({"text": "Presale", "chat_id": c, "message_id": m}) + "\n"
+            for c, m in [(2**63 - 1, 1), (-7, 2**63), (-7, 0), (-7, 3)]
+        )
+    )
     fine = export_file(tmp_path / "fine.json", 8, [good_message(1, "Presale fine")])
     result = scan(tmp_path, fake_model, huge_chat, huge_message, past_64_bits, lines, fine)
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
     out = result.output
     assert "Traceback" not in out and "OverflowError" not in out
-    assert "huge_chat.json: chat 'C' (id 9223372036854775000): the id is outside Telegram's channel ids " \
-           "(1 to 3000000000000); its messages are skipped" in out
-    assert "huge_message.json: chat 'C' (id 6) message #1: message id 9223372036854775000 is outside Telegram's " \
-           "message ids (1 to 2147483647); skipped" in out
+    assert (
+        "huge_chat.json: chat 'C' (id 9223372036854775000): the id is outside Telegram's channel ids "
+        "(1 to 3000000000000); its messages are skipped" in out
+    )
+    assert (
+        "huge_message.json: chat 'C' (id 6) message #1: message id 9223372036854775000 is outside Telegram's "
+        "message ids (1 to 2147483647); skipped" in out
+    )
     assert "past_64_bits.json: the JSON stops being valid" in out and "integer overflow" in out
     assert 'ids.jsonl:1: "chat_id" 9223372036854775807 is outside' in out and 'ids.jsonl:2: "message_id"' in out
     assert 'ids.jsonl:3: "message_id" 0 is outside' in out
@@ -374,24 +449,39 @@ def test_ids_beyond_telegrams_ranges_are_named_and_the_files_after_them_read(tmp
 
 def test_raw_surrogate_bytes_in_an_export_are_named_and_the_rest_of_the_file_read(tmp_path, fake_model):
     path = tmp_path / "surrogates.json"
-    data = json.dumps({"name": "C", "type": "public_channel", "id": 5, "messages": [
-        good_message(1, "Presale SURROGATE"), good_message(2, "Presale after"),
-        good_message(3, "Presale \\udc00 escaped")]}).encode()
+    data = json.dumps(
+        {
+            "name": "C",
+            "type": "public_channel",
+            "id": 5,
+            "messages": [
+                good_message(1, "Presale SURROGATE"),
+                good_message(2, "Presale after"),
+                good_message(3, "Presale \\udc00 escaped"),
+            ],
+        }
+    ).encode()
     path.write_bytes(data.replace(b"SURROGATE", b"\xed\xa0\x80").replace(b"\\\\udc00", b"\\udc00"))
     lines = tmp_path / "surrogates.jsonl"
     lines.write_bytes(b'{"text": "Presale \xed\xa0\x80", "chat_id": -7, "message_id": 1, "chat_title": "T \\udc00"}\n')
     result = scan(tmp_path, fake_model, path, lines)
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
     assert "UnicodeDecodeError" not in result.output and "Traceback" not in result.output
-    assert f"surrogates.json: invalid UTF-8 (1 sequence, the first at byte {data.index(b'SURROGATE')}: ED A0 80), " \
-           "replaced by U+FFFD; the file is read on" in result.output
+    assert (
+        f"surrogates.json: invalid UTF-8 (1 sequence, the first at byte {data.index(b'SURROGATE')}: ED A0 80), "
+        "replaced by U+FFFD; the file is read on" in result.output
+    )
     assert "surrogates.jsonl:1: invalid UTF-8 at byte 18 of the line (ED A0 80)" in result.output
     with sqlite3.connect(tmp_path / "bot.db") as conn:
         texts = dict(conn.execute("SELECT message_id || '@' || chat_id, text FROM post_versions").fetchall())
         [(title,)] = conn.execute("SELECT title FROM chats WHERE id = -7").fetchall()
     chat = -(10**12 + 5)
-    assert texts == {f"1@{chat}": "Presale \ufffd\ufffd\ufffd", f"2@{chat}": "Presale after",
-                     f"3@{chat}": "Presale \ufffd escaped", "1@-7": "Presale \ufffd\ufffd\ufffd"}
+    assert texts == {
+        f"1@{chat}": "Presale \ufffd\ufffd\ufffd",
+        f"2@{chat}": "Presale after",
+        f"3@{chat}": "Presale \ufffd escaped",
+        "1@-7": "Presale \ufffd\ufffd\ufffd",
+    }
     assert title == "T \ufffd"
 
 
@@ -405,8 +495,9 @@ class ReasonsClassifier(FakeClassifier):
 def classify(tmp_path, data: bytes):
     source = tmp_path / "posts.jsonl"
     source.write_bytes(data)
-    result = CliRunner().invoke(cli, obj=CliApp(classifier=ReasonsClassifier()), args=["classify", str(source)],
-                                env=scan_env(tmp_path))
+    result = CliRunner().invoke(
+        cli, obj=CliApp(classifier=ReasonsClassifier()), args=["classify", str(source)], env=scan_env(tmp_path)
+    )
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     return result, rows
 
@@ -427,14 +518,21 @@ def test_a_byte_order_mark_is_accepted_by_every_file_reader(tmp_path, fake_model
     assert [(r["text"], r["id"], r["label"]) for r in rows] == [("Presale now", 7, "ico"), ("hello", 8, "benign")]
     # scan: an export and a JSONL file
     export = tmp_path / "bom.json"
-    export.write_bytes(bom + json.dumps({"name": "C", "type": "public_channel", "id": 5,
-                                         "messages": [good_message(1, "Presale bom")]}).encode())
+    export.write_bytes(
+        bom
+        + json.dumps(
+            {"name": "C", "type": "public_channel", "id": 5, "messages": [good_message(1, "Presale bom")]}
+        ).encode()
+    )
     lines = tmp_path / "bom.jsonl"
     lines.write_bytes(bom + json.dumps({"text": "Presale line", "chat_id": -7, "message_id": 1}).encode() + b"\n")
     result = scan(tmp_path, fake_model, export, lines)
     assert result.exit_code == 0, result.output
     with sqlite3.connect(tmp_path / "bot.db") as conn:
-        assert sorted(conn.execute("SELECT text FROM post_versions").fetchall()) == [("Presale bom",), ("Presale line",)]
+        assert sorted(conn.execute("SELECT text FROM post_versions").fetchall()) == [
+            ("Presale bom",),
+            ("Presale line",),
+        ]
     # training corpus files
     from classifier.corpus import load_corpus
 
@@ -447,9 +545,10 @@ def test_a_byte_order_mark_is_accepted_by_every_file_reader(tmp_path, fake_model
 
 # -- SQL-like text ---------------------------------------------------------------------------------------
 
+
 async def test_sql_like_text_is_stored_verbatim_and_harmless(harness, tmp_path):
     chat = {"id": -1006666666666, "type": "channel", "title": SQL, "username": "robert_tables"}
-    text = f"Presale {SQL} \" OR 1=1; --"
+    text = f'Presale {SQL} " OR 1=1; --'
     await harness.send(U.channel_post(1, text, chat=chat))
     await harness.send(U.private_message(1, f"/check presale {SQL}", user=U.STRANGER))
     assert harness.storage.post(chat["id"], 1)["label"] == "ico"
@@ -462,8 +561,9 @@ async def test_sql_like_text_is_stored_verbatim_and_harmless(harness, tmp_path):
     [doc] = harness.api.calls_to("sendDocument")
     [row] = list(csv.DictReader(io.StringIO(next(iter(doc.files.values()))[1].decode())))
     assert row["text"] == text and row["chat_title"] == SQL
-    result = CliRunner().invoke(cli, ["export", "--format", "jsonl", "--db", str(tmp_path / "bot.db")],
-                                env={"TELEGRAM_BOT_TOKEN": TEST_TOKEN})
+    result = CliRunner().invoke(
+        cli, ["export", "--format", "jsonl", "--db", str(tmp_path / "bot.db")], env={"TELEGRAM_BOT_TOKEN": TEST_TOKEN}
+    )
     assert result.exit_code == 0, result.output
     [exported] = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
     assert exported["text"] == text and exported["chat_title"] == SQL
@@ -471,8 +571,10 @@ async def test_sql_like_text_is_stored_verbatim_and_harmless(harness, tmp_path):
 
 # -- markup- and link-like text --------------------------------------------------------------------------
 
-HOSTILE_POST = ('Presale <a href="http://evil.example/a">click</a> <b>bold</b> &lt;i&gt; [x](http://evil.example/md) '
-                "*bold* _it_ `code` t.me/scam_channel https://evil.example/p @scam_bot </pre></code>")
+HOSTILE_POST = (
+    'Presale <a href="http://evil.example/a">click</a> <b>bold</b> &lt;i&gt; [x](http://evil.example/md) '
+    "*bold* _it_ `code` t.me/scam_channel https://evil.example/p @scam_bot </pre></code>"
+)
 HOSTILE_TITLE = '<a href="http://evil.example/t">Mods</a> <b>t</b> [y](http://evil.example/y) t.me/scam @scam_bot &amp;'
 LINK_BAITS = ("evil.example", "t.me/scam", "@scam_bot", "http://", "https://evil")
 
@@ -548,8 +650,9 @@ async def test_alerts_and_listings_carry_no_markup_or_links_from_posts_or_titles
 
 async def test_a_real_verdict_on_a_hostile_post_shows_reasons_in_code(bot_factory, trained_model):
     harness = await bot_factory(classifier=trained_model)
-    await harness.send(U.private_message(1, "/check " + HOSTILE_POST + " presale live, 1 BNB = 50,000 MOON, buy now",
-                                         user=U.STRANGER))
+    await harness.send(
+        U.private_message(1, "/check " + HOSTILE_POST + " presale live, 1 BNB = 50,000 MOON, buy now", user=U.STRANGER)
+    )
     reply = harness.api.calls_to("sendMessage")[-1].params["text"]
     assert_no_markup_from_the_post(reply, set())
 
@@ -563,6 +666,7 @@ async def test_an_alert_for_a_private_channel_links_only_to_the_post(harness):
 
 
 # -- the token --------------------------------------------------------------------------------------------
+
 
 async def test_the_token_appears_in_no_log_error_or_export(harness, caplog, tmp_path):
     caplog.set_level(logging.DEBUG)
@@ -578,13 +682,21 @@ async def test_the_token_appears_in_no_log_error_or_export(harness, caplog, tmp_
     await harness.send(U.command("/model", MODS))
     [doc] = harness.api.calls_to("sendDocument")
     exported = next(iter(doc.files.values()))[1].decode()
-    result = CliRunner().invoke(cli, ["export", "--db", str(tmp_path / "bot.db")], env={"TELEGRAM_BOT_TOKEN": TEST_TOKEN})
-    jsonl = CliRunner().invoke(cli, ["export", "--format", "jsonl", "--db", str(tmp_path / "bot.db")],
-                               env={"TELEGRAM_BOT_TOKEN": TEST_TOKEN})
+    result = CliRunner().invoke(
+        cli, ["export", "--db", str(tmp_path / "bot.db")], env={"TELEGRAM_BOT_TOKEN": TEST_TOKEN}
+    )
+    jsonl = CliRunner().invoke(
+        cli, ["export", "--format", "jsonl", "--db", str(tmp_path / "bot.db")], env={"TELEGRAM_BOT_TOKEN": TEST_TOKEN}
+    )
     assert result.exit_code == 0 and jsonl.exit_code == 0
     sent = "".join(json.dumps(c.params) for c in harness.api.calls)
-    for where, text in {"log": caplog.text, "/export": exported, "export csv": result.output,
-                        "export jsonl": jsonl.output, "sent to Telegram": sent}.items():
+    for where, text in {
+        "log": caplog.text,
+        "/export": exported,
+        "export csv": result.output,
+        "export jsonl": jsonl.output,
+        "sent to Telegram": sent,
+    }.items():
         assert TEST_TOKEN not in text, where
         assert TEST_TOKEN.split(":")[1] not in text, where
 
@@ -608,8 +720,10 @@ def test_a_rejected_token_while_sending_the_scan_digest_is_not_printed(tmp_path,
 
 async def test_a_real_alert_on_a_hostile_post_carries_no_markup_or_links(bot_factory, trained_model):
     harness = await bot_factory(classifier=trained_model, alert_threshold=0.0)
-    post = (HOSTILE_POST + " 1 BNB = 50,000 $MOON, whitelist closes Friday, buy at https://moon-sale.example/?ref=EVIL "
-            "t.me/moon_presale DM @moon_admin")
+    post = (
+        HOSTILE_POST + " 1 BNB = 50,000 $MOON, whitelist closes Friday, buy at https://moon-sale.example/?ref=EVIL "
+        "t.me/moon_presale DM @moon_admin"
+    )
     chat = {"id": -1008888888888, "type": "channel", "title": HOSTILE_TITLE, "username": "gems_channel"}
     await harness.send(U.channel_post(7, post, chat=chat))
     await harness.flush()
@@ -634,6 +748,7 @@ async def test_commands_in_a_channel_post_or_from_an_anonymous_admin_are_not_obe
 
 # -- the real process ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_the_real_bot_survives_a_hostile_stream_and_logs_no_token(tmp_path, model_path):
     """`compliance-bot run` over HTTP: a 100 KB post, lone surrogates and null bytes, markup, forged buttons,
@@ -649,16 +764,35 @@ def test_the_real_bot_survives_a_hostile_stream_and_logs_no_token(tmp_path, mode
         chat = {"id": -1008888888888, "type": "channel", "title": HOSTILE_TITLE, "username": "gems_channel"}
         server.api.push_update(U.channel_post(1, PROMO + " " + HOSTILE_POST, chat=chat))
         server.api.push_update(U.channel_post(2, PROMO + " \ud800\x00 " + "z" * 100_000))
-        server.api.push_update(U.channel_post(3, "Presale", entities=[{"type": "text_link", "offset": 99, "length": 9,
-                                                                       "url": "https://presale.example"}]))
-        server.api.push_update({"poll": {"id": "1", "question": "?", "options": [], "total_voter_count": 0,
-                                         "is_closed": False, "is_anonymous": True, "type": "regular",
-                                         "allows_multiple_answers": False}})
+        server.api.push_update(
+            U.channel_post(
+                3,
+                "Presale",
+                entities=[{"type": "text_link", "offset": 99, "length": 9, "url": "https://presale.example"}],
+            )
+        )
+        server.api.push_update(
+            {
+                "poll": {
+                    "id": "1",
+                    "question": "?",
+                    "options": [],
+                    "total_voter_count": 0,
+                    "is_closed": False,
+                    "is_anonymous": True,
+                    "type": "regular",
+                    "allows_multiple_answers": False,
+                }
+            }
+        )
         for name in MODERATOR_COMMAND_NAMES:
             server.api.push_update(U.command(f"/{name}", MODS, user=U.STRANGER))
             server.api.push_update(U.command(f"/{name}", UNKNOWN_GROUP))
-        alert = wait_for(lambda: [a for a in alerts_sent(server) if "gems_channel/1" in a.params["text"]],
-                         60, "the alert of post 1 (an update PTB cannot parse used to stop the bot for good)")[0]
+        alert = wait_for(
+            lambda: [a for a in alerts_sent(server) if "gems_channel/1" in a.params["text"]],
+            60,
+            "the alert of post 1 (an update PTB cannot parse used to stop the bot for good)",
+        )[0]
         message = {"message_id": 1, "date": 1, "chat": MODS}
         data = alert.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
         for forged in ("rv:1:c:0000000000000000", data[:-2], data + "0" * 80, data.replace("rv:", "rv:9")):
@@ -671,7 +805,9 @@ def test_the_real_bot_survives_a_hostile_stream_and_logs_no_token(tmp_path, mode
         assert log.count("refused malformed or forged callback data") == 4
         assert "refused review of alert 1 by non-moderator 666" in log
         assert log.count("by non-moderator 666 in chat") == len(MODERATOR_COMMAND_NAMES)
-        assert log.count(f"in chat {UNKNOWN_GROUP['id']}: not the moderators' chat nor private") == len(MODERATOR_COMMAND_NAMES)
+        assert log.count(f"in chat {UNKNOWN_GROUP['id']}: not the moderators' chat nor private") == len(
+            MODERATOR_COMMAND_NAMES
+        )
         assert "Traceback" not in log and "error while handling" not in log
         # An update PTB cannot parse is skipped, named in one line; the updates after it are handled.
         assert "could not be read (TypeError" in log and "Error while parsing updates" not in log
@@ -682,8 +818,10 @@ def test_the_real_bot_survives_a_hostile_stream_and_logs_no_token(tmp_path, mode
             stored = dict(conn.execute("SELECT message_id, text FROM post_versions").fetchall())
         assert set(stored) >= {1, 2} and "\ufffd\x00" in stored[2] and len(stored[2]) == MAX_CHARS
         for call in server.api.calls_to("sendMessage"):
-            assert_no_markup_from_the_post(call.params["text"], {"https://t.me/gems_channel/1", "https://t.me/cryptogems/2",
-                                                                "https://t.me/cryptogems/3"})
+            assert_no_markup_from_the_post(
+                call.params["text"],
+                {"https://t.me/gems_channel/1", "https://t.me/cryptogems/2", "https://t.me/cryptogems/3"},
+            )
     finally:
         if bot is not None:
             bot.stop()

@@ -4,19 +4,24 @@ from classifier.language import detect_language, is_covered
 from classifier.normalize import clean
 
 
-@pytest.mark.parametrize("text, language", [
-    ("Всем привет! Перезалив видео с канала, ссылка в описании, подписывайтесь и ставьте лайки", "ru"),
-    ("سلام دوستان، امروز قیمت بیت کوین بالا رفت و همه خوشحال هستند و منتظر روزهای بهتر", "fa"),
-    ("Hola amigos, hoy les traigo un nuevo video sobre cómo invertir en criptomonedas de forma segura", "es"),
-    ("Presale live now, 1 BNB = 50,000 MOON, buy at moon-sale.example and join our telegram", "en"),
-    ("长期收U，汇率置顶，见U打款 @otc_desk", "zh"),
-    ("收U 出U 汇率7.32", "zh"),
-])
+@pytest.mark.parametrize(
+    "text, language",
+    [
+        ("Всем привет! Перезалив видео с канала, ссылка в описании, подписывайтесь и ставьте лайки", "ru"),
+        ("سلام دوستان، امروز قیمت بیت کوین بالا رفت و همه خوشحال هستند و منتظر روزهای بهتر", "fa"),
+        ("Hola amigos, hoy les traigo un nuevo video sobre cómo invertir en criptomonedas de forma segura", "es"),
+        ("Presale live now, 1 BNB = 50,000 MOON, buy at moon-sale.example and join our telegram", "en"),
+        ("长期收U，汇率置顶，见U打款 @otc_desk", "zh"),
+        ("收U 出U 汇率7.32", "zh"),
+    ],
+)
 def test_languages_are_told_apart(text, language):
     assert detect_language(clean(text)) == language
 
 
-@pytest.mark.parametrize("text", ["gm", "lol ok 😂", "$PEPE 🚀🚀", "Вinаnce referral code 88X, 20% off fees for everyone"])
+@pytest.mark.parametrize(
+    "text", ["gm", "lol ok 😂", "$PEPE 🚀🚀", "Вinаnce referral code 88X, 20% off fees for everyone"]
+)
 def test_short_posts_and_look_alike_letters_count_as_covered(text):
     assert is_covered(detect_language(clean(text)))
 

@@ -44,7 +44,10 @@ def test_reasons_show_the_evidence_found(trained_model):
     "plain, disguised",
     [
         ("Sign up on Binance with my referral code", "Sign up on В i n а n с е with my referral code"),
-        ("Presale is live, buy the token now", "P\u200br\u200be\u200bs\u200ba\u200bl\u200be is live, buy the token now"),
+        (
+            "Presale is live, buy the token now",
+            "P\u200br\u200be\u200bs\u200ba\u200bl\u200be is live, buy the token now",
+        ),
         ("收U 出U 汇率置顶 飞机联系", "收Ｕ 出Ｕ 汇 率 置 顶 飞机联系"),
     ],
 )
@@ -63,7 +66,16 @@ def test_batch_and_single_predictions_agree(trained_model):
 
 @pytest.mark.parametrize(
     "text",
-    ["", "   ", "🚀🚀🔥💎", "x" * 100_000, "Presale 🚀 " * 10_000, "bad \ud800 surrogate", "ctrl\x00\x01\x1b[31m", "\u200b\u200b"],
+    [
+        "",
+        "   ",
+        "🚀🚀🔥💎",
+        "x" * 100_000,
+        "Presale 🚀 " * 10_000,
+        "bad \ud800 surrogate",
+        "ctrl\x00\x01\x1b[31m",
+        "\u200b\u200b",
+    ],
 )
 def test_bad_input_still_gets_a_verdict(trained_model, text):
     verdict = trained_model.predict(text)
@@ -196,8 +208,10 @@ def test_overlapping_batches_resume_the_collector_only_when_the_last_one_ends():
 
 
 def test_a_post_in_a_language_the_model_does_not_cover_says_so_first(trained_model):
-    russian = ("Всем привет! Перезалив видео с канала, ссылка в описании, подписывайтесь и ставьте лайки, "
-               "новые ролики каждый день")
+    russian = (
+        "Всем привет! Перезалив видео с канала, ссылка в описании, подписывайтесь и ставьте лайки, "
+        "новые ролики каждый день"
+    )
     verdict, english = trained_model.predict_many([russian, "Presale of $MOON ends Friday, buy at moon-sale.example"])
     assert verdict.language == "ru" and not verdict.language_covered
     assert verdict.reasons[0].kind == "language" and verdict.reasons[0].feature.startswith("ru, not covered")

@@ -42,6 +42,7 @@ async def test_flags_faster_than_20_a_minute_are_batched_and_none_is_lost(bot_fa
     alerted = sorted(int(part.split()[0].strip("</b>")) for t in texts for part in t.split("<b>#")[1:])
     assert alerted == list(range(1, 76))  # every alert went out, none twice
 
+
 async def test_429_and_500_delay_but_do_not_lose(bot_factory, tmp_path):
     clock = Clock()
     harness = await bot_factory(storage=Storage.open(tmp_path / "bot.db", clock=clock))
@@ -108,7 +109,6 @@ async def test_concurrent_edits_edit_an_alert_once(harness, slow_telegram):
     svc = harness.services
     await asyncio.gather(harness.flush(), svc.outbox.apply_edits(harness.app.bot, svc.secret))
     assert len(harness.api.calls_to("editMessageText")) == 1
-
 
 
 async def test_a_failed_mark_sent_does_not_resend(harness, monkeypatch):

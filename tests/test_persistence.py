@@ -63,8 +63,15 @@ def test_corrupt_pickle_with_matching_hash_is_refused(tmp_path):
     path.write_bytes(b"this is not a pickle")
     import sklearn
 
-    manifest_path(path).write_text(json.dumps({"sha256": file_sha256(path), "sklearn_version": sklearn.__version__,
-                                                "labels": ["ico", "trading_service", "benign"]}))
+    manifest_path(path).write_text(
+        json.dumps(
+            {
+                "sha256": file_sha256(path),
+                "sklearn_version": sklearn.__version__,
+                "labels": ["ico", "trading_service", "benign"],
+            }
+        )
+    )
     with pytest.raises(ModelLoadError, match="could not be read"):
         load_model(path)
 

@@ -5,8 +5,10 @@ from classifier import MAX_CHARS
 
 
 def test_hidden_parts_follow_the_visible_text_one_per_line():
-    assert scan_text("Big news", ["https://a.example", "Buy https://b.example"]) == \
-        "Big news\nhttps://a.example\nBuy https://b.example"
+    assert (
+        scan_text("Big news", ["https://a.example", "Buy https://b.example"])
+        == "Big news\nhttps://a.example\nBuy https://b.example"
+    )
 
 
 def test_a_hidden_part_already_visible_is_not_repeated_and_empty_parts_are_dropped():

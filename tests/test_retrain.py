@@ -9,12 +9,11 @@ from click.testing import CliRunner
 
 from bot.alerts import decode_callback
 from bot.cli import cli
-from bot.retrain import reviewed_posts
 from bot.post import Post
+from bot.retrain import reviewed_posts
 from bot.storage import Storage
-from classifier import load_model
+from classifier import list_versions, load_model
 from classifier.train import train_and_save
-from classifier import list_versions
 from tests.conftest import MODERATOR_CHAT_ID
 from tests.fakes import updates as U
 from tests.fakes.classifier import FakeClassifier
@@ -30,18 +29,24 @@ CONFIRMED = "Presale of $MOON ends Friday, 1 BNB = 50,000 MOON, buy at moon-sale
 
 
 TEMPLATES = {
-    "ico": ["{coin} presale is live, buy now at {site} before the listing",
-            "Claim your free {coin} airdrop, connect your wallet at {site} today",
-            "Whitelist spots for the {coin} IDO are open, join at {site}",
-            "{coin} 私募最后一轮，白名单名额有限，官网 {site}"],
-    "trading_service": ["Join our VIP signals channel {handle} for daily calls on {exchange}",
-                        "Sign up at {exchange} with referral code {code} for 20% fee rebates",
-                        "长期收U，汇率置顶，联系 {handle}",
-                        "Copy my trades on {exchange} and earn $500 a day, message {handle}"],
-    "benign": ["{exchange} reported higher trading volume this quarter, analysts said",
-               "Regulators fined {exchange} over compliance failures, {coin} fell 3%",
-               "{coin} price slipped 5% today as markets cooled",
-               "今日 {coin} 小幅回调，注意风险"],
+    "ico": [
+        "{coin} presale is live, buy now at {site} before the listing",
+        "Claim your free {coin} airdrop, connect your wallet at {site} today",
+        "Whitelist spots for the {coin} IDO are open, join at {site}",
+        "{coin} 私募最后一轮，白名单名额有限，官网 {site}",
+    ],
+    "trading_service": [
+        "Join our VIP signals channel {handle} for daily calls on {exchange}",
+        "Sign up at {exchange} with referral code {code} for 20% fee rebates",
+        "长期收U，汇率置顶，联系 {handle}",
+        "Copy my trades on {exchange} and earn $500 a day, message {handle}",
+    ],
+    "benign": [
+        "{exchange} reported higher trading volume this quarter, analysts said",
+        "Regulators fined {exchange} over compliance failures, {coin} fell 3%",
+        "{coin} price slipped 5% today as markets cooled",
+        "今日 {coin} 小幅回调，注意风险",
+    ],
 }
 
 
@@ -51,15 +56,22 @@ def fixed_corpus(tmp_path_factory):
     import random
 
     rng = random.Random(4)
-    words = {"coin": ["$NOVA", "$ZETA", "$ORBIT", "$PANDA", "$KOI", "$LUMA"], "site": ["nova.example", "zeta.example", "orbit.example"],
-             "handle": ["@vip_calls", "@otc_desk", "@lisa_trades"], "exchange": ["Binance", "OKX", "Bybit", "KuCoin"],
-             "code": ["X88", "CMB24", "Q7Q"]}
+    words = {
+        "coin": ["$NOVA", "$ZETA", "$ORBIT", "$PANDA", "$KOI", "$LUMA"],
+        "site": ["nova.example", "zeta.example", "orbit.example"],
+        "handle": ["@vip_calls", "@otc_desk", "@lisa_trades"],
+        "exchange": ["Binance", "OKX", "Bybit", "KuCoin"],
+        "code": ["X88", "CMB24", "Q7Q"],
+    }
     path = tmp_path_factory.mktemp("fixed") / "fixed.jsonl"
     seen = set()
     with open(path, "w", encoding="utf-8") as handle:
         for label, templates in TEMPLATES.items():
             while sum(1 for t in seen if t[1] == label) < 40:
-                text = rng.choice(templates).format(**{k: rng.choice(v) for k, v in words.items()}) + f" #{rng.randint(1, 999)}"
+                text = (
+                    rng.choice(templates).format(**{k: rng.choice(v) for k, v in words.items()})
+                    + f" #{rng.randint(1, 999)}"
+                )
                 if (text, label) not in seen:
                     seen.add((text, label))
                     handle.write(json.dumps({"text": text, "label": label}, ensure_ascii=False) + "\n")
@@ -67,15 +79,22 @@ def fixed_corpus(tmp_path_factory):
 
 
 def env_for(tmp_path, **extra) -> dict:
-    return {"DATABASE_PATH": str(tmp_path / "bot.db"), "MODEL_PATH": str(tmp_path / "model.joblib"),
-            "TRAINING_DATA_DIR": None, "TELEGRAM_BOT_TOKEN": None, "MODERATOR_CHAT_ID": None} | extra
+    return {
+        "DATABASE_PATH": str(tmp_path / "bot.db"),
+        "MODEL_PATH": str(tmp_path / "model.joblib"),
+        "TRAINING_DATA_DIR": None,
+        "TELEGRAM_BOT_TOKEN": None,
+        "MODERATOR_CHAT_ID": None,
+    } | extra
 
 
 async def press_all(harness, choose) -> None:
     """Ask for /pending and press, under each listed alert, the button `choose(text)` names."""
     await harness.send(U.command("/pending", MODS))
     secret = harness.services.secret
-    listings = [m for (chat, _), m in sorted(harness.api.messages.items()) if chat == MODERATOR_CHAT_ID and "reply_markup" in m]
+    listings = [
+        m for (chat, _), m in sorted(harness.api.messages.items()) if chat == MODERATOR_CHAT_ID and "reply_markup" in m
+    ]
     for message in listings:
         for button in message["reply_markup"]["inline_keyboard"][0]:
             alert_id, action = decode_callback(secret, button["callback_data"])
@@ -134,10 +153,17 @@ def test_reviewed_posts_latest_review_wins_and_unusable_reviews_are_named(tmp_pa
     storage.record_review(alerts["VIP signals daily"], "confirm", None, 111, "Mia")
     storage.record_review(alerts["airdrop claim"], "confirm", None, 111, "Mia")
     # An edit reopens a flag: its review was of the old text and no longer counts.
-    storage.record_scan(Post(-1001, 3, "airdrop claim, edited"), fake.predict("airdrop claim, edited"), threshold=0.8,
-                        store_benign_text=False)
+    storage.record_scan(
+        Post(-1001, 3, "airdrop claim, edited"),
+        fake.predict("airdrop claim, edited"),
+        threshold=0.8,
+        store_benign_text=False,
+    )
     posts, problems = reviewed_posts(storage)
-    assert {p.text: p.label for p in posts} == {"Presale live": "trading_service", "VIP signals daily": "trading_service"}
+    assert {p.text: p.label for p in posts} == {
+        "Presale live": "trading_service",
+        "VIP signals daily": "trading_service",
+    }
     assert problems == []
     storage.db.execute("UPDATE posts SET text = NULL WHERE message_id = 2")
     storage.db.conn.commit()
@@ -147,8 +173,9 @@ def test_reviewed_posts_latest_review_wins_and_unusable_reviews_are_named(tmp_pa
 
 
 def test_train_refuses_a_missing_database_given_with_db(tmp_path, small_corpus):
-    result = CliRunner().invoke(cli, ["train", "--data", str(small_corpus), "--db", str(tmp_path / "nope.db")],
-                                env=env_for(tmp_path))
+    result = CliRunner().invoke(
+        cli, ["train", "--data", str(small_corpus), "--db", str(tmp_path / "nope.db")], env=env_for(tmp_path)
+    )
     assert result.exit_code == 1
     assert f"no database at {tmp_path / 'nope.db'}" in result.output
     assert not (tmp_path / "nope.db").exists() and not (tmp_path / "model.joblib").exists()
@@ -162,7 +189,9 @@ def test_train_reports_a_gate_refusal_and_unknown_labels_in_extra(tmp_path, smal
         for line in small_corpus.read_text(encoding="utf-8").splitlines():
             post = json.loads(line)
             if post["label"] != "benign":
-                out.write(json.dumps(post | {"text": post["text"] + " !!", "label": "benign"}, ensure_ascii=False) + "\n")
+                out.write(
+                    json.dumps(post | {"text": post["text"] + " !!", "label": "benign"}, ensure_ascii=False) + "\n"
+                )
         out.write('{"text": "join my pump", "label": "scam"}\n')
     result = runner.invoke(cli, ["train", "--data", str(small_corpus), "--extra", str(noisy)], env=env_for(tmp_path))
     assert result.exit_code == 1

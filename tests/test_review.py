@@ -19,7 +19,12 @@ async def test_moderator_confirm_is_recorded_answered_and_shown(harness):
     message, buttons = await alerted(harness)
     await harness.send(U.callback(buttons["✅ Confirm"], U.MODERATOR, message))
     [review] = harness.storage.reviews()
-    assert (review["reviewer_id"], review["decision"], review["old_label"], review["new_label"]) == (111, "confirm", "ico", "ico")
+    assert (review["reviewer_id"], review["decision"], review["old_label"], review["new_label"]) == (
+        111,
+        "confirm",
+        "ico",
+        "ico",
+    )
     assert harness.storage.all_flags()[0]["status"] == "confirmed"
     [answer] = harness.api.calls_to("answerCallbackQuery")
     assert "recorded" in answer.params["text"]
@@ -49,7 +54,12 @@ async def test_a_stranger_is_refused(harness):
 async def test_forged_or_malformed_data_is_refused(harness):
     message, buttons = await alerted(harness)
     confirm = buttons["✅ Confirm"]
-    forged = [confirm.replace("rv:1:", "rv:2:"), confirm[:-1] + ("0" if confirm[-1] != "0" else "1"), "garbage", "rv:1:c"]
+    forged = [
+        confirm.replace("rv:1:", "rv:2:"),
+        confirm[:-1] + ("0" if confirm[-1] != "0" else "1"),
+        "garbage",
+        "rv:1:c",
+    ]
     for data in forged:
         await harness.send(U.callback(data, U.MODERATOR, message))
     assert harness.storage.reviews() == []
@@ -88,4 +98,7 @@ async def test_a_redelivered_press_is_answered_and_recorded_once(harness, caplog
     await harness.send(U.callback(buttons["❌ False positive"], U.MODERATOR, message, query_id="4242424243"))
     await harness.send(U.callback(buttons["✅ Confirm"], U.MODERATOR, message, query_id="4242424244"))
     assert [(r["decision"], r["callback_query_id"]) for r in harness.storage.reviews()] == [
-        ("confirm", "4242424242"), ("false_positive", "4242424243"), ("confirm", "4242424244")]
+        ("confirm", "4242424242"),
+        ("false_positive", "4242424243"),
+        ("confirm", "4242424244"),
+    ]

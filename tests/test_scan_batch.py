@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
-from bot.services import Services
 from bot.post import Post
+from bot.services import Services
 from bot.storage import Storage
 from tests.fakes.classifier import FakeClassifier
 
@@ -23,7 +23,9 @@ class CountingClassifier(FakeClassifier):
 
 def make_services(tmp_path) -> Services:
     storage = Storage.open(tmp_path / "bot.db", timeout=0.05)
-    return Services(storage=storage, classifier=CountingClassifier(), moderator_chat_id=-100777, moderator_ids=frozenset({1}))
+    return Services(
+        storage=storage, classifier=CountingClassifier(), moderator_chat_id=-100777, moderator_ids=frozenset({1})
+    )
 
 
 def post(message_id: int, text: str) -> Post:
@@ -39,7 +41,9 @@ async def test_a_burst_is_one_model_call_and_one_commit_and_an_edit_lands_after_
     assert svc.classifier.batches == [len(posts)]
     assert len(commits) == 1
     assert svc.scans.in_flight == 0
-    rows = svc.storage.db.execute("SELECT version, label FROM post_versions WHERE message_id = 7 ORDER BY version").fetchall()
+    rows = svc.storage.db.execute(
+        "SELECT version, label FROM post_versions WHERE message_id = 7 ORDER BY version"
+    ).fetchall()
     assert rows == [(1, "benign"), (2, "ico"), (3, "benign")]
     assert svc.storage.db.execute("SELECT status FROM flags WHERE message_id = 7").fetchall() == [("withdrawn",)]
 

@@ -19,8 +19,13 @@ SAMPLE_CHAT = -1001777000111
 
 
 def env_for(tmp_path, model=None, **extra) -> dict:
-    return {"DATABASE_PATH": str(tmp_path / "bot.db"), "MODEL_PATH": str(model or tmp_path / "model.joblib"),
-            "TELEGRAM_BOT_TOKEN": None, "MODERATOR_CHAT_ID": None, "TELEGRAM_API_URL": None} | extra
+    return {
+        "DATABASE_PATH": str(tmp_path / "bot.db"),
+        "MODEL_PATH": str(model or tmp_path / "model.joblib"),
+        "TELEGRAM_BOT_TOKEN": None,
+        "MODERATOR_CHAT_ID": None,
+        "TELEGRAM_API_URL": None,
+    } | extra
 
 
 @pytest.fixture
@@ -35,8 +40,13 @@ def rows(tmp_path, sql, *params):
 
 
 def message(mid, text, **extra):
-    return {"id": mid, "type": "message", "date": "2024-05-01T10:00:00", "date_unixtime": str(1714557600 + mid),
-            "text": text} | extra
+    return {
+        "id": mid,
+        "type": "message",
+        "date": "2024-05-01T10:00:00",
+        "date_unixtime": str(1714557600 + mid),
+        "text": text,
+    } | extra
 
 
 def test_the_sample_export_scans_on_a_fresh_machine(tmp_path, model_path):
@@ -64,8 +74,12 @@ async def test_a_post_seen_live_and_in_an_export_is_one_row(bot_factory, tmp_pat
     harness = await bot_factory()
     chat = {"id": SAMPLE_CHAT, "type": "channel", "title": "Crypto Morning Brief", "username": "cryptomorningbrief"}
     live_text = "Open a Bybit account with our link and get a $30,000 bonus pack 💰 Register — referral code CMB2024"
-    entity = {"type": "text_link", "offset": live_text.index("Register") + 1, "length": 8,
-              "url": "https://www.bybit.com/invite?ref=CMB2024"}
+    entity = {
+        "type": "text_link",
+        "offset": live_text.index("Register") + 1,
+        "length": 8,
+        "url": "https://www.bybit.com/invite?ref=CMB2024",
+    }
     await harness.send(U.channel_post(16, live_text, chat=chat, entities=[entity]))
     result = CliRunner().invoke(cli, obj=fake_model(), args=["scan", str(SAMPLE)], env=env_for(tmp_path))
     assert result.exit_code == 0, result.output
@@ -76,37 +90,74 @@ async def test_a_post_seen_live_and_in_an_export_is_one_row(bot_factory, tmp_pat
 
 
 def test_an_account_export_with_odd_messages_is_read_and_every_problem_named(tmp_path, fake_model):
-    export = {"about": "…", "chats": {"about": "…", "list": [
-        {"name": "Gems", "type": "private_supergroup", "id": 1500000001, "messages": [
-            message(1, ["Join the ", {"type": "bold", "text": "presale"}, " now at ",
-                        {"type": "text_link", "text": "this site", "href": "https://gem-sale.example"}]),
-            message(2, "VIP signals every day", forwarded_from="Pump Kings"),
-            {"type": "message", "text": "no id here"},
-            message(4, ["ok", 42]),
-            "not a message",
-            message(6, {"text": "a dict"}),
-            {"id": 7, "type": "service", "action": "pin_message", "text": ""},
-            message(8, "", photo="photos/1.jpg"),
-        ]},
-        {"name": "Old group", "type": "private_group", "id": 4000001, "messages": [message(1, "airdrop claim today")]},
-        {"name": "Alice", "type": "personal_chat", "id": 77, "messages": [message(1, "hi, lunch?")]},
-        {"name": "Strange", "type": "hologram", "id": 5, "messages": [message(1, "presale")]},
-    ]}, "left_chats": {"about": "…", "list": [
-        {"name": "Left channel", "type": "public_channel", "id": 1600000002, "messages": [message(3, "referral code X1")]},
-    ]}}
+    export = {
+        "about": "…",
+        "chats": {
+            "about": "…",
+            "list": [
+                {
+                    "name": "Gems",
+                    "type": "private_supergroup",
+                    "id": 1500000001,
+                    "messages": [
+                        message(
+                            1,
+                            [
+                                "Join the ",
+                                {"type": "bold", "text": "presale"},
+                                " now at ",
+                                {"type": "text_link", "text": "this site", "href": "https://gem-sale.example"},
+                            ],
+                        ),
+                        message(2, "VIP signals every day", forwarded_from="Pump Kings"),
+                        {"type": "message", "text": "no id here"},
+                        message(4, ["ok", 42]),
+                        "not a message",
+                        message(6, {"text": "a dict"}),
+                        {"id": 7, "type": "service", "action": "pin_message", "text": ""},
+                        message(8, "", photo="photos/1.jpg"),
+                    ],
+                },
+                {
+                    "name": "Old group",
+                    "type": "private_group",
+                    "id": 4000001,
+                    "messages": [message(1, "airdrop claim today")],
+                },
+                {"name": "Alice", "type": "personal_chat", "id": 77, "messages": [message(1, "hi, lunch?")]},
+                {"name": "Strange", "type": "hologram", "id": 5, "messages": [message(1, "presale")]},
+            ],
+        },
+        "left_chats": {
+            "about": "…",
+            "list": [
+                {
+                    "name": "Left channel",
+                    "type": "public_channel",
+                    "id": 1600000002,
+                    "messages": [message(3, "referral code X1")],
+                },
+            ],
+        },
+    }
     path = tmp_path / "result.json"
     path.write_text(json.dumps(export), encoding="utf-8")
     result = CliRunner().invoke(cli, obj=fake_model(), args=["scan", str(path)], env=env_for(tmp_path))
     assert result.exit_code == 1
     out = result.output
     assert "chat 'Gems' (id 1500000001) message #3: no numeric \"id\" (None); skipped" in out
-    assert "message id 4: a part of \"text\" is a int, expected a string or an entity object; skipped" in out
+    assert 'message id 4: a part of "text" is a int, expected a string or an entity object; skipped' in out
     assert "message #5: a string, not a message object; skipped" in out
-    assert "message id 6: \"text\" is a dict, expected a string or a list; skipped" in out
+    assert 'message id 6: "text" is a dict, expected a string or a list; skipped' in out
     assert "chat 'Strange' (id 5): unknown chat type 'hologram'" in out
     stored = rows(tmp_path, "SELECT chat_id, message_id, label FROM posts ORDER BY chat_id, message_id")
-    assert stored == [(-1001600000002, 3, "trading_service"), (-1001500000001, 1, "ico"),
-                      (-1001500000001, 2, "trading_service"), (-4000001, 1, "ico"), (77, 1, "benign")]
+    assert stored == [
+        (-1001600000002, 3, "trading_service"),
+        (-1001500000001, 1, "ico"),
+        (-1001500000001, 2, "trading_service"),
+        (-4000001, 1, "ico"),
+        (77, 1, "benign"),
+    ]
     [(text,)] = rows(tmp_path, "SELECT text FROM posts WHERE message_id = 1 AND chat_id = -1001500000001")
     assert text == "Join the presale now at this site\nhttps://gem-sale.example"
     [(text,)] = rows(tmp_path, "SELECT text FROM posts WHERE message_id = 2")
@@ -123,15 +174,21 @@ def test_truncated_and_non_json_files_keep_what_was_read_and_the_next_file_is_sc
     not_export = tmp_path / "other.json"
     not_export.write_text('{"hello": [1, 2, 3]}')
     posts = tmp_path / "posts.jsonl"
-    posts.write_text('{"text": "Presale live", "chat_id": -1009, "message_id": 1, "chat_title": "X", "date": 1700000000}\n'
-                     '{"text": "broken\n'
-                     '{"text": "no ids"}\n'
-                     '[1, 2]\n'
-                     '{"text": "just chat", "chat_id": -1009, "message_id": 2, "date": "2024-01-02T03:04:05"}\n',
-                     encoding="utf-8")
+    posts.write_text(
+        '{"text": "Presale live", "chat_id": -1009, "message_id": 1, "chat_title": "X", "date": 1700000000}\n'
+        '{"text": "broken\n'
+        '{"text": "no ids"}\n'
+        "[1, 2]\n"
+        '{"text": "just chat", "chat_id": -1009, "message_id": 2, "date": "2024-01-02T03:04:05"}\n',
+        encoding="utf-8",
+    )
     missing = tmp_path / "missing.json"
-    result = CliRunner().invoke(cli, obj=fake_model(), args=["scan", str(truncated), str(not_json), str(not_export), str(missing), str(posts)],
-                                env=env_for(tmp_path))
+    result = CliRunner().invoke(
+        cli,
+        obj=fake_model(),
+        args=["scan", str(truncated), str(not_json), str(not_export), str(missing), str(posts)],
+        env=env_for(tmp_path),
+    )
     assert result.exit_code == 1
     out = result.output
     assert "truncated.json: the JSON stops being valid after" in out and "the file is truncated or damaged" in out
@@ -144,7 +201,9 @@ def test_truncated_and_non_json_files_keep_what_was_read_and_the_next_file_is_sc
     read_before_the_cut = rows(tmp_path, "SELECT COUNT(*) FROM posts WHERE chat_id = ?", SAMPLE_CHAT)[0][0]
     assert 10 <= read_before_the_cut < 30  # everything before the damage is stored
     assert rows(tmp_path, "SELECT message_id, date FROM posts WHERE chat_id = -1009 ORDER BY message_id") == [
-        (1, 1700000000.0), (2, 1704164645.0)]
+        (1, 1700000000.0),
+        (2, 1704164645.0),
+    ]
 
 
 def test_alert_sends_one_digest_of_the_scan(tmp_path, fake_model):
@@ -152,8 +211,12 @@ def test_alert_sends_one_digest_of_the_scan(tmp_path, fake_model):
 
     server = FakeBotApiServer().start()
     try:
-        env = env_for(tmp_path, TELEGRAM_BOT_TOKEN=TEST_TOKEN, TELEGRAM_API_URL=server.base_url,
-                      MODERATOR_CHAT_ID=str(MODERATOR_CHAT_ID))
+        env = env_for(
+            tmp_path,
+            TELEGRAM_BOT_TOKEN=TEST_TOKEN,
+            TELEGRAM_API_URL=server.base_url,
+            MODERATOR_CHAT_ID=str(MODERATOR_CHAT_ID),
+        )
         result = CliRunner().invoke(cli, obj=fake_model(), args=["scan", "--alert", str(SAMPLE)], env=env)
     finally:
         server.stop()
@@ -186,8 +249,13 @@ RUN_TIMES = {"scanned_at", "seen_at", "created_at", "updated_at", "first_seen"}
 def database_contents(db: Path) -> dict:
     """Every row of every table of the bot's, without the times of the run."""
     with sqlite3.connect(db) as conn:
-        tables = [t for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
-                                             "AND name NOT LIKE '\\_%' ESCAPE '\\' AND name != 'meta'")]
+        tables = [
+            t
+            for (t,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE '\\_%' ESCAPE '\\' AND name != 'meta'"
+            )
+        ]
         contents = {}
         for table in tables:
             cursor = conn.execute(f"SELECT * FROM {table} ORDER BY rowid")
@@ -206,13 +274,19 @@ def clean_exit(result, code: int) -> None:
 def edits_jsonl(path: Path) -> Path:
     """Posts of one chat, then edits and repeats of them a few batches later: the order they are stored in
     decides their versions."""
-    lines = [{"text": f"Market update number {n}: volumes are thin", "chat_id": -1009, "message_id": n} for n in range(1, 16)]
-    lines += [{"text": "Presale stage 2 is live, buy NOVA now before the price goes up", "chat_id": -1009, "message_id": 3},
-              {"text": "Market update number 5: volumes are thin", "chat_id": -1009, "message_id": 5},  # the same text
-              {"text": "VIP signals: join our pump group, referral code X1", "chat_id": -1009, "message_id": 8}]
+    lines = [
+        {"text": f"Market update number {n}: volumes are thin", "chat_id": -1009, "message_id": n} for n in range(1, 16)
+    ]
+    lines += [
+        {"text": "Presale stage 2 is live, buy NOVA now before the price goes up", "chat_id": -1009, "message_id": 3},
+        {"text": "Market update number 5: volumes are thin", "chat_id": -1009, "message_id": 5},  # the same text
+        {"text": "VIP signals: join our pump group, referral code X1", "chat_id": -1009, "message_id": 8},
+    ]
     lines += [{"text": f"Filler post {n}", "chat_id": -1009, "message_id": n} for n in range(100, 112)]
-    lines += [{"text": "Back to normal: the presale was cancelled", "chat_id": -1009, "message_id": 3},
-              {"text": "Presale stage 3 is live, buy NOVA now", "chat_id": -1009, "message_id": 3}]
+    lines += [
+        {"text": "Back to normal: the presale was cancelled", "chat_id": -1009, "message_id": 3},
+        {"text": "Presale stage 3 is live, buy NOVA now", "chat_id": -1009, "message_id": 3},
+    ]
     path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
     return path
 
@@ -246,7 +320,9 @@ def test_a_damaged_export_with_workers_keeps_what_was_read_and_scans_the_next_fi
     stored = {}
     for workers in (1, 2):
         env = env_for(tmp_path, DATABASE_PATH=str(tmp_path / f"w{workers}.db"))
-        result = CliRunner().invoke(cli, obj=fake_model(), args=["scan", "--workers", str(workers), str(truncated), str(posts)], env=env)
+        result = CliRunner().invoke(
+            cli, obj=fake_model(), args=["scan", "--workers", str(workers), str(truncated), str(posts)], env=env
+        )
         clean_exit(result, 1)
         assert "truncated.json: the JSON stops being valid after" in result.output
         stored[workers] = database_contents(tmp_path / f"w{workers}.db")
@@ -269,8 +345,13 @@ class DyingClassifier(FakeClassifier):
 
 def numbered_posts(path: Path, count: int, special: dict | None = None) -> Path:
     special = special or {}
-    path.write_text("".join(json.dumps({"text": special.get(n, f"post {n} presale"), "chat_id": -1009, "message_id": n}) + "\n"
-                            for n in range(1, count + 1)), encoding="utf-8")
+    path.write_text(
+        "".join(
+            json.dumps({"text": special.get(n, f"post {n} presale"), "chat_id": -1009, "message_id": n}) + "\n"
+            for n in range(1, count + 1)
+        ),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -279,7 +360,12 @@ def test_a_worker_that_dies_stops_the_scan_with_a_message_and_keeps_what_was_sto
 
     monkeypatch.setattr("bot.history_scan.BATCH", 5)
     posts = numbered_posts(tmp_path / "posts.jsonl", 60, {33: "DIE here"})
-    result = CliRunner().invoke(cli, obj=CliApp(classifier=DyingClassifier()), args=["scan", "--workers", "2", str(posts)], env=env_for(tmp_path))
+    result = CliRunner().invoke(
+        cli,
+        obj=CliApp(classifier=DyingClassifier()),
+        args=["scan", "--workers", "2", str(posts)],
+        env=env_for(tmp_path),
+    )
     clean_exit(result, 1)
     assert "a classification worker stopped unexpectedly" in result.output and "run the scan again" in result.output
     stored = [n for (n,) in rows(tmp_path, "SELECT message_id FROM posts ORDER BY message_id")]
@@ -306,7 +392,9 @@ def test_ctrl_c_keeps_the_stored_batches_and_says_so(tmp_path, fake_model, monke
 
     monkeypatch.setattr(Storage, "record_scan", record_scan)
     posts = numbered_posts(tmp_path / "posts.jsonl", 40)
-    result = CliRunner().invoke(cli, obj=fake_model(), args=["scan", "--workers", str(workers), str(posts)], env=env_for(tmp_path))
+    result = CliRunner().invoke(
+        cli, obj=fake_model(), args=["scan", "--workers", str(workers), str(posts)], env=env_for(tmp_path)
+    )
     clean_exit(result, 130)
     assert "interrupted: the batches stored before are kept" in result.output
     # Two whole batches; the third was being stored and is rolled back whole.
@@ -345,11 +433,19 @@ def test_ctrl_c_on_a_real_scan_with_workers_stops_every_process_without_a_traceb
 
     posts = numbered_posts(tmp_path / "posts.jsonl", 40_000)
     env = {k: v for k, v in os.environ.items() if k not in ("TELEGRAM_BOT_TOKEN", "MODERATOR_CHAT_ID")} | {
-        "DATABASE_PATH": str(tmp_path / "bot.db"), "MODEL_PATH": str(tmp_path / "model.joblib"),
-        "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+        "DATABASE_PATH": str(tmp_path / "bot.db"),
+        "MODEL_PATH": str(tmp_path / "model.joblib"),
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    }
     # Its own process group, as a terminal would make it: Ctrl-C reaches the workers too.
-    scan = subprocess.Popen([sys.executable, "-c", SLOW_SCAN, "scan", "--workers", "2", str(posts)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    scan = subprocess.Popen(
+        [sys.executable, "-c", SLOW_SCAN, "scan", "--workers", "2", str(posts)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and scan.poll() is None:
@@ -385,7 +481,9 @@ def test_scan_help_mentions_workers():
 def test_workers_out_of_range_are_refused_clearly(tmp_path, fake_model):
     posts = numbered_posts(tmp_path / "posts.jsonl", 3)
     for bad in ("0", "-1", "1000"):
-        result = CliRunner().invoke(cli, obj=fake_model(), args=["scan", "--workers", bad, str(posts)], env=env_for(tmp_path))
+        result = CliRunner().invoke(
+            cli, obj=fake_model(), args=["scan", "--workers", bad, str(posts)], env=env_for(tmp_path)
+        )
         assert result.exit_code == 2 and "--workers" in result.output and "Traceback" not in result.output
 
 
@@ -412,7 +510,9 @@ def test_batches_waiting_for_the_workers_stay_bounded(tmp_path, monkeypatch):
 
     monkeypatch.setattr(offline._Pipeline, "put", put)
     posts = numbered_posts(tmp_path / "posts.jsonl", 150)
-    result = CliRunner().invoke(cli, obj=CliApp(classifier=SlowClassifier()), args=["scan", "--workers", "2", str(posts)], env=env_for(tmp_path))
+    result = CliRunner().invoke(
+        cli, obj=CliApp(classifier=SlowClassifier()), args=["scan", "--workers", "2", str(posts)], env=env_for(tmp_path)
+    )
     clean_exit(result, 0)
     assert rows(tmp_path, "SELECT COUNT(*) FROM posts") == [(150,)]
     assert max(held) <= offline.IN_FLIGHT_PER_WORKER * 2
@@ -433,7 +533,9 @@ def test_when_workers_cannot_be_started_the_scan_classifies_in_its_own_process(t
 
     monkeypatch.setattr("bot.history_scan.ProcessPoolExecutor", NoFork)
     posts = numbered_posts(tmp_path / "posts.jsonl", 30)
-    result = CliRunner().invoke(cli, obj=fake_model(), args=["scan", "--workers", "2", str(posts)], env=env_for(tmp_path))
+    result = CliRunner().invoke(
+        cli, obj=fake_model(), args=["scan", "--workers", "2", str(posts)], env=env_for(tmp_path)
+    )
     clean_exit(result, 0)
     assert "could not start 2 worker processes (Cannot allocate memory); classifying in this process" in result.output
     assert rows(tmp_path, "SELECT COUNT(*) FROM posts") == [(30,)]
@@ -443,22 +545,34 @@ def test_when_workers_cannot_be_started_the_scan_classifies_in_its_own_process(t
 def test_an_edit_that_keeps_its_flag_and_score_is_summarised(tmp_path, fake_model):
     # The edit keeps the flag's id and the fake model's score: the summary once compared two dicts and crashed.
     posts = tmp_path / "posts.jsonl"
-    posts.write_text('{"text": "presale today", "chat_id": -1009, "message_id": 1}\n'
-                     '{"text": "presale tomorrow", "chat_id": -1009, "message_id": 1}\n', encoding="utf-8")
-    result = CliRunner().invoke(cli, obj=fake_model(), args=["scan", "--workers", "1", str(posts)], env=env_for(tmp_path))
+    posts.write_text(
+        '{"text": "presale today", "chat_id": -1009, "message_id": 1}\n'
+        '{"text": "presale tomorrow", "chat_id": -1009, "message_id": 1}\n',
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(
+        cli, obj=fake_model(), args=["scan", "--workers", "1", str(posts)], env=env_for(tmp_path)
+    )
     clean_exit(result, 0)
     assert "presale tomorrow" in result.output
 
 
 def test_the_most_confident_flags_show_the_links_the_database_makes(tmp_path, fake_model):
     posts = tmp_path / "posts.jsonl"
-    posts.write_text("\n".join(json.dumps(p) for p in [
-        {"text": "Presale live", "chat_id": -1001500000001, "message_id": 1, "chat_title": "Supergroup"},
-        {"text": "VIP signals", "chat_id": -1001600000002, "message_id": 2, "chat_username": "signals"},
-        {"text": "airdrop claim", "chat_id": -4000001, "message_id": 3, "chat_title": "Basic group"},
-    ]) + "\n", encoding="utf-8")
+    posts.write_text(
+        "\n".join(
+            json.dumps(p)
+            for p in [
+                {"text": "Presale live", "chat_id": -1001500000001, "message_id": 1, "chat_title": "Supergroup"},
+                {"text": "VIP signals", "chat_id": -1001600000002, "message_id": 2, "chat_username": "signals"},
+                {"text": "airdrop claim", "chat_id": -4000001, "message_id": 3, "chat_title": "Basic group"},
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     result = CliRunner().invoke(cli, obj=fake_model(), args=["scan", str(posts)], env=env_for(tmp_path))
     assert result.exit_code == 0, result.output
-    top = result.output[result.output.index("Most confident flags:"):]
+    top = result.output[result.output.index("Most confident flags:") :]
     assert "https://t.me/c/1500000001/1" in top and "https://t.me/signals/2" in top
     assert "chat -4000001 message 3" in top  # a basic group's posts have no links

@@ -42,8 +42,15 @@ async def test_moderator_chat_is_not_scanned(harness):
 
 async def test_bad_input_is_logged_and_the_bot_carries_on(harness, caplog):
     caplog.set_level(logging.INFO)
-    sticker = {"file_id": "s", "file_unique_id": "su", "width": 1, "height": 1, "is_animated": False,
-               "is_video": False, "type": "regular"}
+    sticker = {
+        "file_id": "s",
+        "file_unique_id": "su",
+        "width": 1,
+        "height": 1,
+        "is_animated": False,
+        "is_video": False,
+        "type": "regular",
+    }
     await harness.send(U.channel_post(1, None, sticker=sticker))
     await harness.send({"future_update_kind": {"anything": 1}})  # a type newer than this PTB knows
     await harness.send(U.channel_post(2, "presale " + "x" * 4088))  # a full 4096-character post

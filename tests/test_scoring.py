@@ -9,8 +9,16 @@ from classifier.corpus import BUNDLED_DATA_DIR, load_corpus
 from classifier.model import PromotionClassifier, build_pipeline, decide, prepare_many
 from classifier.scoring import LinearScorer, tfidf
 
-ODD_POSTS = ["", "🚀🚀🚀", "a", "​", "x" * 20000, "币安 binance BINANCE b i n a n c e", "\ud800 lone surrogate",
-             "0x52908400098527886E0F7030069857D2E4169EE7 T9yD14Nj9j7xAB4dbGeiX9h8unkKHxuWwb t.me/+abc"]
+ODD_POSTS = [
+    "",
+    "🚀🚀🚀",
+    "a",
+    "​",
+    "x" * 20000,
+    "币安 binance BINANCE b i n a n c e",
+    "\ud800 lone surrogate",
+    "0x52908400098527886E0F7030069857D2E4169EE7 T9yD14Nj9j7xAB4dbGeiX9h8unkKHxuWwb t.me/+abc",
+]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +55,9 @@ def test_tfidf_equals_scikit_learns_transform(trained_model, sample_texts):
 
 
 def test_verdict_labels_equal_thresholds_applied_to_predict_proba(trained_model, sample_texts):
-    expected = decide(trained_model.pipeline.predict_proba(sample_texts), trained_model.classes, trained_model.thresholds)
+    expected = decide(
+        trained_model.pipeline.predict_proba(sample_texts), trained_model.classes, trained_model.thresholds
+    )
     assert [v.label for v in trained_model.predict_many(sample_texts)] == expected
 
 
@@ -57,8 +67,9 @@ def test_a_two_label_model_scores_like_its_pipeline():
     pipeline = build_pipeline().fit([p.text for p in posts], [p.label for p in posts])
     texts = [p.text for p in posts[:60]] + ODD_POSTS
     scorer = LinearScorer(pipeline)
-    np.testing.assert_allclose(scorer.probabilities(scorer.features(prepare_many(texts))),
-                               pipeline.predict_proba(texts), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        scorer.probabilities(scorer.features(prepare_many(texts))), pipeline.predict_proba(texts), rtol=1e-5, atol=1e-7
+    )
     verdicts = PromotionClassifier(pipeline, {"ico": 0.5, "trading_service": 0.5}).predict_many(texts)
     assert {v.label for v in verdicts} == {"ico", "benign"}
     # One row of weights serves both labels: for benign its negation. Each post's first reason must be
@@ -86,5 +97,3 @@ def test_each_score_is_the_probability_of_its_own_label(trained_model, sample_te
         assert list(verdict.scores) == ["ico", "trading_service", "benign"]
         for label, probability in verdict.scores.items():
             assert probability == pytest.approx(expected[row, classes.index(label)], abs=1e-7)
-
-

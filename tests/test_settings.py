@@ -14,8 +14,15 @@ def test_fractional_digest_interval_and_outbox_settings(monkeypatch):
     assert settings.digest_interval_minutes == 0.05 and settings.outbox_interval_seconds == 0.3
 
 
-@pytest.mark.parametrize("name, value", [("ALERT_THRESHOLD", "high"), ("DIGEST_INTERVAL_MINUTES", "0"),
-                                         ("MODERATOR_USER_IDS", "1,bob"), ("ALERTS_PER_MINUTE", "50")])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("ALERT_THRESHOLD", "high"),
+        ("DIGEST_INTERVAL_MINUTES", "0"),
+        ("MODERATOR_USER_IDS", "1,bob"),
+        ("ALERTS_PER_MINUTE", "50"),
+    ],
+)
 def test_malformed_values_name_the_variable(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=f"^{name}:"):
@@ -43,8 +50,15 @@ def test_the_env_example_copied_as_is_is_a_valid_configuration(monkeypatch, tmp_
 
 def webhook_env(monkeypatch, tmp_path, model_path, **env):
     monkeypatch.chdir(tmp_path)
-    values = {"TELEGRAM_BOT_TOKEN": "123:abc", "TELEGRAM_API_URL": "http://127.0.0.1:9/bot", "WEBHOOK_URL": "https://bot.example/hook", "MODERATOR_CHAT_ID": "-100123",
-              "MODERATOR_USER_IDS": "111", "DATABASE_PATH": str(tmp_path / "bot.db"), "MODEL_PATH": str(model_path)} | env
+    values = {
+        "TELEGRAM_BOT_TOKEN": "123:abc",
+        "TELEGRAM_API_URL": "http://127.0.0.1:9/bot",
+        "WEBHOOK_URL": "https://bot.example/hook",
+        "MODERATOR_CHAT_ID": "-100123",
+        "MODERATOR_USER_IDS": "111",
+        "DATABASE_PATH": str(tmp_path / "bot.db"),
+        "MODEL_PATH": str(model_path),
+    } | env
     for name, value in values.items():
         if value is None:
             monkeypatch.delenv(name, raising=False)
@@ -52,8 +66,13 @@ def webhook_env(monkeypatch, tmp_path, model_path, **env):
             monkeypatch.setenv(name, value)
 
 
-@pytest.mark.parametrize("secret, message", [(None, "WEBHOOK_SECRET is not set: required with --webhook"),
-                                             ("has spaces", "WEBHOOK_SECRET: Value error, must be 1-256 characters")])
+@pytest.mark.parametrize(
+    "secret, message",
+    [
+        (None, "WEBHOOK_SECRET is not set: required with --webhook"),
+        ("has spaces", "WEBHOOK_SECRET: Value error, must be 1-256 characters"),
+    ],
+)
 def test_webhook_mode_requires_a_well_formed_secret(monkeypatch, tmp_path, model_path, secret, message):
     webhook_env(monkeypatch, tmp_path, model_path, WEBHOOK_SECRET=secret)
     result = CliRunner().invoke(cli, ["run", "--webhook"])
@@ -70,8 +89,11 @@ def test_webhook_secret_is_given_to_telegram(monkeypatch, tmp_path, model_path):
     webhook_env(monkeypatch, tmp_path, model_path, WEBHOOK_SECRET="s3cret_-Token")
     seen = {}
     monkeypatch.setattr(bot.app, "configure_logging", lambda token: None)
-    monkeypatch.setattr(Application, "run_webhook",
-                        lambda self, **kwargs: seen.update(kwargs) or self.bot_data["services"].storage.close())
+    monkeypatch.setattr(
+        Application,
+        "run_webhook",
+        lambda self, **kwargs: seen.update(kwargs) or self.bot_data["services"].storage.close(),
+    )
     bot.app.run_bot(load_settings(), webhook=True)
     assert seen["secret_token"] == "s3cret_-Token" and seen["webhook_url"] == "https://bot.example/hook"
 

@@ -20,8 +20,12 @@ CLF = FakeClassifier()
 
 
 def scan(storage, post, **kw):
-    return storage.record_scan(post, CLF.predict(post.text), threshold=kw.get("threshold", 0.8),
-                               store_benign_text=kw.get("store_benign_text", False))
+    return storage.record_scan(
+        post,
+        CLF.predict(post.text),
+        threshold=kw.get("threshold", 0.8),
+        store_benign_text=kw.get("store_benign_text", False),
+    )
 
 
 def test_migrations_apply_once_and_wal_is_on(tmp_path):
@@ -85,7 +89,9 @@ def test_reviews_are_append_only(tmp_path):
     storage.record_review(alert_id, "relabel", "trading_service", 7, "Mod")
     storage.record_review(alert_id, "false_positive", None, 8, "Other")
     assert [(r["decision"], r["old_label"], r["new_label"]) for r in storage.reviews()] == [
-        ("relabel", "ico", "trading_service"), ("false_positive", "trading_service", "trading_service")]
+        ("relabel", "ico", "trading_service"),
+        ("false_positive", "trading_service", "trading_service"),
+    ]
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         storage.db.execute("UPDATE reviews SET decision = 'confirm'")
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
@@ -99,6 +105,7 @@ def test_a_read_only_database_refuses_writes_and_keeps_its_data(tmp_path):
     storage.close()
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     import sqlite_utils
+
     read_only = Storage(sqlite_utils.Database(conn))
     with pytest.raises(sqlite3.OperationalError):
         scan(read_only, Post(-100, 2, "Airdrop claim"))
@@ -111,10 +118,12 @@ def test_a_flag_in_a_language_the_model_does_not_cover_waits_for_the_digest(tmp_
 
     storage = Storage.open(tmp_path / "x.db")
     scores = {"ico": 0.97, "trading_service": 0.02, "benign": 0.01}
-    russian = storage.record_scan(Post(-100, 1, "Пресейл"), Verdict("ico", scores, [], "m", "ru"),
-                                  threshold=0.8, store_benign_text=False)
-    english = storage.record_scan(Post(-100, 2, "Presale"), Verdict("ico", scores, [], "m", "en"),
-                                  threshold=0.8, store_benign_text=False)
+    russian = storage.record_scan(
+        Post(-100, 1, "Пресейл"), Verdict("ico", scores, [], "m", "ru"), threshold=0.8, store_benign_text=False
+    )
+    english = storage.record_scan(
+        Post(-100, 2, "Presale"), Verdict("ico", scores, [], "m", "en"), threshold=0.8, store_benign_text=False
+    )
     assert russian.flag_id and storage.alert(russian.alert_id)["notify"] == 0
     assert storage.alert(english.alert_id)["notify"] == 1
     assert [a["id"] for a in storage.unsent_alerts()] == [english.alert_id]
@@ -151,8 +160,13 @@ def test_flag_status_changes_follow_one_transition_table(tmp_path):
     for status in ("pending", "confirmed", "false_positive", "relabelled"):
         assert flag_transition(status, "withdraw") == "withdrawn"
         assert flag_transition(status, "relabel") == "relabelled"
-    for status, event in (("withdrawn", "confirm"), ("withdrawn", "withdraw"), ("pending", "flag"), (None, "confirm"),
-                          ("pending", "escalate")):
+    for status, event in (
+        ("withdrawn", "confirm"),
+        ("withdrawn", "withdraw"),
+        ("pending", "flag"),
+        (None, "confirm"),
+        ("pending", "escalate"),
+    ):
         with pytest.raises(IllegalTransition):
             flag_transition(status, event)
     assert {to for _, to in FLAG_TRANSITIONS.values()} == set(FLAG_STATUSES)
@@ -232,7 +246,8 @@ def test_a_review_is_recorded_once_per_callback_query(tmp_path):
         storage.db.execute(
             """INSERT INTO reviews (flag_id, reviewer_id, reviewer_name, decision, old_label, new_label, at,
                                     callback_query_id) VALUES (?, 1, 'M', 'confirm', 'ico', 'ico', 0, 'q1')""",
-            [flags[0]["id"]])
+            [flags[0]["id"]],
+        )
 
 
 def test_an_existing_database_upgrades_to_reviews_that_name_their_callback_query(tmp_path):

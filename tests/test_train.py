@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from classifier.corpus import LabelledPost
 from classifier import load_model, manifest_path
+from classifier.corpus import LabelledPost
 from classifier.train import GateRefused, in_heldout, main, merge_reviewed, train_and_save, tune_thresholds
 from classifier.versions import VersionError, install, list_versions, previous_version, read_snapshot, version_dir
 
@@ -42,11 +42,15 @@ def noisy_extra(small_corpus, tmp_path_factory):
         for line in small_corpus.read_text(encoding="utf-8").splitlines():
             post = json.loads(line)
             if post["label"] != "benign":
-                out.write(json.dumps(post | {"text": post["text"] + " !!", "label": "benign"}, ensure_ascii=False) + "\n")
+                out.write(
+                    json.dumps(post | {"text": post["text"] + " !!", "label": "benign"}, ensure_ascii=False) + "\n"
+                )
     return path
 
 
-def test_quality_gate_compares_on_the_same_heldout_split_and_keeps_the_better_model(small_corpus, noisy_extra, tmp_path):
+def test_quality_gate_compares_on_the_same_heldout_split_and_keeps_the_better_model(
+    small_corpus, noisy_extra, tmp_path
+):
     model_path = tmp_path / "model.joblib"
     first = train_and_save(model_path, data=[small_corpus], log=quiet)
     assert first.gate["method"] == "no current model"
@@ -76,7 +80,9 @@ def test_an_equal_model_passes_and_every_installed_version_is_kept(small_corpus,
     assert second.model.version != first.model.version  # unique even within one second
     kept = list_versions(model_path)
     assert [(v["model_version"], v["installed"], v["has_snapshot"]) for v in kept] == [
-        (first.model.version, False, True), (second.model.version, True, True)]
+        (first.model.version, False, True),
+        (second.model.version, True, True),
+    ]
     snapshot = read_snapshot(version_dir(model_path, second.model.version) / "training.jsonl.gz")
     assert len(snapshot) == second.posts == 180
     assert previous_version(model_path) == first.model.version
@@ -100,9 +106,18 @@ def test_a_model_without_snapshot_is_compared_by_its_manifest(small_corpus, tmp_
 
 
 def test_reviews_override_the_corpus_and_are_counted():
-    corpus = [LabelledPost("a", "ico", "en"), LabelledPost("b", "benign", "en", hard=True), LabelledPost("c", "ico", "en")]
-    reviewed = [LabelledPost("a", "benign", "en"), LabelledPost("b", "benign", "en"), LabelledPost("d", "ico", "en"),
-                LabelledPost("c", "benign", "en"), LabelledPost("c", "ico", "en")]  # the later review of "c" wins
+    corpus = [
+        LabelledPost("a", "ico", "en"),
+        LabelledPost("b", "benign", "en", hard=True),
+        LabelledPost("c", "ico", "en"),
+    ]
+    reviewed = [
+        LabelledPost("a", "benign", "en"),
+        LabelledPost("b", "benign", "en"),
+        LabelledPost("d", "ico", "en"),
+        LabelledPost("c", "benign", "en"),
+        LabelledPost("c", "ico", "en"),
+    ]  # the later review of "c" wins
     posts, used, conflicts = merge_reviewed(corpus, reviewed)
     assert {p.text: p.label for p in posts} == {"a": "benign", "b": "benign", "c": "ico", "d": "ico"}
     assert (used, conflicts) == (4, 1)  # only "a" disagrees with the corpus in the end
@@ -147,8 +162,14 @@ def test_leave_one_out_figures_go_into_the_training_report(tagged_corpus, tmp_pa
     result = train_and_save(model_path, data=[tagged_corpus], leave_out=("register", "genre"), log=messages.append)
     loo = result.metrics["leave_one_out"]
     assert set(loo) == {"register", "genre"}
-    assert set(loo["register"]["groups"]) == {"channel_post", "group_chat", "x_post", "social_comment",
-                                              "private_pitch", "one_line_call"}
+    assert set(loo["register"]["groups"]) == {
+        "channel_post",
+        "group_chat",
+        "x_post",
+        "social_comment",
+        "private_pitch",
+        "one_line_call",
+    }
     # Measured with the thresholds the cross-validation chose, not the defaults.
     assert loo["register"]["thresholds"] == result.thresholds
     report = (tmp_path / "reports" / "training.md").read_text(encoding="utf-8")

@@ -3,9 +3,13 @@
 from bot.verdict_text import MAX_REASONS_SHOWN, verdict_text
 from classifier import Reason, Verdict
 
-VERDICT = Verdict("trading_service", {"ico": 0.05, "trading_service": 0.9, "benign": 0.05},
-                  [Reason("evidence", "referral code or link: <ref=88X>", 1.2)] +
-                  [Reason("word", f"w{i}", 1.0 - i / 100) for i in range(10)], "v1")
+VERDICT = Verdict(
+    "trading_service",
+    {"ico": 0.05, "trading_service": 0.9, "benign": 0.05},
+    [Reason("evidence", "referral code or link: <ref=88X>", 1.2)]
+    + [Reason("word", f"w{i}", 1.0 - i / 100) for i in range(10)],
+    "v1",
+)
 
 
 def test_the_terminal_shows_every_label_every_reason_and_the_model():

@@ -72,13 +72,16 @@ class IntakeServer:
 
     async def _start(self) -> int:
         self.queue = asyncio.Queue()
-        self.server = HTTPServer(intake_application(ExtBot(TEST_TOKEN), self.queue, SECRET), max_body_size=MAX_BODY_BYTES)
+        self.server = HTTPServer(
+            intake_application(ExtBot(TEST_TOKEN), self.queue, SECRET), max_body_size=MAX_BODY_BYTES
+        )
         sockets = bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
         self.server.add_sockets(sockets)
         return sockets[0].getsockname()[1]
 
-    def post(self, body: bytes, secret: str | None = SECRET, content_type: str | None = "application/json",
-             path: str = "/") -> int:
+    def post(
+        self, body: bytes, secret: str | None = SECRET, content_type: str | None = "application/json", path: str = "/"
+    ) -> int:
         headers = {} if content_type is None else {"Content-Type": content_type}
         if secret is not None:
             headers["X-Telegram-Bot-Api-Secret-Token"] = secret
@@ -224,8 +227,10 @@ def test_a_body_that_is_not_json_by_its_content_type_is_refused_415(intake, logs
 def test_a_body_over_the_limit_is_refused_before_it_is_read(intake, logs):
     # Tornado answers from the Content-Length alone and closes the connection; the body is never sent here.
     with socket.create_connection(("127.0.0.1", intake.port), timeout=10) as s:
-        s.sendall(f"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  f"X-Telegram-Bot-Api-Secret-Token: {SECRET}\r\nContent-Length: {MAX_BODY_BYTES + 1}\r\n\r\n".encode())
+        s.sendall(
+            f"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"X-Telegram-Bot-Api-Secret-Token: {SECRET}\r\nContent-Length: {MAX_BODY_BYTES + 1}\r\n\r\n".encode()
+        )
         assert s.recv(100).startswith(b"HTTP/1.1 400 ")
     assert intake.drain() == []
     records = logs.take()
@@ -241,30 +246,55 @@ def test_other_methods_are_not_allowed(intake):
 
 # -- properties ---------------------------------------------------------------------------------------------------
 
-PROPERTY = settings(max_examples=150, deadline=timedelta(seconds=2), database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROPERTY = settings(
+    max_examples=150,
+    deadline=timedelta(seconds=2),
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 TEXT = st.text(max_size=12).map(lambda s: CANARY + s)
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | TEXT,
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
-                    max_leaves=12)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
+    max_leaves=12,
+)
 UPDATE_ID = st.integers(-3, 3) | st.integers(MAX_UPDATE_ID - 2, MAX_UPDATE_ID + 2) | st.integers(0, 2**31) | JSON
 # Objects shaped like updates, whose fields PTB may or may not read: a message with fields of any type.
 MESSAGE = st.fixed_dictionaries(
-    {"message_id": st.integers(-2, 2**40) | JSON, "date": st.integers(-2**40, 2**40) | JSON,
-     "chat": st.fixed_dictionaries({"id": st.integers() | JSON,
-                                    "type": st.sampled_from(["channel", "group", "supergroup", "private"]) | TEXT})},
-    optional={"text": TEXT | JSON, "caption": JSON, "entities": JSON, "from": JSON, "reply_markup": JSON})
-KIND = st.sampled_from(["message", "edited_message", "channel_post", "edited_channel_post", "callback_query",
-                        "my_chat_member", "poll", "inline_query"])
-UPDATE_LIKE = st.builds(lambda update_id, kind, content, extra: {"update_id": update_id, kind: content} | extra,
-                        UPDATE_ID, KIND, MESSAGE | JSON, st.dictionaries(TEXT, JSON, max_size=2))
+    {
+        "message_id": st.integers(-2, 2**40) | JSON,
+        "date": st.integers(-(2**40), 2**40) | JSON,
+        "chat": st.fixed_dictionaries(
+            {"id": st.integers() | JSON, "type": st.sampled_from(["channel", "group", "supergroup", "private"]) | TEXT}
+        ),
+    },
+    optional={"text": TEXT | JSON, "caption": JSON, "entities": JSON, "from": JSON, "reply_markup": JSON},
+)
+KIND = st.sampled_from(
+    [
+        "message",
+        "edited_message",
+        "channel_post",
+        "edited_channel_post",
+        "callback_query",
+        "my_chat_member",
+        "poll",
+        "inline_query",
+    ]
+)
+UPDATE_LIKE = st.builds(
+    lambda update_id, kind, content, extra: {"update_id": update_id, kind: content} | extra,
+    UPDATE_ID,
+    KIND,
+    MESSAGE | JSON,
+    st.dictionaries(TEXT, JSON, max_size=2),
+)
 
 
 def is_update(value) -> bool:
     """The property's own statement of the rule: an object whose update_id is a whole number in Telegram's range."""
-    return (isinstance(value, dict) and type(value.get("update_id")) is int
-            and 0 <= value["update_id"] <= MAX_UPDATE_ID)
+    return isinstance(value, dict) and type(value.get("update_id")) is int and 0 <= value["update_id"] <= MAX_UPDATE_ID
 
 
 def assert_logged_without_body(logs, records) -> None:
@@ -306,8 +336,12 @@ def test_any_bytes_are_answered_200_or_400_and_never_logged(intake, logs, before
         assert is_update(json.loads(body.decode("utf-8"))) and len(queued) + len(records) == 1
 
 
-@settings(max_examples=60, deadline=timedelta(seconds=2), database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=60,
+    deadline=timedelta(seconds=2),
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(JSON | UPDATE_LIKE, st.none() | st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=20))
 def test_without_the_secret_nothing_is_read_whatever_the_body(intake, logs, value, secret):
     if secret == SECRET:
@@ -318,6 +352,7 @@ def test_without_the_secret_nothing_is_read_whatever_the_body(intake, logs, valu
 
 
 # -- the updater that Application.run_webhook starts and stops ---------------------------------------------------
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -330,8 +365,13 @@ async def test_the_webhook_updater_sets_the_webhook_serves_the_intake_and_stops(
 
     app, port = harness.app, free_port()
     use_webhook_intake(app)
-    await app.updater.start_webhook(listen="127.0.0.1", port=port, webhook_url="https://bot.example/hook",
-                                    allowed_updates=ALLOWED_UPDATES, secret_token=SECRET)
+    await app.updater.start_webhook(
+        listen="127.0.0.1",
+        port=port,
+        webhook_url="https://bot.example/hook",
+        allowed_updates=ALLOWED_UPDATES,
+        secret_token=SECRET,
+    )
     try:
         assert app.updater.running
         params = harness.api.calls_to("setWebhook")[0].params
@@ -339,8 +379,9 @@ async def test_the_webhook_updater_sets_the_webhook_serves_the_intake_and_stops(
         await app.start()
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
-            assert (await client.post("/", content=b"[1,2,3]", headers=headers | {"Content-Type": "application/json"})
-                    ).status_code == 400
+            assert (
+                await client.post("/", content=b"[1,2,3]", headers=headers | {"Content-Type": "application/json"})
+            ).status_code == 400
             good = U.private_message(3, "/start") | {"update_id": 5}
             assert (await client.post("/", json=good, headers=headers)).status_code == 200
             for _ in range(100):
@@ -364,8 +405,12 @@ async def test_a_taken_port_fails_before_telegram_is_told_anything(harness):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         with pytest.raises(OSError):
-            await app.updater.start_webhook(listen="127.0.0.1", port=taken.getsockname()[1],
-                                            webhook_url="https://bot.example/hook", secret_token=SECRET)
+            await app.updater.start_webhook(
+                listen="127.0.0.1",
+                port=taken.getsockname()[1],
+                webhook_url="https://bot.example/hook",
+                secret_token=SECRET,
+            )
     assert harness.api.calls_to("setWebhook") == [] and not app.updater.running
 
 
@@ -376,8 +421,9 @@ async def test_a_refused_set_webhook_stops_the_server_again(harness):
     harness.api.fail("setWebhook", 400)
     use_webhook_intake(app)
     with pytest.raises(TelegramError):
-        await app.updater.start_webhook(listen="127.0.0.1", port=port, webhook_url="https://bot.example/hook",
-                                        secret_token=SECRET)
+        await app.updater.start_webhook(
+            listen="127.0.0.1", port=port, webhook_url="https://bot.example/hook", secret_token=SECRET
+        )
     assert not app.updater.running
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))

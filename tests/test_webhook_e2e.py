@@ -46,11 +46,19 @@ def post_update(port: int, update: dict, secret: str | None) -> int:
 def start_webhook_bot(server, tmp_path, model_path) -> tuple[subprocess.Popen, int, object]:
     """`compliance-bot run --webhook` on a free port of 127.0.0.1: the process, the port and its log file."""
     port = free_port()
-    env = bot_env(server, tmp_path, model_path, WEBHOOK_URL="https://bot.example/hook", WEBHOOK_SECRET=SECRET,
-                  WEBHOOK_LISTEN="127.0.0.1", WEBHOOK_PORT=str(port))
+    env = bot_env(
+        server,
+        tmp_path,
+        model_path,
+        WEBHOOK_URL="https://bot.example/hook",
+        WEBHOOK_SECRET=SECRET,
+        WEBHOOK_LISTEN="127.0.0.1",
+        WEBHOOK_PORT=str(port),
+    )
     log_path = tmp_path / "webhook.log"
-    proc = subprocess.Popen(command_line() + ["--webhook"], cwd=tmp_path, env=env,
-                            stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        command_line() + ["--webhook"], cwd=tmp_path, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT
+    )
     return proc, port, log_path
 
 
@@ -63,8 +71,14 @@ def test_webhook_mode_takes_updates_with_the_secret_and_refuses_others(server, t
         assert params["url"] == "https://bot.example/hook" and params["secret_token"] == SECRET
         allowed = params["allowed_updates"]
         allowed = json.loads(allowed) if isinstance(allowed, str) else allowed  # form-encoded as JSON text
-        assert {"message", "edited_message", "channel_post", "edited_channel_post", "callback_query",
-                "my_chat_member"} <= set(allowed)
+        assert {
+            "message",
+            "edited_message",
+            "channel_post",
+            "edited_channel_post",
+            "callback_query",
+            "my_chat_member",
+        } <= set(allowed)
 
         forged = U.channel_post(5, PROMO) | {"update_id": 900}
         wait_for(lambda: post_update(port, forged, "wrong") == 403, 20, "the webhook server")
@@ -97,8 +111,9 @@ NOT_UPDATES = [
 ]
 
 
-def test_webhook_answers_400_to_bodies_that_are_not_updates_logs_one_line_each_and_keeps_going(server, tmp_path,
-                                                                                              model_path):
+def test_webhook_answers_400_to_bodies_that_are_not_updates_logs_one_line_each_and_keeps_going(
+    server, tmp_path, model_path
+):
     proc, port, log_path = start_webhook_bot(server, tmp_path, model_path)
     try:
         wait_for(lambda: server.api.calls_to("setWebhook") or proc.poll() is not None, 60, "setWebhook")

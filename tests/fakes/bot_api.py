@@ -19,8 +19,15 @@ from dataclasses import dataclass, field
 
 from telegram.request import BaseRequest
 
-BOT_USER = {"id": 999000, "is_bot": True, "first_name": "Compliance", "username": "compliance_test_bot",
-            "can_join_groups": True, "can_read_all_group_messages": True, "supports_inline_queries": False}
+BOT_USER = {
+    "id": 999000,
+    "is_bot": True,
+    "first_name": "Compliance",
+    "username": "compliance_test_bot",
+    "can_join_groups": True,
+    "can_read_all_group_messages": True,
+    "supports_inline_queries": False,
+}
 
 
 @dataclass
@@ -36,6 +43,7 @@ class Call:
 class Poll:
     """One getUpdates request over HTTP: its offset and timeout, when it came and was answered (None while it is
     held), the update ids of the answer (also when the client had gone away by then)."""
+
     offset: int | None
     timeout: float
     at: float = field(default_factory=time.time)
@@ -138,9 +146,12 @@ class FakeBotApi:
         if method in ("sendMessage", "sendDocument"):
             chat_id = int(params["chat_id"])
             self._next_message_id += 1
-            message = {"message_id": self._next_message_id, "date": int(time.time()),
-                       "chat": {"id": chat_id, "type": "supergroup" if chat_id < 0 else "private", "title": "Moderators"},
-                       "from": BOT_USER}
+            message = {
+                "message_id": self._next_message_id,
+                "date": int(time.time()),
+                "chat": {"id": chat_id, "type": "supergroup" if chat_id < 0 else "private", "title": "Moderators"},
+                "from": BOT_USER,
+            }
             if method == "sendMessage":
                 message["text"] = params.get("text", "")
                 if params.get("reply_markup"):
@@ -152,8 +163,9 @@ class FakeBotApi:
             return message
         if method == "editMessageText":
             key = (int(params["chat_id"]), int(params["message_id"]))
-            message = self.messages.get(key, {"message_id": key[1], "date": int(time.time()),
-                                              "chat": {"id": key[0], "type": "supergroup"}})
+            message = self.messages.get(
+                key, {"message_id": key[1], "date": int(time.time()), "chat": {"id": key[0], "type": "supergroup"}}
+            )
             message = message | {"text": params.get("text", ""), "edit_date": int(time.time())}
             if params.get("reply_markup"):
                 message["reply_markup"] = _as_json(params["reply_markup"])
@@ -205,8 +217,16 @@ class InMemoryRequest(BaseRequest):
     async def shutdown(self) -> None:
         pass
 
-    async def do_request(self, url, method, request_data=None, read_timeout=None, write_timeout=None,
-                         connect_timeout=None, pool_timeout=None) -> tuple[int, bytes]:
+    async def do_request(
+        self,
+        url,
+        method,
+        request_data=None,
+        read_timeout=None,
+        write_timeout=None,
+        connect_timeout=None,
+        pool_timeout=None,
+    ) -> tuple[int, bytes]:
         name = url.rsplit("/", 1)[-1]
         params = dict(request_data.parameters) if request_data else {}
         files = {}
@@ -239,7 +259,7 @@ class FakeBotApiServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/bot"
 
-    def start(self) -> "FakeBotApiServer":
+    def start(self) -> FakeBotApiServer:
         ready = threading.Event()
         self._thread = threading.Thread(target=self._serve, args=(ready,), daemon=True)
         self._thread.start()

@@ -27,7 +27,9 @@ class FakeClassifier:
             if keyword in low:
                 rest = (1 - p) / 2
                 scores = {"ico": rest, "trading_service": rest, "benign": rest} | {label: p}
-                return Verdict(label, scores, [Reason("word", keyword, 1.5), Reason("chars", keyword[:3], 0.4)], self.version)
+                return Verdict(
+                    label, scores, [Reason("word", keyword, 1.5), Reason("chars", keyword[:3], 0.4)], self.version
+                )
         return Verdict("benign", {"ico": 0.05, "trading_service": 0.05, "benign": 0.9}, [], self.version)
 
     def predict_many(self, texts: list[str]) -> list[Verdict]:

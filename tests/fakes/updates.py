@@ -20,8 +20,9 @@ def channel_post(message_id: int, text: str | None, chat: dict = CHANNEL, *, edi
     return {"edited_channel_post" if edited else "channel_post": message}
 
 
-def group_message(message_id: int, text: str | None, chat: dict = GROUP, user: dict = STRANGER, *,
-                  edited: bool = False, **extra) -> dict:
+def group_message(
+    message_id: int, text: str | None, chat: dict = GROUP, user: dict = STRANGER, *, edited: bool = False, **extra
+) -> dict:
     message = {"message_id": message_id, "date": int(time.time()), "chat": chat, "from": user} | extra
     if text is not None:
         message["text"] = text
@@ -39,8 +40,14 @@ def private_message(message_id: int, text: str, user: dict = MODERATOR, **extra)
 
 
 def command(text: str, chat: dict, user: dict = MODERATOR, message_id: int = 1, **extra) -> dict:
-    message = {"message_id": message_id, "date": int(time.time()), "chat": chat, "from": user, "text": text,
-               "entities": [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]} | extra
+    message = {
+        "message_id": message_id,
+        "date": int(time.time()),
+        "chat": chat,
+        "from": user,
+        "text": text,
+        "entities": [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}],
+    } | extra
     return {"message": message}
 
 
@@ -50,15 +57,34 @@ def callback(data: str, user: dict, message: dict, query_id: str = "q1") -> dict
 
 def my_chat_member(chat: dict, old: str, new: str, by: dict = MODERATOR) -> dict:
     bot = {"id": 999000, "is_bot": True, "first_name": "Compliance", "username": "compliance_test_bot"}
+
     def member(status):
         m = {"user": bot, "status": status}
         if status == "administrator":
-            m |= {"can_be_edited": False, "is_anonymous": False, "can_manage_chat": True, "can_delete_messages": True,
-                  "can_manage_video_chats": False, "can_restrict_members": False, "can_promote_members": False,
-                  "can_change_info": False, "can_invite_users": True, "can_post_stories": False,
-                  "can_edit_stories": False, "can_delete_stories": False}
+            m |= {
+                "can_be_edited": False,
+                "is_anonymous": False,
+                "can_manage_chat": True,
+                "can_delete_messages": True,
+                "can_manage_video_chats": False,
+                "can_restrict_members": False,
+                "can_promote_members": False,
+                "can_change_info": False,
+                "can_invite_users": True,
+                "can_post_stories": False,
+                "can_edit_stories": False,
+                "can_delete_stories": False,
+            }
         if status == "kicked":
             m["until_date"] = 0
         return m
-    return {"my_chat_member": {"chat": chat, "from": by, "date": int(time.time()),
-                               "old_chat_member": member(old), "new_chat_member": member(new)}}
+
+    return {
+        "my_chat_member": {
+            "chat": chat,
+            "from": by,
+            "date": int(time.time()),
+            "old_chat_member": member(old),
+            "new_chat_member": member(new),
+        }
+    }
