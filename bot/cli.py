@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from bot.settings import ConfigError, Settings, load_settings
+from bot.settings import MAX_STATS_DAYS, ConfigError, Settings, load_settings
 
 
 class CliApp:
@@ -452,12 +452,6 @@ def export(app, fmt, statuses, labels, since, output, db_path):
     finally:
         storage.close()
     click.echo(f"{n} flags exported", err=True)
-
-
-# The longest period `stats` reports: ten years, as /stats (bot.commands.MAX_STATS_DAYS, spelt out for the
-# same reason as EXPORT_STATUSES; tests/test_export.py holds the two equal). Unbounded, 1e6 days (a period
-# starting in the year -711), 1e308 or inf started the period before any date can show: a traceback.
-MAX_STATS_DAYS = 3650
 
 
 class _Days(click.FloatRange):

@@ -30,6 +30,7 @@ from bot.flag_export import export_rows, write_export
 from bot.ingest import message_text
 from bot.outbox import NO_PREVIEW
 from bot.services import BotContext
+from bot.settings import MAX_STATS_DAYS
 from bot.storage import Storage
 from bot.verdict_text import verdict_text
 
@@ -157,10 +158,6 @@ async def private_hint(update: Update, context: BotContext) -> None:
 async def _reply_verdict(update: Update, context: BotContext, text: str) -> None:
     verdict = await asyncio.to_thread(context.services.classifier.predict, text)
     await reply_html(update, verdict_text(verdict, html=True))
-
-
-# The longest period /stats reports, and `compliance-bot stats --days` (bot/cli.py spells it out): ten years.
-MAX_STATS_DAYS = 3650
 
 
 def stats_days(args: list[str] | None) -> int | None:

@@ -12,6 +12,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEFAULT_DATA_DIR = Path("data")
 # Telegram lets a bot send 20 messages a minute to one group: the most alerts a minute, and the default.
 TELEGRAM_GROUP_MESSAGES_PER_MINUTE = 20
+# The longest period `compliance-bot stats` and /stats report: ten years. Unbounded, 1e6 days (a period starting
+# in the year -711), 1e308 or inf started the period before any date can show: a traceback.
+MAX_STATS_DAYS = 3650
 
 
 class ConfigError(Exception):
