@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import pytest
 
 from classifier.train import train_and_save
@@ -9,9 +13,21 @@ from classifier.train import train_and_save
 
 @pytest.fixture(scope="session")
 def model_path(tmp_path_factory):
-    """Path of a model trained from the bundled training_data/ (the first-use path of the product)."""
+    """Path of a model trained from the bundled training_data/ (the first-use path of the product).
+
+    Training takes a minute or two; a developer running single test files repeatedly may set
+    COMPLIANCE_TEST_MODEL to a model already trained from this tree's corpus, which is copied (tests may
+    replace the file). CI never sets it, so the suite always exercises first-use training.
+    """
     path = tmp_path_factory.mktemp("model") / "model.joblib"
-    train_and_save(path, log=lambda message: None)
+    reuse = os.environ.get("COMPLIANCE_TEST_MODEL")
+    if reuse:
+        shutil.copyfile(reuse, path)
+        manifest = Path(reuse).with_suffix(".manifest.json")
+        if manifest.exists():
+            shutil.copyfile(manifest, path.with_suffix(".manifest.json"))
+    else:
+        train_and_save(path, log=lambda message: None)
     return path
 
 
