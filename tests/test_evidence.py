@@ -1,6 +1,8 @@
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from classifier.evidence import extract
+from classifier.evidence import SIGNAL_PARTS, extract, find_signal_parts
 
 
 @pytest.mark.parametrize(
@@ -156,3 +158,21 @@ def test_emoji_are_counted_but_are_no_feature(text):
     ev = extract(text)
     assert ev.emoji > 0
     assert "emoji" not in ev.features()
+
+
+# Text made of the pieces trading calls are built from, so that random draws often match the patterns.
+_CALL_PIECES = st.sampled_from(
+    ["long", "short", "buy", "sell", "entry", "enter", "tp", "t", "target", "take", "profit", "sl", "stop", "loss",
+     "lev", "leverage", "cross", "isolated", "x", "10", "3", "usdt", "usd", "btc", "eth", "bnb", "/", " ", "-", "zone",
+     "at", "做多", "做空", "止盈", "止损", "倍", "杠杆", "全仓", "入场", "目标", "防守", "e", "n", "a"]
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_CALL_PIECES, max_size=12).map("".join))
+def test_a_call_part_is_searched_whenever_its_pattern_could_match(text):
+    # The substring triggers only skip work: every match of a part's pattern holds one of them.
+    for name, (triggers, pattern) in SIGNAL_PARTS.items():
+        if pattern.search(text):
+            assert any(t in text for t in triggers), name
+    assert find_signal_parts(text) == [name for name, (_, pattern) in SIGNAL_PARTS.items() if pattern.search(text)]
