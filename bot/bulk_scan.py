@@ -94,7 +94,7 @@ def _worker_model():
     return get_worker().plugins[PLUGIN_NAME].model
 
 
-def scan_partition(partition: Partition, out_dir: str, write_all: bool) -> dict:
+def scan_partition(partition: Partition, *, out_dir: str, write_all: bool) -> dict:
     """Read, classify and write one partition (a Dask task); returns its counters."""
     from distributed import get_worker
 
@@ -300,9 +300,10 @@ def bulk_scan(
         raise BulkScanError(f"the workers cannot load the model {model_path}: {_one_line(exc)}") from None
     run = uuid.uuid4().hex[:8]
     # Keys name the partition (and this run, so that a scheduler shared with an earlier run recomputes).
-    futures = {
-        client.submit(scan_partition, p, str(dataset), write_all, key=f"bulk-scan-{run}-{p.key}"): p for p in partitions
-    }
+    keys = [f"bulk-scan-{run}-{p.key}" for p in partitions]
+    futures = dict(
+        zip(client.map(scan_partition, partitions, out_dir=str(dataset), write_all=write_all, key=keys), partitions)
+    )
     results, failed = [], []
     bar = progress(len(futures)) if progress else None
     with bar if bar is not None else _nothing():
