@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import timezone
 
 from bot.desktop_export import ExportError, ReadCounts, read_export
-from bot.jsonl_posts import _decode, _load
+from bot.jsonl_posts import parse_line
 from bot.post import Post, chat_id_problem, message_id_problem, post_date, scan_text
 from classifier import safe_text
 
@@ -202,19 +202,11 @@ def _read_jsonl_range(partition: Partition, report: Callable[[str], None], count
             if not raw:
                 break
             where = f"{partition.path} at byte {position}"
-            bom = 3 if position == 0 and raw.startswith(b"\xef\xbb\xbf") else 0
+            parsed = parse_line(raw, position == 0, where, report, counts)
             position += len(raw)
-            line, invalid = _decode(raw[bom:], bom)
-            line = line.strip()
-            if not line:
+            if parsed is None:
                 continue
-            counts.messages += 1
-            try:
-                obj = _load(line)
-            except ValueError as exc:
-                counts.skipped += 1
-                report(f"{where}: {exc}; skipped")
-                continue
+            obj, invalid = parsed
             if invalid:
                 counts.skipped += 1
                 report(f"{where}: {invalid}, replaced by U+FFFD; the line is read")
