@@ -1,10 +1,10 @@
 """bulk-scan throughput and memory per worker on generated posts, on a local Dask cluster of 1 and N workers.
 
-    python benchmarks/bulk_scan_benchmark.py [--posts 100000,1000000] [--workers 1,2] [--files 16]
+    python benchmarks/bulk_scan_benchmark.py [--posts 100000,1000000] [--workers 1,2] [--per-file 12500]
                                              [--repeat 1] [--model data/model.joblib]
 
 Writes N made-up posts (scan_benchmark.py's texts: news, presales, OTC desks, signal groups, in English
-and Chinese) as JSONL split over --files files in a temporary directory, then for every worker count W in
+and Chinese) as JSONL files of --per-file posts (one partition each) in a temporary directory, then for every worker count W in
 turn starts a LocalCluster of W single-threaded worker processes and times `bot.bulk_scan.bulk_scan` on
 them (the cluster's start is timed apart: a real cluster is started once for many scans). Prints per run:
 wall time, posts/s, the peak RSS of each worker (getrusage inside the worker, from summary.json), the
@@ -72,12 +72,12 @@ def run(inputs: Path, out: Path, workers: int, model: Path) -> dict:
     ):
         client.wait_for_workers(workers)
         started = time.perf_counter() - start
-        machine_before, tree_before = machine_cpu(), _cpu() + sum(client.run(_cpu).values())
+        machine_before, workers_before, own_before = machine_cpu(), sum(client.run(_cpu).values()), _cpu()
         t0 = time.perf_counter()
         summary = bulk_scan(client, [str(inputs)], out, model_path=model)
         wall = time.perf_counter() - t0
-        tree = _cpu() + sum(client.run(_cpu).values()) - tree_before
-        others = machine_cpu() - machine_before - tree
+        worker_cpu = sum(client.run(_cpu).values()) - workers_before
+        others = machine_cpu() - machine_before - worker_cpu - (_cpu() - own_before)
     shutil.rmtree(out)
     return {
         "workers": workers,
@@ -89,6 +89,8 @@ def run(inputs: Path, out: Path, workers: int, model: Path) -> dict:
         "worker_rss": sorted(w["peak_rss_mb"] for w in summary["workers"].values()),
         "client_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "others": others / wall,
+        # Posts per CPU-second the workers got: what a core does, whatever share of it other processes took.
+        "per_cpu_second": summary["posts"] / worker_cpu,
     }
 
 
@@ -102,7 +104,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--posts", default="100000,1000000", help="comma-separated post counts")
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
-    parser.add_argument("--files", type=int, default=16, help="JSONL files the posts are split over (the partitions)")
+    parser.add_argument(
+        "--per-file", type=int, default=12_500, help="posts a JSONL file (a partition): more posts, more partitions"
+    )
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--model", type=Path, default=ROOT / "data" / "model.joblib")
     args = parser.parse_args()
@@ -112,12 +116,15 @@ def main() -> None:
     counts = [int(x) for x in args.posts.split(",")]
     worker_counts = [int(x) for x in args.workers.split(",")]
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start")
-    print("posts      workers  start   wall      posts/s  speed-up  peak RSS per worker  client RSS  others (cores)")
+    print(
+        "posts      workers  start   wall      posts/s  speed-up  posts/worker-CPU-s  peak RSS per worker  client RSS"
+        "  others (cores)"
+    )
     for count in counts:
         with tempfile.TemporaryDirectory(prefix="bulk-bench-") as tmp:
             inputs = Path(tmp) / "posts"
             inputs.mkdir()
-            write_posts(inputs, count, args.files)
+            write_posts(inputs, count, -(-count // args.per_file))
             results: dict[int, list[dict]] = {w: [] for w in worker_counts}
             for round_ in range(args.repeat):
                 order = worker_counts if round_ % 2 == 0 else worker_counts[::-1]
@@ -127,7 +134,7 @@ def main() -> None:
                     base = results[worker_counts[0]][-1]["rate"] if results[worker_counts[0]] else r["rate"]
                     print(
                         f"{count:<10,} {workers:<8} {r['start']:5.1f} s {r['wall']:7.1f} s {r['rate']:9,.0f}  "
-                        f"x{r['rate'] / base:<7.2f} {', '.join(f'{x:.0f}' for x in r['worker_rss'])} MB"
+                        f"x{r['rate'] / base:<7.2f} {r['per_cpu_second']:18,.0f}  {', '.join(f'{x:.0f}' for x in r['worker_rss'])} MB"
                         f"{'':8} {r['client_rss']:.0f} MB    {r['others']:.2f}",
                         flush=True,
                     )

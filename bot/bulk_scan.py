@@ -35,7 +35,7 @@ VERDICTS_DIR = "verdicts"  # with --all: one row a post
 SUMMARY_FILE = "summary.json"
 PLUGIN_NAME = "compliance-bot-model"
 BATCH = 1000  # posts classified together
-ROWS_PER_GROUP = 50_000  # rows a Parquet row group holds; a task holds at most this many rows
+ROWS_PER_GROUP = 10_000  # rows a Parquet row group holds; a task holds at most this many rows
 PROBLEMS_KEPT = 20  # problem lines a partition reports by name (all are counted)
 CONNECT_TIMEOUT = "10s"
 
