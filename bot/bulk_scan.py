@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from pathlib import Path
 
-from distributed import WorkerPlugin
+from distributed import WorkerPlugin, get_worker
 
 from bot.bulk_inputs import ArchivePost, Partition, expand_inputs, read_partition
 from bot.desktop_export import ExportError, ReadCounts
@@ -89,15 +89,11 @@ class ModelPlugin(WorkerPlugin):
 
 
 def _worker_model():
-    from distributed import get_worker
-
     return get_worker().plugins[PLUGIN_NAME].model
 
 
 def scan_partition(partition: Partition, *, out_dir: str, write_all: bool) -> dict:
     """Read, classify and write one partition (a Dask task); returns its counters."""
-    from distributed import get_worker
-
     model = _worker_model()
     counts = ReadCounts()
     problems: list[str] = []
