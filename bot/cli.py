@@ -485,3 +485,105 @@ def stats(app, days, db_path):
         click.echo(stats_text(storage, days))
     finally:
         storage.close()
+
+
+# -- bulk-scan (issue 13): archives on a Dask cluster ---------------------------------------------------
+@cli.command("bulk-scan")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Directory for the Parquet dataset and summary.json (new, or one an earlier bulk-scan wrote).",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="A dask.distributed scheduler, e.g. tcp://10.0.0.5:8786 (default: a local cluster on this machine).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1, max=MAX_WORKERS),
+    default=None,
+    help=f"Worker processes of the local cluster (default: the usable cores, {_usable_cores()} here).",
+)
+@click.option("--all", "write_all", is_flag=True, help="Write every post's verdict, not only the flags.")
+@click.option(
+    "--into-db",
+    is_flag=True,
+    help="Also merge the flags into the bot's database for review (DATABASE_PATH or --db); merging twice "
+    "stores each flag once.",
+)
+@_db_option
+@_model_option
+@pass_app
+def bulk_scan_command(app, inputs, out, scheduler, workers, write_all, into_db, db_path, model_path):
+    """Scan archives of posts on a Dask cluster and write the verdicts as a Parquet dataset.
+
+    INPUTS are Telegram Desktop exports (.json), JSONL files (.jsonl, .ndjson) and Parquet files (.parquet)
+    of posts, directories of them (read recursively) and globs ("archive/**/*.parquet"). JSONL lines and
+    Parquet rows need "text", "chat_id" (a Bot API id) or "channel" (a name), and "message_id" or "id";
+    "date", "chat_title", "chat_username" and "chat_type" are read when present.
+
+    Writes OUT/flags/ (one row a flag: chat, message, date, label, scores, reasons, model version, text;
+    OUT/verdicts/ with every post under --all) and OUT/summary.json (posts, flags per label and per chat,
+    skipped inputs with the reason, the model version, the time). Every worker loads the model once; inputs,
+    OUT and the model must be reachable under the same paths on every worker. The exit code is 1 when an
+    input, or a line of one, was skipped.
+    """
+    if scheduler and workers:
+        raise click.UsageError("--workers sizes the local cluster: with --scheduler, the cluster has its own workers")
+    from bot.bulk_scan import BulkScanError, bulk_scan, dashboard_link, dask_client
+
+    settings = app.settings
+    model = app.classifier(model_path)  # trained on first use here, then loaded by every worker
+    storage = _open_db(settings, db_path, must_exist=False) if into_db else None
+    try:
+        with dask_client(scheduler, workers or _usable_cores()) as client:
+            if link := dashboard_link(client):
+                click.echo(f"Dask dashboard: {link}", err=True)
+
+            def progress(partitions):
+                return click.progressbar(
+                    length=max(partitions, 1), label=f"Scanning {partitions} partitions", file=sys.stderr, width=30
+                )
+
+            summary = bulk_scan(
+                client,
+                inputs,
+                out,
+                model_path=model_path or settings.model_path,
+                write_all=write_all,
+                progress=progress,
+            )
+    except BulkScanError as exc:
+        if storage is not None:
+            storage.close()
+        raise click.ClickException(str(exc)) from None
+    for skipped in summary["skipped_inputs"]:
+        click.echo(f"skipped {skipped['input']}: {skipped['reason']}", err=True)
+    for problem in summary["problems"]:
+        click.echo(problem, err=True)
+    labels = ", ".join(f"{label} {n}" for label, n in summary["flags_per_label"].items())
+    click.echo(
+        f"{summary['posts']} posts in {summary['partitions']} partitions, {summary['flags']} flags"
+        + (f" ({labels})" if labels else "")
+        + f", model {summary['model_version'] or model.version}; {summary['seconds']} s, "
+        f"{summary['posts_per_second']:.0f} posts/s"
+    )
+    click.echo(f"Wrote {Path(out) / summary['dataset']} and {Path(out) / 'summary.json'}")
+    if storage is not None:
+        from bot.bulk_merge import merge_flags
+
+        try:
+            merged = merge_flags(Path(out) / summary["dataset"], storage)
+        finally:
+            storage.close()
+        click.echo(
+            f"Database {db_path or settings.database_path}: {merged.stored} flags stored, {merged.already} already "
+            f"there" + (f", {merged.no_chat_id} without a Bot API chat id not stored" if merged.no_chat_id else "")
+        )
+    problems = len(summary["skipped_inputs"]) + summary["skipped_lines"]
+    if problems:
+        click.echo(f"{problems} problems: see the messages above and summary.json", err=True)
+        sys.exit(1)

@@ -26,19 +26,11 @@ def read_jsonl(handle: IO[bytes], name: str, report: Callable[[str], None], coun
     """Posts of a JSONL file: one object a line with ``text``, ``chat_id`` and ``message_id`` (Bot API ids),
     and optionally ``date`` (epoch seconds or ISO 8601), ``chat_title``, ``chat_username``, ``chat_type``."""
     for number, raw in enumerate(handle, 1):
-        bom = len(codecs.BOM_UTF8) if number == 1 and raw.startswith(codecs.BOM_UTF8) else 0
-        line, invalid = _decode(raw[bom:], bom)
-        line = line.strip()
-        if not line:
-            continue
-        counts.messages += 1
         where = f"{name}:{number}"
-        try:
-            obj = _load(line)
-        except ValueError as exc:
-            counts.skipped += 1
-            report(f"{where}: {exc}; skipped")
+        parsed = parse_line(raw, number == 1, where, report, counts)
+        if parsed is None:
             continue
+        obj, invalid = parsed
         problem = _jsonl_problem(obj)
         if problem:
             counts.skipped += 1
@@ -67,6 +59,26 @@ def read_jsonl(handle: IO[bytes], name: str, report: Callable[[str], None], coun
             chat_title=_str(obj.get("chat_title")),
             chat_username=_str(obj.get("chat_username")),
         )
+
+
+def parse_line(
+    raw: bytes, first: bool, where: str, report: Callable[[str], None], counts: ReadCounts
+) -> tuple[object, str | None] | None:
+    """The JSON value of one line and what of it was not UTF-8 (None when all was); None for a blank line
+    and for one that is not JSON (counted, and reported at ``where``). ``first``: the file's first line,
+    which may start with a byte-order mark."""
+    bom = len(codecs.BOM_UTF8) if first and raw.startswith(codecs.BOM_UTF8) else 0
+    line, invalid = _decode(raw[bom:], bom)
+    line = line.strip()
+    if not line:
+        return None
+    counts.messages += 1
+    try:
+        return _load(line), invalid
+    except ValueError as exc:
+        counts.skipped += 1
+        report(f"{where}: {exc}; skipped")
+        return None
 
 
 def _decode(raw: bytes, offset: int = 0) -> tuple[str, str | None]:

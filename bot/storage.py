@@ -469,6 +469,183 @@ class Storage:
             [alert_id],
         )
 
+    # -- storing a batch of scans (history scans, bulk-scan --into-db) ---------------------------
+    def record_scans(self, scans: Iterable[tuple[Post, object]], *, threshold: float, store_benign_text: bool):
+        """Store many scanned posts in one transaction, with what :meth:`record_scan` stores one after another,
+        in a few ``executemany`` statements a batch instead of about nine a post (storing sets the pace of a
+        history scan). New posts and posts already stored with the same text take the batch path; an edit,
+        or a post met twice in the batch, goes through :meth:`record_scan` in its turn. Returns one
+        :class:`ScanOutcome` a scan, in order."""
+        now = self.clock()
+        with self.transaction():
+            scans = list(scans)
+            outcomes: list[ScanOutcome | None] = [None] * len(scans)
+            # The first write takes SQLite's write lock, so the flag and alert ids counted below stay free.
+            self._upsert_chats([post for post, _ in scans], now)
+            stored = self._stored_hashes([(post.chat_id, post.message_id) for post, _ in scans])
+            fresh: list[tuple[int, Post, object, str]] = []
+            seen: set[tuple[int, int]] = set()
+            for i, (post, verdict) in enumerate(scans):
+                key = (post.chat_id, post.message_id)
+                digest = text_hash(post.text)
+                if key in seen or (key in stored and stored[key] != digest):
+                    self._store_fresh(fresh, outcomes, threshold, store_benign_text, now)
+                    outcomes[i] = self.record_scan(
+                        post, verdict, threshold=threshold, store_benign_text=store_benign_text
+                    )
+                elif key in stored:
+                    outcomes[i] = ScanOutcome(duplicate=True)
+                else:
+                    fresh.append((i, post, verdict, digest))
+                seen.add(key)
+            self._store_fresh(fresh, outcomes, threshold, store_benign_text, now)
+        return outcomes
+
+    def _upsert_chats(self, posts: list[Post], now: float) -> None:
+        """Each chat once, as upserting it for every post in turn would leave it (the last title and type given)."""
+        merged: dict[int, list] = {}
+        for post in posts:
+            row = merged.setdefault(post.chat_id, [post.chat_id, None, None, None, now, now])
+            row[1] = post.chat_type or row[1]
+            row[2] = post.chat_title or row[2]
+            row[3] = post.chat_username
+        self.db.conn.executemany(
+            """INSERT INTO chats (id, type, title, username, status, first_seen, updated_at)
+               VALUES (?, ?, ?, ?, 'seen', ?, ?)
+               ON CONFLICT (id) DO UPDATE SET type = COALESCE(excluded.type, type),
+                 title = COALESCE(excluded.title, title), username = excluded.username,
+                 updated_at = excluded.updated_at""",
+            list(merged.values()),
+        )
+
+    def _stored_hashes(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], str]:
+        """The text hash stored for each (chat id, message id) that is stored."""
+        found = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), _KEYS_PER_QUERY):
+            chunk = unique[start : start + _KEYS_PER_QUERY]
+            for row in self.db.execute(
+                f"""SELECT chat_id, message_id, text_hash FROM posts
+                    WHERE (chat_id, message_id) IN (VALUES {",".join(["(?, ?)"] * len(chunk))})""",
+                [value for key in chunk for value in key],
+            ):
+                found[(row[0], row[1])] = row[2]
+        return found
+
+    def _store_fresh(self, fresh: list, outcomes: list, threshold: float, store_benign_text: bool, now: float) -> None:
+        """Store posts never stored before (and their flags and alerts) at once; empties ``fresh``."""
+        if not fresh:
+            return
+        flagged = [(i, post, verdict, digest) for i, post, verdict, digest in fresh if verdict.is_promotion]
+        alerts = self._alerts_for([(digest, verdict.label) for _, _, verdict, digest in flagged])
+        next_flag = self.db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM flags").fetchone()[0]
+        next_alert = self.db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM alerts").fetchone()[0]
+        new_alerts: dict[tuple[str, str], list] = {}
+        joined: dict[int, bool] = {}  # existing alerts joined: whether one of their new flags notifies
+        flag_rows, flag_of = [], {}
+        for i, post, verdict, digest in flagged:
+            notify = verdict.score >= threshold and verdict.language_covered
+            pair = (digest, verdict.label)
+            if pair in alerts:
+                alert_id = alerts[pair]
+                joined[alert_id] = joined.get(alert_id, False) or notify
+            elif pair in new_alerts:
+                alert_id = new_alerts[pair][0]
+                new_alerts[pair][3] = new_alerts[pair][3] or int(notify)
+            else:
+                alert_id = next_alert
+                next_alert += 1
+                new_alerts[pair] = [alert_id, digest, verdict.label, int(notify), now]
+            flag_rows.append(
+                [
+                    next_flag,
+                    post.chat_id,
+                    post.message_id,
+                    verdict.label,
+                    verdict.score,
+                    json.dumps(verdict.scores),
+                    json.dumps([_reason_dict(r) for r in verdict.reasons], ensure_ascii=False),
+                    verdict.model_version,
+                    flag_transition(None, "flag"),
+                    alert_id,
+                    digest,
+                    now,
+                    now,
+                ]
+            )
+            flag_of[i] = (next_flag, alert_id)
+            next_flag += 1
+        conn = self.db.conn
+        conn.executemany(
+            "INSERT INTO alerts (id, text_hash, label, notify, created_at) VALUES (?, ?, ?, ?, ?)",
+            list(new_alerts.values()),
+        )
+        for alert_id, notify in joined.items():
+            if notify:
+                self.db.execute("UPDATE alerts SET notify = 1 WHERE id = ? AND notify = 0", [alert_id])
+            self._mark_alert_for_edit(alert_id)
+        conn.executemany(
+            """INSERT INTO posts (chat_id, message_id, date, text, text_hash, label, score, model_version,
+                                  versions, scanned_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)""",
+            [
+                [
+                    post.chat_id,
+                    post.message_id,
+                    post.date,
+                    post.text if (verdict.is_promotion or store_benign_text) else None,
+                    digest,
+                    verdict.label,
+                    verdict.score,
+                    verdict.model_version,
+                    now,
+                ]
+                for _, post, verdict, digest in fresh
+            ],
+        )
+        conn.executemany(
+            """INSERT INTO post_versions (chat_id, message_id, version, seen_at, text, text_hash, label, score)
+               VALUES (?, ?, 1, ?, ?, ?, ?, ?)""",
+            [
+                [
+                    post.chat_id,
+                    post.message_id,
+                    now,
+                    post.text if (verdict.is_promotion or store_benign_text) else None,
+                    digest,
+                    verdict.label,
+                    verdict.score,
+                ]
+                for _, post, verdict, digest in fresh
+            ],
+        )
+        conn.executemany(
+            """INSERT INTO flags (id, chat_id, message_id, label, score, scores, reasons, model_version, status,
+                                  alert_id, text_hash, created_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            flag_rows,
+        )
+        for i, *_ in fresh:
+            flag_id, alert_id = flag_of.get(i, (None, None))
+            outcomes[i] = ScanOutcome(flag_id=flag_id, alert_id=alert_id)
+        fresh.clear()
+
+    def _alerts_for(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """For each (text hash, label), the newest alert a new flag of it joins (see :meth:`_attach_alert`)."""
+        found: dict[tuple[str, str], int] = {}
+        wanted = set(pairs)
+        hashes = list({digest for digest, _ in wanted})
+        for start in range(0, len(hashes), _KEYS_PER_QUERY):
+            chunk = hashes[start : start + _KEYS_PER_QUERY]
+            for alert_id, digest, label in self.db.execute(
+                f"""SELECT a.id, a.text_hash, a.label FROM alerts a WHERE a.text_hash IN ({",".join("?" * len(chunk))})
+                      AND NOT EXISTS (SELECT 1 FROM flags f WHERE f.alert_id = a.id AND f.status != 'pending')
+                    ORDER BY a.id""",
+                chunk,
+            ):
+                if (digest, label) in wanted:
+                    found[(digest, label)] = alert_id
+        return found
+
     def alert(self, alert_id: int) -> dict | None:
         return next(self.db.query("SELECT * FROM alerts WHERE id = ?", [alert_id]), None)
 
@@ -768,6 +945,10 @@ class Storage:
             )
             self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('digest_period_end', ?)", [repr(end)])
         return outbox_id
+
+
+# (chat id, message id) pairs or text hashes a query reads at once: SQLite before 3.32 allows 999 parameters.
+_KEYS_PER_QUERY = 400
 
 
 def _reason_dict(reason) -> dict:

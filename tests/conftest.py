@@ -201,3 +201,19 @@ def run_bot(server, tmp_path, model_path):
     for bot in started:
         bot.stop()
         assert TEST_TOKEN not in bot.log(), "the token leaked into the log"
+
+
+# -- bulk-scan (issue 13): a Dask cluster of two worker processes on 127.0.0.1 ---------------------------
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    """A LocalCluster of two single-threaded worker processes, shared by the tests of one module."""
+    import logging
+
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+    ) as cluster:
+        yield cluster

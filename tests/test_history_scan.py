@@ -381,16 +381,20 @@ def test_ctrl_c_keeps_the_stored_batches_and_says_so(tmp_path, fake_model, monke
     from bot.storage import Storage
 
     monkeypatch.setattr("bot.history_scan.BATCH", 5)
-    real = Storage.record_scan
+    real = Storage.record_scans
     calls = []
 
-    def record_scan(self, post, verdict, **kwargs):
-        calls.append(post.message_id)
-        if len(calls) == 13:
-            raise KeyboardInterrupt
-        return real(self, post, verdict, **kwargs)
+    def record_scans(self, scans, **kwargs):
+        def third_batch_interrupted():
+            for post, verdict in scans:
+                calls.append(post.message_id)
+                if len(calls) == 13:  # Ctrl-C while the third batch is being stored
+                    raise KeyboardInterrupt
+                yield post, verdict
 
-    monkeypatch.setattr(Storage, "record_scan", record_scan)
+        return real(self, third_batch_interrupted(), **kwargs)
+
+    monkeypatch.setattr(Storage, "record_scans", record_scans)
     posts = numbered_posts(tmp_path / "posts.jsonl", 40)
     result = CliRunner().invoke(
         cli, obj=fake_model(), args=["scan", "--workers", str(workers), str(posts)], env=env_for(tmp_path)

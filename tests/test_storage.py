@@ -272,3 +272,70 @@ def test_an_existing_database_upgrades_to_reviews_that_name_their_callback_query
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):  # still append-only
         storage.db.execute("UPDATE reviews SET callback_query_id = 'forged'")
     assert [r["decision"] for r in storage.reviews()] == ["confirm", "false_positive"]
+
+
+# -- record_scans: a batch stores what record_scan stores post by post ------------------------------
+from hypothesis import example, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+BATCH_TEXTS = ["presale live now", "VIP signals join", "market news today", "airdrop claim", "收U 汇率", "hello"]
+BATCH_CHATS = [(-1001, "channel", "News", "news"), (-1002, "supergroup", None, None), (-1003, None, "Third", None)]
+scan_strategy = st.tuples(st.sampled_from(BATCH_CHATS), st.integers(1, 6), st.sampled_from(BATCH_TEXTS))
+
+
+def dump(storage) -> dict:
+    tables = ("chats", "posts", "post_versions", "flags", "alerts", "outbox")
+    return {t: sorted(map(tuple, storage.db.execute(f"SELECT * FROM {t}").fetchall()), key=repr) for t in tables}
+
+
+def as_post(item) -> Post:
+    (chat_id, kind, title, username), message_id, text = item
+    return Post(chat_id, message_id, text, 1.0 + message_id, kind, title, username)
+
+
+@settings(max_examples=150, deadline=None)
+@example(  # a new post whose text joins an alert already sent: the sent message is marked for an edit
+    before=[(BATCH_CHATS[0], 1, "presale live now")],
+    sent="sent",
+    batches=[[(BATCH_CHATS[1], 2, "presale live now")]],
+    threshold=0.8,
+)
+@given(
+    before=st.lists(scan_strategy, max_size=8),
+    sent=st.sampled_from(["no", "sent", "sent and reviewed"]),
+    batches=st.lists(st.lists(scan_strategy, max_size=12), max_size=3),
+    threshold=st.sampled_from([0.8, float("inf")]),
+)
+def test_a_batch_stores_exactly_what_storing_post_by_post_stores(before, sent, batches, threshold):
+    one, many = Storage.open(":memory:", clock=lambda: 1000.0), Storage.open(":memory:", clock=lambda: 1000.0)
+    for storage in (one, many):
+        for item in before:
+            scan(storage, as_post(item))
+        first = next(storage.db.query("SELECT id FROM alerts ORDER BY id LIMIT 1"), None)
+        if sent != "no" and first:
+            # An alert already sent (a new flag joining it marks it for an edit), maybe reviewed (none joins it).
+            outbox_id = storage.queue_message("alert", 1, "x")
+            storage.db.execute("UPDATE alerts SET outbox_id = ?", [outbox_id])
+            storage.mark_sent(outbox_id, 99)
+            if sent == "sent and reviewed":
+                storage.record_review(first["id"], "confirm", None, 7, "moderator")
+    outcomes_one, outcomes_many = [], []
+    for batch in batches:
+        pairs = [(as_post(item), CLF.predict(item[2])) for item in batch]
+        outcomes_one += [one.record_scan(p, v, threshold=threshold, store_benign_text=False) for p, v in pairs]
+        outcomes_many += many.record_scans(pairs, threshold=threshold, store_benign_text=False)
+    assert outcomes_many == outcomes_one
+    assert dump(many) == dump(one)
+
+
+def test_a_batch_is_one_transaction_and_a_failure_stores_none_of_it(tmp_path):
+    storage = Storage.open(tmp_path / "x.db")
+    scan(storage, Post(-1001, 1, "presale live now"))
+    pairs = [(Post(-1001, n, f"airdrop claim {n}"), CLF.predict("airdrop claim")) for n in range(2, 50)]
+    pairs.append((Post(-1001, 50, "airdrop"), None))  # a broken verdict at the end of the batch
+    with pytest.raises(AttributeError):
+        storage.record_scans(pairs, threshold=0.8, store_benign_text=False)
+    assert storage.db.execute("SELECT COUNT(*) FROM posts").fetchone()[0] == 1
+    outcomes = storage.record_scans(pairs[:-1], threshold=0.8, store_benign_text=False)
+    assert len({o.flag_id for o in outcomes}) == 48 and len({o.alert_id for o in outcomes}) == 48
+    assert storage.db.execute("SELECT COUNT(*) FROM flags").fetchone()[0] == 49
