@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlsplit
 from classifier.normalize import clean, fold
 from classifier.platforms import default_platforms
 
+
 # Exchange → names and domains, looked for in normalized text (lower case, spaced letters joined). They come
 # from the bundled platform list (classifier/data/platforms.csv): the name, the aliases, and the domains whose
 # first label is neither ("gate" alone is an ordinary English word, so Gate needs its domain or its Chinese
