@@ -163,9 +163,6 @@ class Watchlist:
         self._host_cache: dict[str, tuple[PlatformMatch, ...]] = {}  # hosts come back: links are reposted
         self._cjk_first = re.compile("[" + "".join(map(re.escape, self._cjk)) + "]") if self._cjk else None
 
-    def __len__(self) -> int:
-        return len(self.platforms)
-
     def _add(self, platform: Platform) -> None:
         name = platform.name
         for domain in platform.domains:
