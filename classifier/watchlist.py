@@ -170,15 +170,18 @@ class Watchlist:
             self._domains.setdefault(fold_host(domain), name)
         aliases = [name, *platform.aliases]
         spoken = {normalize(a) for a in aliases}
-        host_names = {
-            (a, platform.domains[0] if platform.domains else name) for a in spoken if a.isascii() and a.isalnum()
-        }
+        # A name read in hosts → the listed domain a look-alike of it imitates: its own domain when the name
+        # is a domain's label (htx → htx.com), else the platform's first domain.
+        host_names: dict[str, str] = {}
         for domain in platform.domains:
             split = _split_host(fold_host(domain))
             label = split[1][-1] if split and split[1] else ""
             if label.isascii() and label.replace("-", "").isalnum() and (len(label) >= MIN_FUZZY or label in spoken):
-                host_names.add((label, domain))
-        for label, listed in host_names:
+                host_names.setdefault(label, domain)
+        for alias in sorted(spoken):
+            if alias.isascii() and alias.isalnum():
+                host_names.setdefault(alias, platform.domains[0] if platform.domains else name)
+        for label, listed in host_names.items():
             if len(label) < MIN_NAME:
                 continue
             key = skeleton(label)
