@@ -214,7 +214,8 @@ def m004_review_callback_query(db: sqlite_utils.Database):
 def m006_platform_watchlist(db: sqlite_utils.Database):
     # The listed platforms (`compliance-bot watchlist`), seeded once with the bundled list: removing every
     # platform leaves the list empty, it is not seeded again. Domains and aliases are JSON lists. Posts and
-    # flags record the listed platforms their text names or links (a JSON list of names, NULL for none).
+    # flags record the listed platforms their text names or links (a JSON list of names, NULL for none); the
+    # flag_rows view shows it with every flag (its f.*), flag_details keeps its columns.
     from classifier import default_platforms
 
     db.executescript(
@@ -225,13 +226,6 @@ def m006_platform_watchlist(db: sqlite_utils.Database):
         );
         ALTER TABLE posts ADD COLUMN watchlist TEXT;
         ALTER TABLE flags ADD COLUMN watchlist TEXT;
-        DROP VIEW flag_details;
-        CREATE VIEW flag_details AS
-        SELECT id AS flag_id, chat_id, chat_title, chat_username, message_id, link,
-               datetime(date, 'unixepoch') AS date, label, score, status,
-               reviewer_name AS reviewed_by, reviewer_id, datetime(reviewed_at, 'unixepoch') AS reviewed_at,
-               reasons, text, model_version, datetime(created_at, 'unixepoch') AS flagged_at, watchlist
-        FROM flag_rows;
         -- One row per post and listed platform it names or links, for Datasette's facets.
         CREATE VIEW platform_posts AS
         SELECT j.value AS platform, p.chat_id, c.title AS chat_title, p.message_id,
