@@ -564,9 +564,16 @@ def watchlist_import(app, file, db_path):
     show_default=True,
     help="csv and jsonl can be imported again.",
 )
+@click.option(
+    "-o",
+    "--output",
+    type=click.File("w", encoding="utf-8"),
+    default="-",
+    help="Where to write (default: standard output).",
+)
 @_db_option
 @pass_app
-def watchlist_list(app, fmt, db_path):
+def watchlist_list(app, fmt, output, db_path):
     """The listed platforms with their domains, aliases and note, by name."""
     from bot.watchlist import stored_platforms, write_platforms
 
@@ -575,7 +582,7 @@ def watchlist_list(app, fmt, db_path):
         platforms = stored_platforms(storage)
     finally:
         storage.close()
-    write_platforms(platforms, click.get_text_stream("stdout"), fmt)
+    write_platforms(platforms, output, fmt)
     if fmt == "text":
         click.echo(f"{len(platforms)} platforms listed", err=True)
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
-from dataclasses import dataclass
-from typing import IO
+from typing import IO, NamedTuple
 
 from bot.storage import Storage
 from classifier import Platform, Watchlist
@@ -20,8 +19,9 @@ from classifier import Platform, Watchlist
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ImportResult:
+class ImportResult(NamedTuple):
+    """What an import did: platforms added, changed, and already listed exactly so."""
+
     added: int = 0
     changed: int = 0
     unchanged: int = 0
