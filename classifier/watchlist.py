@@ -157,11 +157,19 @@ class Watchlist:
         self._inside: dict[int, set[str]] = {}  # length → skeletons of names matched inside a label
         self._single: dict[str, list[tuple[str, str]]] = {}  # one-word alias → (platform, alias)
         self._runs: dict[str, list[tuple[tuple[str, ...], str, str]]] = {}  # first word → (words, platform, alias)
-        self._cjk: dict[str, dict[int, dict[str, tuple[str, str]]]] = {}  # first char → length → alias → ...
+        # The first two characters of a Chinese alias → its length → alias → (platform, alias).
+        self._cjk: dict[str, dict[int, dict[str, tuple[str, str]]]] = {}
         for platform in self.platforms:
             self._add(platform)
+        # Tuples, not lists or sets, once built: the cyclic garbage collector stops tracking a tuple of
+        # strings, and walking tens of thousands of containers at each collection made matching slower.
+        self._names = {k: tuple(v) for k, v in self._names.items()}
+        self._near = {k: tuple(v) for k, v in self._near.items()}
+        self._single = {k: tuple(v) for k, v in self._single.items()}
+        self._runs = {k: tuple(v) for k, v in self._runs.items()}
         self._host_cache: dict[str, tuple[PlatformMatch, ...]] = {}  # hosts come back: links are reposted
-        self._cjk_first = re.compile("[" + "".join(map(re.escape, self._cjk)) + "]") if self._cjk else None
+        firsts = sorted({pair[0] for pair in self._cjk})
+        self._cjk_first = re.compile("[" + "".join(map(re.escape, firsts)) + "]") if firsts else None
 
     def _add(self, platform: Platform) -> None:
         name = platform.name
@@ -195,7 +203,8 @@ class Watchlist:
             if not alias:
                 continue
             if _CJK.match(alias):
-                self._cjk.setdefault(alias[0], {}).setdefault(len(alias), {})[alias] = (name, alias)
+                if len(alias) >= 2:  # one Han character alone is part of too many words
+                    self._cjk.setdefault(alias[:2], {}).setdefault(len(alias), {})[alias] = (name, alias)
             else:
                 words = tuple(_WORD.findall(alias))
                 if len(words) == 1 and words[0] == alias:
@@ -305,7 +314,10 @@ class Watchlist:
         if self._cjk_first is not None:
             for m in self._cjk_first.finditer(normalized):
                 start = m.start()
-                for length, aliases in self._cjk[m.group()].items():
+                by_length = self._cjk.get(normalized[start : start + 2])
+                if by_length is None:  # most candidate positions stop here, at one lookup
+                    continue
+                for length, aliases in by_length.items():
                     hit = aliases.get(normalized[start : start + length])
                     if hit is not None:
                         hits[hit] = None
