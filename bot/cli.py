@@ -166,6 +166,13 @@ _db_option = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="The bot's SQLite database (default: DATABASE_PATH, data/compliance.db).",
 )
+_output_option = click.option(
+    "-o",
+    "--output",
+    type=click.File("w", encoding="utf-8"),
+    default="-",
+    help="Where to write (default: standard output).",
+)
 
 
 @cli.command()
@@ -453,13 +460,7 @@ EXPORT_STATUSES = ("pending", "confirmed", "false_positive", "relabelled", "with
     type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M"]),
     help="Only posts dated on or after this UTC date (YYYY-MM-DD[THH:MM[:SS]]).",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.File("w", encoding="utf-8"),
-    default="-",
-    help="Where to write (default: standard output).",
-)
+@_output_option
 @_db_option
 @pass_app
 def export(app, fmt, statuses, labels, since, output, db_path):
@@ -564,13 +565,7 @@ def watchlist_import(app, file, db_path):
     show_default=True,
     help="csv and jsonl can be imported again.",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.File("w", encoding="utf-8"),
-    default="-",
-    help="Where to write (default: standard output).",
-)
+@_output_option
 @_db_option
 @pass_app
 def watchlist_list(app, fmt, output, db_path):

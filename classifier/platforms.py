@@ -138,33 +138,33 @@ def _jsonl_rows(text: str) -> Iterator[tuple[int, dict | PlatformError]]:
 def _csv_rows(text: str) -> Iterator[tuple[int, dict | PlatformError]]:
     reader = csv.reader(io.StringIO(text, newline=""))
     header: list[str] | None = None
-    while header is None:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield reader.line_num, PlatformError(f"not CSV ({exc})")
-            return
-        if any(cell.strip() for cell in row):
+    for row in _rows(reader):
+        if isinstance(row, PlatformError):
+            yield reader.line_num, row
+            if header is None:
+                return
+        elif not any(cell.strip() for cell in row):
+            continue
+        elif header is None:
             header = [cell.strip().casefold() for cell in row]
-    if "name" not in header:
-        yield reader.line_num, PlatformError(f"the header has no 'name' column (columns: {', '.join(FIELDS)})")
-        return
+            if "name" not in header:
+                yield reader.line_num, PlatformError(f"the header has no 'name' column (columns: {', '.join(FIELDS)})")
+                return
+        elif len(row) > len(header):
+            yield reader.line_num, PlatformError(f"{len(row)} cells for {len(header)} columns")
+        else:
+            yield reader.line_num, {k: v for k, v in zip(header, row) if k in FIELDS}
+
+
+def _rows(reader) -> Iterator[list[str] | PlatformError]:
+    """The rows of a CSV reader; a row it cannot read (a NUL, an unclosed quote) as a PlatformError."""
     while True:
         try:
-            row = next(reader)
+            yield next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
-            yield reader.line_num, PlatformError(f"not CSV ({exc})")
-            continue
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) > len(header):
-            yield reader.line_num, PlatformError(f"{len(row)} cells for {len(header)} columns")
-            continue
-        yield reader.line_num, {k: v for k, v in zip(header, row) if k in FIELDS}
+            yield PlatformError(f"not CSV ({exc})")
 
 
 @cache
