@@ -477,9 +477,10 @@ class Storage:
             if platforms is not None or flag is not None:
                 self.db.execute("UPDATE flags SET watchlist = ? WHERE id = ?", [platforms, flag_id])
             # A post in a language the model was not trained on waits for the digest: its score means little.
-            # A look-alike or mirror of a listed platform alerts at once, whatever the model's score.
-            notify = (verdict.score >= threshold and verdict.language_covered) or getattr(
-                verdict, "watchlist_flagged", False
+            # A look-alike or mirror of a listed platform alerts at once whatever the model's score, unless
+            # nothing may (history scans pass an infinite threshold).
+            notify = (verdict.score >= threshold and verdict.language_covered) or (
+                getattr(verdict, "watchlist_flagged", False) and threshold <= 1.0
             )
             alert_id = self._attach_alert(flag_id, digest, verdict.label, notify, now)
             return ScanOutcome(flag_id=flag_id, alert_id=alert_id)
