@@ -47,15 +47,15 @@ class CliApp:
             self._classifier.watchlist = self.stored_watchlist()
         return self._classifier
 
-    def stored_watchlist(self, db_path: Path | None = None):
-        """The listed platforms of the bot's database (``--db`` or DATABASE_PATH), compiled; None (the
-        bundled list) when there is no database yet."""
+    def stored_watchlist(self):
+        """The listed platforms of the bot's database (DATABASE_PATH), compiled; None (the bundled list)
+        when there is no database yet."""
         import sqlite3
 
         from bot.storage import Storage
         from bot.watchlist import load_watchlist
 
-        path = db_path or self.settings.database_path
+        path = self.settings.database_path
         if not Path(path).is_file():
             return None
         try:
@@ -355,6 +355,7 @@ def scan(app, files, alert, workers, db_path, model_path):
     """
     from bot.history_scan import scan_files
     from bot.scan_summary import summary_table
+    from bot.watchlist import load_watchlist
 
     settings = app.settings
     if alert:
@@ -366,8 +367,6 @@ def scan(app, files, alert, workers, db_path, model_path):
             raise click.ClickException("--alert: MODERATOR_CHAT_ID is not set: the digest has nowhere to go")
     classifier = app.classifier(model_path)
     storage = _open_db(settings, db_path, must_exist=False)
-    from bot.watchlist import load_watchlist
-
     classifier.watchlist = load_watchlist(storage)  # the listed platforms of the database scanned into
 
     def progress(path, size):
