@@ -206,6 +206,23 @@ def test_check_uses_the_databases_list(run, tmp_path):
     assert "watchlist: look-alike of fooexchange.com: f0oexchange-app.example" in result.output
 
 
+def test_scan_uses_the_list_of_the_database_it_scans_into(run, tmp_path):
+    (tmp_path / "list.csv").write_text(LIST_CSV, encoding="utf-8")
+    run("watchlist", "import", "list.csv", "--db", "other.db")
+    posts = [
+        {"chat_id": -1001111111111, "message_id": 1, "text": LOOKALIKE_POST},
+        {"chat_id": -1001111111111, "message_id": 2, "text": "Binance and 火币 were fined today, regulators said"},
+    ]
+    (tmp_path / "posts.jsonl").write_text("\n".join(json.dumps(p, ensure_ascii=False) for p in posts), "utf-8")
+    result = run("scan", "--workers", "1", "--db", "other.db", "posts.jsonl")
+    assert result.exit_code == 0, result.output
+    storage = Storage.open(tmp_path / "other.db")
+    rows = {r["message_id"]: (r["label"], r["watchlist"]) for r in storage.db.query("SELECT * FROM posts")}
+    assert rows == {1: ("trading_service", '["Fooex"]'), 2: ("benign", '["Binance", "Huobi"]')}
+    assert [a["notify"] for a in storage.db.query("SELECT * FROM alerts")] == [0]  # history never alerts at once
+    storage.close()
+
+
 # -- the live bot -------------------------------------------------------------------------------
 
 
