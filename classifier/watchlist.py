@@ -167,6 +167,7 @@ class Watchlist:
         self._near = {k: tuple(v) for k, v in self._near.items()}
         self._single = {k: tuple(v) for k, v in self._single.items()}
         self._runs = {k: tuple(v) for k, v in self._runs.items()}
+        self._first_words = frozenset(self._single) | frozenset(self._runs)
         self._host_cache: dict[str, tuple[PlatformMatch, ...]] = {}  # hosts come back: links are reposted
         firsts = sorted({pair[0] for pair in self._cjk})
         self._cjk_first = re.compile("[" + "".join(map(re.escape, firsts)) + "]") if firsts else None
@@ -301,15 +302,12 @@ class Watchlist:
 
     def _match_names(self, normalized: str) -> list[PlatformMatch]:
         hits: dict[tuple[str, str], None] = {}  # (platform, alias), in order, each once
-        if self._single or self._runs:
-            words = set(_WORD.findall(normalized))
-            for word in self._single.keys() & words:
-                hits.update(dict.fromkeys(self._single[word]))
-            ordered = None
-            for first in self._runs.keys() & words:
-                ordered = ordered or _WORD.findall(normalized)
+        if self._first_words:
+            words = _WORD.findall(normalized)
+            for word in self._first_words.intersection(words):  # walks the post's words, not the list
+                hits.update(dict.fromkeys(self._single.get(word, ())))
                 hits.update(
-                    dict.fromkeys((p, alias) for run, p, alias in self._runs[first] if _contains_run(ordered, run))
+                    dict.fromkeys((p, alias) for run, p, alias in self._runs.get(word, ()) if _contains_run(words, run))
                 )
         if self._cjk_first is not None:
             for m in self._cjk_first.finditer(normalized):
