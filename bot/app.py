@@ -33,6 +33,7 @@ from bot.scanning import on_post
 from bot.services import CONTEXT_TYPES, BotContext, Classifier, Services
 from bot.settings import ConfigError, Settings
 from bot.storage import Storage
+from bot.watchlist import refresh as refresh_watchlist
 from bot.webhook import use_webhook_intake
 
 log = logging.getLogger(__name__)
@@ -76,10 +77,14 @@ async def digest_job(context: BotContext) -> None:
 
 
 async def model_watch_job(context: BotContext) -> None:
-    """Use a retrained or rolled-back model as soon as its file is replaced."""
+    """Use a retrained or rolled-back model as soon as its file is replaced, and the current watchlist."""
     svc = context.services
     if svc.model_watcher is not None:
         await svc.model_watcher.check(svc)
+    try:
+        refresh_watchlist(svc)
+    except sqlite3.Error as exc:
+        log.error("watchlist not read: database error %s; keeping the list in use", exc)
 
 
 async def on_unhandled(update: Update, context: BotContext) -> None:
@@ -144,6 +149,7 @@ def build_application(
         loader=loader,
     )
     svc = app.bot_data["services"]
+    refresh_watchlist(svc)  # the listed platforms, from the database
     confirm_after_store(app, lambda: len(svc.unsaved), lambda: svc.scans.in_flight)
     if settings.model_check_seconds > 0:
         from classifier import load_model

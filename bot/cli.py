@@ -44,7 +44,28 @@ class CliApp:
                 )
             except ModelLoadError as exc:
                 raise click.ClickException(str(exc)) from None
+            self._classifier.watchlist = self.stored_watchlist()
         return self._classifier
+
+    def stored_watchlist(self):
+        """The listed platforms of the bot's database (DATABASE_PATH), compiled; None (the bundled list)
+        when there is no database yet."""
+        import sqlite3
+
+        from bot.storage import Storage
+        from bot.watchlist import load_watchlist
+
+        path = self.settings.database_path
+        if not Path(path).is_file():
+            return None
+        try:
+            storage = Storage.open(path)
+        except sqlite3.Error as exc:
+            raise click.ClickException(f"cannot open the database {path}: {exc}") from None
+        try:
+            return load_watchlist(storage)
+        finally:
+            storage.close()
 
 
 pass_app = click.make_pass_decorator(CliApp, ensure=True)
@@ -144,6 +165,13 @@ _db_option = click.option(
     "db_path",
     type=click.Path(dir_okay=False, path_type=Path),
     help="The bot's SQLite database (default: DATABASE_PATH, data/compliance.db).",
+)
+_output_option = click.option(
+    "-o",
+    "--output",
+    type=click.File("w", encoding="utf-8"),
+    default="-",
+    help="Where to write (default: standard output).",
 )
 
 
@@ -327,6 +355,7 @@ def scan(app, files, alert, workers, db_path, model_path):
     """
     from bot.history_scan import scan_files
     from bot.scan_summary import summary_table
+    from bot.watchlist import load_watchlist
 
     settings = app.settings
     if alert:
@@ -338,6 +367,7 @@ def scan(app, files, alert, workers, db_path, model_path):
             raise click.ClickException("--alert: MODERATOR_CHAT_ID is not set: the digest has nowhere to go")
     classifier = app.classifier(model_path)
     storage = _open_db(settings, db_path, must_exist=False)
+    classifier.watchlist = load_watchlist(storage)  # the listed platforms of the database scanned into
 
     def progress(path, size):
         if size < PROGRESS_MIN_BYTES:
@@ -429,13 +459,7 @@ EXPORT_STATUSES = ("pending", "confirmed", "false_positive", "relabelled", "with
     type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M"]),
     help="Only posts dated on or after this UTC date (YYYY-MM-DD[THH:MM[:SS]]).",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.File("w", encoding="utf-8"),
-    default="-",
-    help="Where to write (default: standard output).",
-)
+@_output_option
 @_db_option
 @pass_app
 def export(app, fmt, statuses, labels, since, output, db_path):
@@ -587,3 +611,89 @@ def bulk_scan_command(app, inputs, out, scheduler, workers, write_all, into_db, 
     if problems:
         click.echo(f"{problems} problems: see the messages above and summary.json", err=True)
         sys.exit(1)
+# -- watchlist: the listed platforms (bot/watchlist.py, classifier/watchlist.py) --------------------------
+
+
+@cli.group()
+def watchlist():
+    """The listed platforms (a regulator's list, a blocklist): posts that name or link one record it, and a
+    link to a look-alike or mirror of one is flagged as trading_service."""
+
+
+@watchlist.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_db_option
+@pass_app
+def watchlist_import(app, file, db_path):
+    """Add the platforms of FILE to the list, or update those listed under the same name.
+
+    FILE is CSV with a header or JSONL, one platform a row: name (required), domains and aliases
+    (space-separated; lists in JSONL), note. Importing the same file twice changes nothing. A row that
+    cannot be read is reported with its line number and the rest is imported; the exit code is then 1.
+    """
+    from bot.watchlist import import_platforms
+    from classifier import read_platforms
+
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"cannot read {file}: {exc}") from None
+    found, problems = read_platforms(text)
+    for problem in problems:
+        click.echo(f"{file}: {problem}", err=True)
+    storage = _open_db(app.settings, db_path, must_exist=False)
+    try:
+        result = import_platforms(storage, [p for _, p in found], source=file.name)
+        total = next(storage.db.query("SELECT COUNT(*) AS n FROM watchlist"))["n"]
+    finally:
+        storage.close()
+    click.echo(
+        f"{result.added} added, {result.changed} changed, {result.unchanged} unchanged, {len(problems)} skipped; "
+        f"{total} platforms listed"
+    )
+    if problems:
+        sys.exit(1)
+
+
+@watchlist.command("list")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "csv", "jsonl"]),
+    default="text",
+    show_default=True,
+    help="csv and jsonl can be imported again.",
+)
+@_output_option
+@_db_option
+@pass_app
+def watchlist_list(app, fmt, output, db_path):
+    """The listed platforms with their domains, aliases and note, by name."""
+    from bot.watchlist import stored_platforms, write_platforms
+
+    storage = _open_db(app.settings, db_path)
+    try:
+        platforms = stored_platforms(storage)
+    finally:
+        storage.close()
+    write_platforms(platforms, output, fmt)
+    if fmt == "text":
+        click.echo(f"{len(platforms)} platforms listed", err=True)
+
+
+@watchlist.command("remove")
+@click.argument("name")
+@_db_option
+@pass_app
+def watchlist_remove(app, name, db_path):
+    """Take the platform NAME (any case) off the list. Posts and flags already stored keep what they recorded."""
+    from bot.watchlist import remove_platform
+
+    storage = _open_db(app.settings, db_path)
+    try:
+        removed = remove_platform(storage, name)
+    finally:
+        storage.close()
+    if removed is None:
+        raise click.ClickException(f"{name!r} is not listed (see compliance-bot watchlist list)")
+    click.echo(f"Removed {removed}.")

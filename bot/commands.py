@@ -25,7 +25,7 @@ from bot.alerts import (
     render_alert,
     utf16_len,
 )
-from bot.digest import last_days
+from bot.digest import last_days, platform_line
 from bot.flag_export import export_rows, write_export
 from bot.ingest import message_text
 from bot.outbox import NO_PREVIEW
@@ -33,6 +33,7 @@ from bot.services import BotContext
 from bot.settings import MAX_STATS_DAYS
 from bot.storage import Storage
 from bot.verdict_text import verdict_text
+from bot.watchlist import refresh as refresh_watchlist
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ async def stats(update: Update, context: BotContext) -> None:
     await reply_html(
         update,
         f"<b>Last {days} days</b>\nPosts scanned: {figures.posts_scanned}\n"
-        f"Flags by label: {by_label}\nFlags by status: {by_status}",
+        f"Flags by label: {by_label}\nFlags by status: {by_status}" + platform_line(figures, html=True),
     )
 
 
@@ -340,6 +341,7 @@ async def reload(update: Update, context: BotContext) -> None:
         log.error("model reload failed, keeping %s: %s", old, exc)
         await update.effective_message.reply_text(f"Reload failed, still using {old}: {exc}")
         return
+    refresh_watchlist(svc)  # the new classifier matches the current watchlist too
     log.info("model reloaded: %s -> %s", old, svc.classifier.version)
     await update.effective_message.reply_text(f"Model reloaded: {old} → {svc.classifier.version}")
 

@@ -12,6 +12,7 @@ log = logging.getLogger(__name__)
 
 TOP_POSTS = 5
 MAX_CHATS = 15
+MAX_PLATFORMS = 10
 
 
 def build_digest(storage: Storage, start: float, end: float, title: str = "Digest") -> tuple[str, int] | None:
@@ -28,6 +29,8 @@ def build_digest(storage: Storage, start: float, end: float, title: str = "Diges
         + _change(figures.flags, previous["flags"] if previous else None)
     )
     lines.append(f"Reviews in this period: {figures.reviews} · pending reviews: <b>{figures.pending}</b>")
+    if figures.by_platform:
+        lines.append(platform_line(figures, html=True).lstrip("\n"))
     if figures.by_chat:
         lines.append("\n<b>By chat</b>")
         lines += [f"• {code(excerpt(chat_name(c), 60))}: {c['flags']}" for c in figures.by_chat[:MAX_CHATS]]
@@ -62,6 +65,8 @@ def stats_text(storage: Storage, days: float) -> str:
         f"Flags by status: {by_status}",
         f"Reviews in this period: {figures.reviews} · pending reviews (all time): {figures.pending}",
     ]
+    if figures.by_platform:
+        lines.append(platform_line(figures).lstrip("\n"))
     if figures.by_chat:
         lines.append("By chat:")
         lines += [f"  {excerpt(chat_name(c), 60)}: {c['flags']}" for c in figures.by_chat[:MAX_CHATS]]
@@ -75,6 +80,19 @@ def stats_text(storage: Storage, days: float) -> str:
             for i, f in enumerate(figures.top, 1)
         ]
     return "\n".join(lines)
+
+
+def platform_line(figures: PeriodFigures, *, html: bool = False) -> str:
+    """Posts per listed platform (and how many of them were flagged), on a line of its own; "" for none."""
+    if not figures.by_platform:
+        return ""
+    parts = [
+        f"{escape(p['platform']) if html else p['platform']} {p['posts']}"
+        + (f" ({p['flagged']} flagged)" if p["flagged"] else "")
+        for p in figures.by_platform[:MAX_PLATFORMS]
+    ]
+    more = len(figures.by_platform) - MAX_PLATFORMS
+    return "\nPosts naming listed platforms: " + ", ".join(parts) + (f", … {more} more" if more > 0 else "")
 
 
 def _change(flags: int, previous: int | None) -> str:

@@ -24,6 +24,7 @@ EXPORT_COLUMNS = [
     "reviewed_at",
     "reasons",
     "text",
+    "watchlist",
 ]
 
 # An export is written from whatever the database holds, and one row must never stop it: a database of an
@@ -64,6 +65,15 @@ def _reason_features(stored) -> list[str]:
     return [r["feature"] for r in reasons if isinstance(r, dict) and isinstance(r.get("feature"), str)]
 
 
+def _names(stored) -> list[str]:
+    """The listed platforms of a flag (a stored JSON list of names); none when what is stored is not that."""
+    try:
+        names = json.loads(stored or "[]")
+    except (TypeError, ValueError, RecursionError):
+        return []
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+
 def _plain(value):
     """A stored value as export cells take it: text, a finite number or None."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -93,6 +103,7 @@ def export_rows(storage: Storage, *, statuses=(), labels=(), since: float | None
             "reviewed_at": _iso(f["reviewed_at"]),
             "reasons": _reason_features(f["reasons"]),
             "text": f["text"],
+            "watchlist": _names(f.get("watchlist")),
         }
 
 
@@ -122,7 +133,8 @@ def write_export(rows: Iterable[dict], out: IO[str], fmt: str) -> int:
         writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, quoting=csv.QUOTE_NONNUMERIC)
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: spreadsheet_cell(v) for k, v in (row | {"reasons": "; ".join(row["reasons"])}).items()})
+            joined = {"reasons": "; ".join(row["reasons"]), "watchlist": "; ".join(row["watchlist"])}
+            writer.writerow({k: spreadsheet_cell(v) for k, v in (row | joined).items()})
             n += 1
     else:
         for row in rows:

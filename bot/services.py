@@ -40,6 +40,10 @@ class Services:
     alerts_per_minute: int = TELEGRAM_GROUP_MESSAGES_PER_MINUTE
     # Swaps in a model file that changed on disk (bot.model_watch); None where there is no file to watch.
     model_watcher: Any = None
+    # The listed platforms (bot.watchlist): the stored list compiled for the classifier, and the table's
+    # signature when it was read, so that an import is seen without a restart.
+    watchlist: Any = None
+    watchlist_signature: tuple | None = None
     outbox: Outbox = field(init=False)
     # Scanned posts whose write failed (a locked or read-only database): kept and retried, not dropped.
     unsaved: deque = field(default_factory=lambda: deque(maxlen=10_000))

@@ -210,6 +210,40 @@ def m004_review_callback_query(db: sqlite_utils.Database):
                   WHERE callback_query_id IS NOT NULL""")
 
 
+@migrations()
+def m006_platform_watchlist(db: sqlite_utils.Database):
+    # The listed platforms (`compliance-bot watchlist`), seeded once with the bundled list: removing every
+    # platform leaves the list empty, it is not seeded again. Domains and aliases are JSON lists. Posts and
+    # flags record the listed platforms their text names or links (a JSON list of names, NULL for none); the
+    # flag_rows view shows it with every flag (its f.*), flag_details keeps its columns.
+    from classifier import default_platforms
+
+    db.executescript(
+        """
+        CREATE TABLE watchlist (
+            name TEXT PRIMARY KEY COLLATE NOCASE, domains TEXT NOT NULL, aliases TEXT NOT NULL,
+            note TEXT NOT NULL DEFAULT '', source TEXT, updated_at REAL NOT NULL
+        );
+        ALTER TABLE posts ADD COLUMN watchlist TEXT;
+        ALTER TABLE flags ADD COLUMN watchlist TEXT;
+        -- One row per post and listed platform it names or links, for Datasette's facets.
+        CREATE VIEW platform_posts AS
+        SELECT j.value AS platform, p.chat_id, c.title AS chat_title, p.message_id,
+               datetime(COALESCE(p.date, p.scanned_at), 'unixepoch') AS date, p.label, p.score, p.text
+        FROM posts p JOIN json_each(p.watchlist) j LEFT JOIN chats c ON c.id = p.chat_id
+        WHERE p.watchlist IS NOT NULL;
+        """
+    )
+    now = time.time()
+    db.conn.executemany(
+        "INSERT INTO watchlist (name, domains, aliases, note, source, updated_at) VALUES (?, ?, ?, ?, 'bundled', ?)",
+        [
+            (p.name, json.dumps(p.domains), json.dumps(p.aliases, ensure_ascii=False), p.note, now)
+            for p in default_platforms()
+        ],
+    )
+
+
 def text_hash(text: str) -> str:
     """Hash of a text after the normalisation that makes reposts of the same text compare equal."""
     key = " ".join(unicodedata.normalize("NFKC", text).casefold().split())
@@ -241,6 +275,8 @@ class PeriodFigures:
     reviews: int  # moderators' decisions taken in the period
     pending: int  # flags waiting for review now, from any period: the review queue
     top: list[dict]  # the period's most probable flags, as flag_rows rows (with their link)
+    # Per listed platform: platform, posts (scanned in the period that name or link it), flagged (of those).
+    by_platform: tuple = ()
 
 
 class Storage:
@@ -395,6 +431,13 @@ class Storage:
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
                 [post.chat_id, post.message_id, version, now, keep_text, digest, verdict.label, verdict.score],
             )
+            # The listed platforms the text names or links (issue 11); an edit may drop them.
+            platforms = _platforms_json(verdict)
+            if platforms is not None or old is not None:
+                self.db.execute(
+                    "UPDATE posts SET watchlist = ? WHERE chat_id = ? AND message_id = ?",
+                    [platforms, post.chat_id, post.message_id],
+                )
             flag = old if old is not None and old["flag_id"] is not None else None
             if not promotion:
                 if flag is None or not flag_may(flag["status"], "withdraw"):
@@ -431,8 +474,14 @@ class Storage:
                     fields + [flag_transition(flag["status"], "reopen"), flag_id],
                 )
                 self._mark_alert_for_edit(flag["alert_id"])
+            if platforms is not None or flag is not None:
+                self.db.execute("UPDATE flags SET watchlist = ? WHERE id = ?", [platforms, flag_id])
             # A post in a language the model was not trained on waits for the digest: its score means little.
-            notify = verdict.score >= threshold and verdict.language_covered
+            # A look-alike or mirror of a listed platform alerts at once whatever the model's score, unless
+            # nothing may (history scans pass an infinite threshold).
+            notify = (verdict.score >= threshold and verdict.language_covered) or (
+                getattr(verdict, "watchlist_flagged", False) and threshold <= 1.0
+            )
             alert_id = self._attach_alert(flag_id, digest, verdict.label, notify, now)
             return ScanOutcome(flag_id=flag_id, alert_id=alert_id)
 
@@ -544,7 +593,9 @@ class Storage:
         joined: dict[int, bool] = {}  # existing alerts joined: whether one of their new flags notifies
         flag_rows, flag_of = [], {}
         for i, post, verdict, digest in flagged:
-            notify = verdict.score >= threshold and verdict.language_covered
+            notify = (verdict.score >= threshold and verdict.language_covered) or (
+                getattr(verdict, "watchlist_flagged", False) and threshold <= 1.0
+            )
             pair = (digest, verdict.label)
             if pair in alerts:
                 alert_id = alerts[pair]
@@ -571,6 +622,7 @@ class Storage:
                     digest,
                     now,
                     now,
+                    _platforms_json(verdict),
                 ]
             )
             flag_of[i] = (next_flag, alert_id)
@@ -586,7 +638,7 @@ class Storage:
             self._mark_alert_for_edit(alert_id)
         conn.executemany(
             """INSERT INTO posts (chat_id, message_id, date, text, text_hash, label, score, model_version,
-                                  versions, scanned_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)""",
+                                  versions, scanned_at, watchlist) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)""",
             [
                 [
                     post.chat_id,
@@ -598,6 +650,7 @@ class Storage:
                     verdict.score,
                     verdict.model_version,
                     now,
+                    _platforms_json(verdict),
                 ]
                 for _, post, verdict, digest in fresh
             ],
@@ -620,8 +673,8 @@ class Storage:
         )
         conn.executemany(
             """INSERT INTO flags (id, chat_id, message_id, label, score, scores, reasons, model_version, status,
-                                  alert_id, text_hash, created_at, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                                  alert_id, text_hash, created_at, updated_at, watchlist)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             flag_rows,
         )
         for i, *_ in fresh:
@@ -887,6 +940,15 @@ class Storage:
                     [*period, top],
                 )
             ),
+            by_platform=tuple(
+                self.db.query(
+                    """SELECT j.value AS platform, COUNT(*) AS posts, SUM(p.label != 'benign') AS flagged
+                       FROM posts p JOIN json_each(p.watchlist) j
+                       WHERE p.watchlist IS NOT NULL AND p.scanned_at > ? AND p.scanned_at <= ?
+                       GROUP BY j.value ORDER BY posts DESC, platform""",
+                    period,
+                )
+            ),
         )
 
     def all_flags(self) -> list[dict]:
@@ -949,6 +1011,12 @@ class Storage:
 
 # (chat id, message id) pairs or text hashes a query reads at once: SQLite before 3.32 allows 999 parameters.
 _KEYS_PER_QUERY = 400
+
+
+def _platforms_json(verdict) -> str | None:
+    """The listed platforms of a verdict as stored (a JSON list of names), None for none."""
+    names = getattr(verdict, "platforms", None)
+    return json.dumps(names, ensure_ascii=False) if names else None
 
 
 def _reason_dict(reason) -> dict:

@@ -19,6 +19,9 @@ def verdict_text(verdict: Verdict, *, html: bool = False) -> str:
         if verdict.reasons:
             lines.append("Reasons:")
             lines += [f"  - {reason}" for reason in verdict.reasons]
+        if getattr(verdict, "watchlist", ()):
+            lines.append("Listed platforms:")
+            lines += [f"  - {match}" for match in verdict.watchlist]
         return "\n".join(lines)
     ranked = sorted(verdict.scores.items(), key=lambda kv: -kv[1])
     lines = [
@@ -28,5 +31,10 @@ def verdict_text(verdict: Verdict, *, html: bool = False) -> str:
     if verdict.reasons:
         lines.append("Why:")
         lines += [f"• <code>{escape(excerpt(str(r), 100))}</code>" for r in verdict.reasons[:MAX_REASONS_SHOWN]]
+    if getattr(verdict, "watchlist", ()):
+        lines.append(
+            "Listed platforms: "
+            + ", ".join(f"<code>{escape(excerpt(str(m), 80))}</code>" for m in verdict.watchlist[:MAX_REASONS_SHOWN])
+        )
     lines.append(f"<i>model {escape(verdict.model_version)}</i>")
     return "\n".join(lines)

@@ -15,6 +15,11 @@ Telegram or SQLite.
   :func:`safe_text` (lone surrogates replaced, so any text can be stored and sent);
 - training data: :class:`LabelledPost`, :func:`parse_post_line` (one JSONL line, with a clear error),
   :func:`guess_language`;
+- platform watchlists: :class:`Platform` (name, domains, aliases, note), :func:`read_platforms` (a CSV or
+  JSONL list file's text → platforms and :class:`RowProblem` per bad line), :func:`default_platforms` (the
+  bundled list), :class:`Watchlist` (a list compiled for matching; pass it as
+  ``PromotionClassifier.predict_many(..., watchlist=)`` or set ``PromotionClassifier.watchlist``) and
+  :class:`PlatformMatch` (what ``Verdict.watchlist`` holds);
 - training and versions: :func:`train_and_save`, :class:`GateRefused`, :func:`list_versions`,
   :func:`install`, :func:`installed_version`, :func:`previous_version`, :class:`VersionError`.
 
@@ -45,6 +50,12 @@ _LAZY = {
     "installed_version": "classifier.versions",
     "previous_version": "classifier.versions",
     "VersionError": "classifier.versions",
+    "Platform": "classifier.platforms",
+    "RowProblem": "classifier.platforms",
+    "default_platforms": "classifier.platforms",
+    "read_platforms": "classifier.platforms",
+    "Watchlist": "classifier.watchlist",
+    "PlatformMatch": "classifier.watchlist",
 }
 
 __all__ = [

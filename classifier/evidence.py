@@ -12,34 +12,19 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
 from classifier.normalize import clean, fold
+from classifier.platforms import default_platforms
 
-# Exchange → names and domains, looked for in normalized text (lower case, spaced letters joined).
-# Names that are also parts of ordinary words must stand alone ("okx", not "tokxyz"); "gate" alone is an
-# ordinary English word, so Gate needs its domain or its Chinese name.
-EXCHANGES: dict[str, tuple[str, ...]] = {
-    "binance": ("binance", "币安", "幣安"),
-    "okx": ("okx", "okex", "欧易", "歐易"),
-    "bitfinex": ("bitfinex",),
-    "kucoin": ("kucoin", "库币", "庫幣"),
-    "huobi": ("huobi", "火币", "火幣", "htx"),
-    "bybit": ("bybit",),
-    "gate": ("gate.io", "gateio", "gate.com", "芝麻开门", "芝麻開門"),
-    "mexc": ("mexc", "抹茶交易所"),
-    "bitget": ("bitget",),
-    "coinbase": ("coinbase",),
-    "kraken": ("kraken",),
-    "xt": ("xt.com",),
-    "hotbit": ("hotbit",),
-    "lbank": ("lbank",),
-    "bingx": ("bingx",),
-    "bitmart": ("bitmart",),
-    "coinex": ("coinex",),
-    "phemex": ("phemex",),
-    "pionex": ("pionex", "派网"),
-    "bitmex": ("bitmex",),
-    "deribit": ("deribit",),
-    "poloniex": ("poloniex",),
-}
+
+# Exchange → names and domains, looked for in normalized text (lower case, spaced letters joined). They come
+# from the bundled platform list (classifier/data/platforms.csv): the name, the aliases, and the domains whose
+# first label is neither ("gate" alone is an ordinary English word, so Gate needs its domain or its Chinese
+# name). The model reads them as features, so the list it was trained with is the bundled one.
+def _needles(platform) -> tuple[str, ...]:
+    names = [platform.name.casefold(), *(a.casefold() for a in platform.aliases)]
+    return tuple(dict.fromkeys(names + [d for d in platform.domains if d.split(".")[0] not in names]))
+
+
+EXCHANGES: dict[str, tuple[str, ...]] = {p.name.casefold().split(".")[0]: _needles(p) for p in default_platforms()}
 # Names that are also parts of other words ("okx" in "tokxyz") count only as whole tokens; the others
 # count anywhere, so "binance-cn.example" and "mybinancebonus" name Binance.
 _WHOLE_TOKEN = {"okx", "okex", "htx", "mexc", "kraken", "lbank", "coinex"}

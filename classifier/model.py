@@ -28,11 +28,12 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.svm import LinearSVC
 
 from classifier.evidence import Evidence, extract
-from classifier.labels import BENIGN, LABELS, PROMOTION_LABELS
+from classifier.labels import BENIGN, LABELS, PROMOTION_LABELS, TRADING_SERVICE
 from classifier.language import detect_language, is_covered
 from classifier.normalize import MAX_CHARS, clean, fold
 from classifier.scoring import Contributions, LinearScorer
-from classifier.verdict import Reason, Verdict, language_reason
+from classifier.verdict import Reason, Verdict, language_reason, watchlist_reason
+from classifier.watchlist import Watchlist, default_watchlist
 
 DEFAULT_THRESHOLDS = {label: 0.5 for label in PROMOTION_LABELS}
 MIN_REASON_WEIGHT = 0.01  # contributions below this explain nothing a moderator can use
@@ -238,6 +239,8 @@ class PromotionClassifier:
         self.manifest: dict = {}
         self._scorer: LinearScorer | None = None
         self._names: list[tuple[str, str]] | None = None
+        # The listed platforms (classifier.watchlist) predict_many matches; None: the bundled list.
+        self.watchlist: Watchlist | None = None
 
     @property
     def classes(self) -> list[str]:
@@ -252,8 +255,14 @@ class PromotionClassifier:
     def predict(self, text: str) -> Verdict:
         return self.predict_many([text])[0]
 
-    def predict_many(self, texts: Sequence[str], *, reasons: int = 5) -> list[Verdict]:
-        """Verdicts for many posts in one vectorised pass; ``reasons=0`` skips the explanations."""
+    def predict_many(
+        self, texts: Sequence[str], *, reasons: int = 5, watchlist: Watchlist | None = None
+    ) -> list[Verdict]:
+        """Verdicts for many posts in one vectorised pass; ``reasons=0`` skips the explanations.
+
+        ``watchlist`` (default: :attr:`watchlist`, else the bundled list) names the listed platforms: a
+        link to a look-alike or mirror of one makes a benign verdict ``trading_service``, with the
+        look-alike as its first reason; every verdict records the listed platforms its post names or links."""
         if not texts:
             return []
         with _collector_paused if len(texts) >= PAUSE_COLLECTOR_FROM else nullcontext():
@@ -263,6 +272,12 @@ class PromotionClassifier:
             probabilities = scorer.probabilities(blocks)
             classes = scorer.classes
             labels = decide(probabilities, classes, self.thresholds)
+            listed = watchlist or self.watchlist or default_watchlist()  # an empty list is a list: no __len__
+            found = [listed.match(text, post.normalized) for text, post in zip(texts, prepared)]
+            labels = [
+                TRADING_SERVICE if label == BENIGN and any(m.flags for m in f) else label
+                for label, f in zip(labels, found)
+            ]
             order = [classes.index(label) for label in LABELS if label in classes]
             label_indices = np.array([classes.index(label) for label in labels])
             if reasons:
@@ -272,11 +287,20 @@ class PromotionClassifier:
             else:
                 why = [[] for _ in labels]
             for row, post in enumerate(prepared):
+                if any(m.flags for m in found[row]):
+                    why[row] = [watchlist_reason(m) for m in found[row] if m.flags] + why[row]
                 if not is_covered(post.language):
                     why[row] = [language_reason(post.language), *why[row]]
             named = [classes[i] for i in order]
             return [
-                Verdict(label, dict(zip(named, row_probabilities)), why[row], self.version, prepared[row].language)
+                Verdict(
+                    label,
+                    dict(zip(named, row_probabilities)),
+                    why[row],
+                    self.version,
+                    prepared[row].language,
+                    found[row],
+                )
                 for row, (label, row_probabilities) in enumerate(zip(labels, probabilities[:, order].tolist()))
             ]
 
@@ -335,7 +359,7 @@ class PromotionClassifier:
     def __setstate__(self, state):
         # Models saved before the scorer existed carry an "_explainer" and no "_scorer" or "_names".
         state.pop("_explainer", None)
-        self.__dict__.update({"_scorer": None, "_names": None} | state)
+        self.__dict__.update({"_scorer": None, "_names": None, "watchlist": None} | state)
 
 
 class _CollectorPause:

@@ -67,6 +67,17 @@ def _has_surrogates(text: str) -> bool:
     return False
 
 
+def latin_lookalikes(text: str) -> str:
+    """Every Cyrillic or Greek letter of the homoglyph table replaced by the Latin one it imitates, wherever
+    it stands (the watchlist folds a whole host name this way; :func:`clean` only inside Latin words)."""
+    return text.translate(_HOMOGLYPHS)
+
+
+def strip_invisible(text: str) -> str:
+    """The text without the invisible characters that :func:`clean` removes."""
+    return _INVISIBLE.sub("", text)
+
+
 def _fold_mixed_word(match: re.Match) -> str:
     return match.group(0).translate(_HOMOGLYPHS)
 

@@ -24,12 +24,19 @@ class Reason:
     def __str__(self) -> str:
         if self.kind == "language":
             return f"language: {self.feature}"
+        if self.kind == "watchlist":
+            return f"watchlist: {self.feature}"
         return f"{self.kind}: {self.feature} (+{self.weight:.2f})"
 
 
 def language_reason(language: str) -> Reason:
     """The reason that puts a language the model was not trained on before a moderator."""
     return Reason("language", f"{language}, not covered by the model: scores unreliable", 0.0)
+
+
+def watchlist_reason(match) -> Reason:
+    """The reason a look-alike or mirror of a listed platform gives (a :class:`classifier.watchlist.PlatformMatch`)."""
+    return Reason("watchlist", str(match), 0.0)
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,8 @@ class Verdict:
     model_version: str = ""
     # The post's language (classifier.language): "en", "zh", or the code of one the model was not trained on.
     language: str = "en"
+    # Listed platforms the post names or links (classifier.watchlist.PlatformMatch), look-alikes first.
+    watchlist: tuple = ()
 
     @property
     def score(self) -> float:
@@ -57,6 +66,16 @@ class Verdict:
         """Whether the model was trained on the post's language; when not, its scores mean little."""
         return is_covered(self.language)
 
+    @property
+    def platforms(self) -> list[str]:
+        """The listed platforms the post names or links, each once."""
+        return list(dict.fromkeys(m.platform for m in self.watchlist))
+
+    @property
+    def watchlist_flagged(self) -> bool:
+        """Whether a look-alike or mirror of a listed platform made (or backs) the verdict."""
+        return any(m.flags for m in self.watchlist)
+
     def to_dict(self) -> dict:
         return {
             "label": self.label,
@@ -65,4 +84,5 @@ class Verdict:
             "model_version": self.model_version,
             "language": self.language,
             "language_covered": self.language_covered,
+            "watchlist": [m.to_dict() for m in self.watchlist],
         }

@@ -146,7 +146,8 @@ def test_batch_reasons_are_each_posts_own_strongest_features(trained_model):
         k = trained_model.classes.index(verdict.label)
         keep = explains[row.indices]
         contributions = row.data[keep] * coef[k, row.indices[keep]]
-        weights = [r.weight for r in verdict.reasons]
+        # The model's own reasons; a watchlist match (a mirror link) comes first and weighs nothing in the model.
+        weights = [r.weight for r in verdict.reasons if r.kind != "watchlist"]
         assert weights == sorted(weights, reverse=True) and all(w >= 0.01 for w in weights)
         if weights:
             assert weights[0] == pytest.approx(float(contributions.max()), rel=1e-5)
@@ -226,3 +227,44 @@ def test_emoji_alone_do_not_make_a_promotion(trained_model, text):
     verdict = trained_model.predict(text)
     assert verdict.label == "benign", verdict
     assert all("emoji" not in r.feature for r in verdict.reasons)
+
+
+# -- platform watchlists (classifier/watchlist.py) -----------------------------------------------
+
+
+def test_a_look_alike_link_flags_a_post_the_model_alone_would_not(trained_model):
+    from classifier.watchlist import Watchlist
+
+    text = "Lunch at noon tomorrow? the menu is at b1nance-vip.example"
+    assert trained_model.predict_many([text], watchlist=Watchlist([]))[0].label == "benign"
+    verdict = trained_model.predict(text)  # the bundled list
+    assert verdict.label == "trading_service" and verdict.watchlist_flagged
+    assert str(verdict.reasons[0]) == "watchlist: look-alike of binance.com: b1nance-vip.example"
+    assert verdict.platforms == ["Binance"]
+    assert verdict.to_dict()["watchlist"] == [
+        {"platform": "Binance", "rule": "look-alike", "found": "b1nance-vip.example", "listed": "binance.com"}
+    ]
+
+
+def test_a_plain_mention_is_recorded_but_not_flagged(trained_model):
+    verdict = trained_model.predict("China orders 124 overseas exchanges blocked; Binance and 火币 unreachable")
+    assert verdict.label == "benign" and not verdict.watchlist_flagged
+    assert verdict.platforms == ["Binance", "Huobi"]
+    assert trained_model.predict("Lunch at noon tomorrow?").platforms == []
+
+
+def test_the_list_passed_in_or_set_on_the_classifier_is_the_one_used(trained_model):
+    from classifier.platforms import Platform
+    from classifier.watchlist import Watchlist
+
+    mine = Watchlist([Platform("Fooex", ("fooexchange.com",), ("福交易",))])
+    text = "Lunch at noon tomorrow? menu at f0oexchange-app.example, ask 福交易"
+    (verdict,) = trained_model.predict_many([text], watchlist=mine)
+    assert verdict.label == "trading_service" and verdict.platforms == ["Fooex"]
+    assert "look-alike of fooexchange.com: f0oexchange-app.example" in str(verdict.reasons[0])
+    assert trained_model.predict(text).platforms == []  # not on the bundled list
+    trained_model.watchlist = mine
+    try:
+        assert trained_model.predict(text).platforms == ["Fooex"]
+    finally:
+        trained_model.watchlist = None
