@@ -33,6 +33,7 @@ from bot.scanning import on_post
 from bot.services import CONTEXT_TYPES, BotContext, Classifier, Services
 from bot.settings import ConfigError, Settings
 from bot.storage import Storage
+from bot.watch_job import schedule_watch
 from bot.webhook import use_webhook_intake
 
 log = logging.getLogger(__name__)
@@ -172,6 +173,8 @@ def build_application(
     app.job_queue.run_repeating(outbox_job, interval=settings.outbox_interval_seconds, first=0.5, name="outbox")
     digest_seconds = settings.digest_interval_minutes * 60
     app.job_queue.run_repeating(digest_job, interval=digest_seconds, first=digest_seconds, name="digest")
+    # Public channels read through their web preview (bot/watched_channels.py), every WATCH_INTERVAL_SECONDS.
+    schedule_watch(app, settings)
     return app
 
 

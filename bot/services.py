@@ -40,6 +40,9 @@ class Services:
     alerts_per_minute: int = TELEGRAM_GROUP_MESSAGES_PER_MINUTE
     # Swaps in a model file that changed on disk (bot.model_watch); None where there is no file to watch.
     model_watcher: Any = None
+    # The web preview source: the one polite fetcher of t.me pages, shared by the polling job and /watch
+    # (bot/watched_channels.py); None where nothing reads the web preview.
+    web_fetcher: Any = None
     outbox: Outbox = field(init=False)
     # Scanned posts whose write failed (a locked or read-only database): kept and retried, not dropped.
     unsaved: deque = field(default_factory=lambda: deque(maxlen=10_000))

@@ -225,3 +225,12 @@ def _text(node: LexborNode | None) -> str | None:
         return None
     text = " ".join((node.text() or "").split())
     return text or None
+
+
+def profile_kind(html: str | bytes) -> str | None:
+    """What a t.me/NAME page (not /s/) shows: "profile" (a chat or user exists under that name), "missing" (the
+    page offers to contact a name nobody holds), or None (a page this reader does not know)."""
+    tree = LexborHTMLParser(html)
+    if tree.css_first(".tgme_page") is None:
+        return None
+    return "profile" if tree.css_first(".tgme_page_title") is not None else "missing"
