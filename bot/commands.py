@@ -33,6 +33,7 @@ from bot.services import BotContext
 from bot.settings import MAX_STATS_DAYS
 from bot.storage import Storage
 from bot.verdict_text import verdict_text
+from bot.watched_channels import add_channels, remove_channels, watched
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +50,16 @@ MODERATOR_COMMANDS = [
     BotCommand("export", "All flags as a CSV file"),
     BotCommand("model", "Model version and metrics"),
     BotCommand("reload", "Load a retrained model without a restart"),
+    BotCommand("watch", "Watch public channels by their web preview: /watch NAME…"),
+    BotCommand("unwatch", "Stop watching public channels: /unwatch NAME…"),
+    BotCommand("watching", "Public channels watched by their web preview"),
 ]
 HELP = (
     "I scan the channels and groups I am added to for promotion of ICOs / token sales and of crypto "
     "trading services, and alert the moderators.\n\n"
     "/check TEXT: classify a text; reply /check to a message, or forward a post to me in private.\n"
-    "Moderators: /stats [days], /recent [n], /pending, /chats, /export, /model, /reload."
+    "Moderators: /stats [days], /recent [n], /pending, /chats, /export, /model, /reload, "
+    "/watch NAME…, /unwatch NAME…, /watching."
 )
 
 
@@ -344,6 +349,60 @@ async def reload(update: Update, context: BotContext) -> None:
     await update.effective_message.reply_text(f"Model reloaded: {old} → {svc.classifier.version}")
 
 
+# -- public channels through their web preview (bot/watched_channels.py) ----------------------------------------
+
+
+@moderator_only
+async def watch(update: Update, context: BotContext) -> None:
+    """Watch public channels by their web preview, after checking each on t.me."""
+    svc = context.services
+    if not context.args:
+        await update.effective_message.reply_text("Send /watch NAME…: @name, t.me/name or a post link.")
+        return
+    user = update.effective_user
+    async with svc.web_fetcher.session() as fetcher:
+        changes = await add_channels(svc.storage, fetcher, context.args[:MAX_WATCH_NAMES], added_by=user.full_name)
+    await _reply_changes(update, changes, len(context.args))
+
+
+@moderator_only
+async def unwatch(update: Update, context: BotContext) -> None:
+    """Stop watching public channels; their flags stay."""
+    if not context.args:
+        await update.effective_message.reply_text("Send /unwatch NAME…")
+        return
+    changes = remove_channels(context.services.storage, context.args[:MAX_WATCH_NAMES])
+    await _reply_changes(update, changes, len(context.args))
+
+
+@moderator_only
+async def watching(update: Update, context: BotContext) -> None:
+    """The public channels watched by their web preview."""
+    rows = watched(context.services.storage)
+    lines = [
+        f"{'👁' if c['status'] == 'active' else '⚠️'} @{escape(c['username'])} {code(excerpt(c['title'] or '', 40))}"
+        f" · {escape(c['status'])} · {c['posts']} posts, {c['flags']} flags"
+        + (f" · {escape(c['problem'])}" if c["problem"] else "")
+        for c in rows[:MAX_CHATS]
+    ]
+    if len(rows) > MAX_CHATS:
+        lines.append(f"… and {len(rows) - MAX_CHATS} more channels (compliance-bot watch list shows all)")
+    for text in fit_messages(lines) or ["No public channels are watched: /watch NAME adds one."]:
+        await reply_html(update, text)
+
+
+# Names one /watch or /unwatch takes: each is checked on t.me, one request every WATCH_MIN_DELAY_SECONDS.
+MAX_WATCH_NAMES = 20
+
+
+async def _reply_changes(update: Update, changes, asked: int) -> None:
+    lines = [("✅ " if c.ok else "⚠️ ") + escape(c.message) for c in changes]
+    if asked > MAX_WATCH_NAMES:
+        lines.append(f"Only the first {MAX_WATCH_NAMES} names were looked at; send the rest again.")
+    for text in fit_messages(lines):
+        await reply_html(update, text)
+
+
 COMMANDS = {
     "start": start,
     "help": help_command,
@@ -355,4 +414,7 @@ COMMANDS = {
     "export": export,
     "model": model,
     "reload": reload,
+    "watch": watch,
+    "unwatch": unwatch,
+    "watching": watching,
 }

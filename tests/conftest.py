@@ -201,3 +201,16 @@ def run_bot(server, tmp_path, model_path):
     for bot in started:
         bot.stop()
         assert TEST_TOKEN not in bot.log(), "the token leaked into the log"
+
+
+# -- the web preview source: a fake t.me serving public channel pages over HTTP on 127.0.0.1 ------------------
+
+
+@pytest.fixture
+def web_preview():
+    """The fake t.me web preview (tests/fakes/web_preview.py), stopped after the test."""
+    from tests.fakes.web_preview import FakeWebPreview
+
+    fake = FakeWebPreview().start()
+    yield fake
+    fake.stop()
