@@ -323,9 +323,7 @@ async def poll_round(svc: ScanContext, fetcher: PoliteFetcher, *, backfill: int 
     return summary
 
 
-async def _read_new_pages(
-    fetcher: PoliteFetcher, row: dict, backfill: int, result: ChannelRound
-) -> list[ChannelPage]:
+async def _read_new_pages(fetcher: PoliteFetcher, row: dict, backfill: int, result: ChannelRound) -> list[ChannelPage]:
     """The newest page, then older ones: ``backfill`` of them, or back to the last post seen (at most
     MAX_CATCHUP_PAGES)."""
     last = row["last_post_id"]
@@ -380,7 +378,9 @@ async def _store_pages(svc: ScanContext, row: dict, pages: list[ChannelPage], re
     for page in pages:
         for web in page.posts:
             if web.text is not None and not web.service:
-                posts[web.message_id] = Post(chat_id, web.message_id, web.text, web.date, "channel", first.title, username)
+                posts[web.message_id] = Post(
+                    chat_id, web.message_id, web.text, web.date, "channel", first.title, username
+                )
     stored = _stored_hashes(storage, chat_id, list(posts))
     changed = [p for p in posts.values() if stored.get(p.message_id) != text_hash(p.text)]
     if changed:
@@ -434,7 +434,15 @@ def round_table(summary: RoundSummary) -> str:
     """The table ``compliance-bot watch poll`` prints."""
     header = ["channel", "pages", "posts", "new", "edited", "flags", "status"]
     rows = [
-        [f"@{c.username}", c.pages, c.posts, c.new, c.edited, c.flags, c.status + (f": {c.problem}" if c.problem else "")]
+        [
+            f"@{c.username}",
+            c.pages,
+            c.posts,
+            c.new,
+            c.edited,
+            c.flags,
+            c.status + (f": {c.problem}" if c.problem else ""),
+        ]
         for c in summary.channels
     ]
     if len(rows) > 1:
