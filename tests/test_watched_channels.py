@@ -320,3 +320,22 @@ async def test_a_database_error_while_storing_loses_nothing(svc, fetcher, web_pr
     monkeypatch.undo()
     await poll(svc, fetcher)
     assert rows(svc, "SELECT message_id FROM posts") == [(3,)]
+
+
+def test_an_existing_database_upgrades_to_web_channels(tmp_path):
+    import sqlite_utils
+
+    from bot.storage import migrations
+
+    path = tmp_path / "old.db"
+    db = sqlite_utils.Database(sqlite3.connect(path))
+    migrations.apply(db, stop_before="m005_web_preview")  # a database of the previous release
+    old = Storage(db)
+    old.upsert_chat(-1001111111111, "channel", "Crypto Gems", "cryptogems", "watched")
+    old.close()
+    storage = Storage.open(path)
+    assert "m005_web_preview" in [m.name for m in migrations.applied(storage.db)]
+    chat = storage.chat(-1001111111111)
+    assert (chat["title"], chat["status"], chat["source"]) == ("Crypto Gems", "watched", "bot_api")
+    assert watched(storage) == []
+    storage.close()
