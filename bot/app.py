@@ -134,16 +134,7 @@ def build_application(
         # it that call can wait behind the long poll's connection and time out (bot/polling.py).
         builder = builder.get_updates_connection_pool_size(GET_UPDATES_CONNECTIONS)
     app = builder.build()
-    app.bot_data["services"] = Services(
-        storage=storage,
-        classifier=classifier,
-        moderator_chat_id=settings.moderator_chat_id,
-        moderator_ids=settings.moderator_user_ids,
-        alert_threshold=settings.alert_threshold,
-        store_benign_text=settings.store_benign_text,
-        alerts_per_minute=settings.alerts_per_minute,
-        loader=loader,
-    )
+    app.bot_data["services"] = Services.from_settings(settings, storage, classifier, loader=loader)
     svc = app.bot_data["services"]
     confirm_after_store(app, lambda: len(svc.unsaved), lambda: svc.scans.in_flight)
     if settings.model_check_seconds > 0:

@@ -604,15 +604,7 @@ def watch_poll(app, backfill, db_path, model_path):
     settings = app.settings
     classifier = app.classifier(model_path)
     storage = _open_db(settings, db_path)
-    svc = Services(
-        storage=storage,
-        classifier=classifier,
-        moderator_chat_id=settings.moderator_chat_id,
-        moderator_ids=settings.moderator_user_ids,
-        alert_threshold=settings.alert_threshold,
-        store_benign_text=settings.store_benign_text,
-        alerts_per_minute=settings.alerts_per_minute,
-    )
+    svc = Services.from_settings(settings, storage, classifier)
     token = settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else None
 
     async def poll():

@@ -236,13 +236,20 @@ async def chats(update: Update, context: BotContext) -> None:
         f"{c['posts']} posts, {c['flags']} flags"
         for c in rows[:MAX_CHATS]
     ]
-    if len(rows) > MAX_CHATS:
-        lines.append(f"… and {len(rows) - MAX_CHATS} more chats")
-    for text in fit_messages(lines) or ["No chats yet: add the bot to a channel or group."]:
-        await reply_html(update, text)
+    await reply_listing(
+        update, lines, len(rows), "… and {} more chats", "No chats yet: add the bot to a channel or group."
+    )
 
 
 MAX_CHATS = 100
+
+
+async def reply_listing(update: Update, lines: list[str], total: int, more: str, empty: str) -> None:
+    """Lines of a listing cut at MAX_CHATS (``more`` says how many were left out), in as few messages as fit."""
+    if total > len(lines):
+        lines = lines + [more.format(total - len(lines))]
+    for text in fit_messages(lines) or [empty]:
+        await reply_html(update, text)
 
 
 def fit_messages(lines: list[str], limit: int = MAX_MESSAGE) -> list[str]:
@@ -385,10 +392,8 @@ async def watching(update: Update, context: BotContext) -> None:
         + (f" · {escape(c['problem'])}" if c["problem"] else "")
         for c in rows[:MAX_CHATS]
     ]
-    if len(rows) > MAX_CHATS:
-        lines.append(f"… and {len(rows) - MAX_CHATS} more channels (compliance-bot watch list shows all)")
-    for text in fit_messages(lines) or ["No public channels are watched: /watch NAME adds one."]:
-        await reply_html(update, text)
+    more = "… and {} more channels (compliance-bot watch list shows all)"
+    await reply_listing(update, lines, len(rows), more, "No public channels are watched: /watch NAME adds one.")
 
 
 # Names one /watch or /unwatch takes: each is checked on t.me, one request every WATCH_MIN_DELAY_SECONDS.

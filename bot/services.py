@@ -53,6 +53,20 @@ class Services:
     def __post_init__(self):
         self.outbox = Outbox(self.storage, self.moderator_chat_id, self.alerts_per_minute)
 
+    @classmethod
+    def from_settings(cls, settings, storage: Storage, classifier: Classifier, **kwargs) -> Services:
+        """The services the settings describe: one mapping of settings to services for the bot and the CLI."""
+        return cls(
+            storage=storage,
+            classifier=classifier,
+            moderator_chat_id=settings.moderator_chat_id,
+            moderator_ids=settings.moderator_user_ids,
+            alert_threshold=settings.alert_threshold,
+            store_benign_text=settings.store_benign_text,
+            alerts_per_minute=settings.alerts_per_minute,
+            **kwargs,
+        )
+
     @property
     def secret(self) -> bytes:
         if self._secret is None:

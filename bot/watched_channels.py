@@ -27,6 +27,7 @@ import hashlib
 import logging
 import re
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -118,17 +119,21 @@ class Change:
     message: str
 
 
+def _valid_names(names: list[str], changes: list[Change]) -> Iterator[str]:
+    """The usernames in ``names``, in order; a NAME that is none is reported in ``changes`` where it stands."""
+    for raw in names:
+        try:
+            yield channel_name(raw)
+        except ValueError as exc:
+            changes.append(Change(raw, False, str(exc)))
+
+
 async def add_channels(
     storage: Storage, fetcher: PoliteFetcher, names: list[str], added_by: str | None = None
 ) -> list[Change]:
     """Check each channel on t.me and watch those that have a public post list."""
     changes = []
-    for raw in names:
-        try:
-            name = channel_name(raw)
-        except ValueError as exc:
-            changes.append(Change(raw, False, str(exc)))
-            continue
+    for name in _valid_names(names, changes):
         known = watched_channel(storage, name)
         if known is not None and known["status"] == "active":
             changes.append(Change(name, True, f"@{known['username']} is already watched"))
@@ -189,12 +194,7 @@ def _upsert_web_chat(storage: Storage, chat_id: int, username: str, title: str |
 def remove_channels(storage: Storage, names: list[str]) -> list[Change]:
     """Stop watching channels; their posts and flags stay."""
     changes = []
-    for raw in names:
-        try:
-            name = channel_name(raw)
-        except ValueError as exc:
-            changes.append(Change(raw, False, str(exc)))
-            continue
+    for name in _valid_names(names, changes):
         row = watched_channel(storage, name)
         if row is None:
             changes.append(Change(name, False, f"@{name} is not watched"))
@@ -284,6 +284,7 @@ async def poll_round(svc: ScanContext, fetcher: PoliteFetcher, *, backfill: int 
     storage: Storage = svc.storage
     summary = RoundSummary(started=storage.clock())
     queue: asyncio.Queue = asyncio.Queue(PIPELINE_DEPTH)
+    read: list[tuple] = []  # (highest post id seen, when, username) of every channel read and stored
 
     async def fetch_all() -> None:
         try:
@@ -309,7 +310,7 @@ async def poll_round(svc: ScanContext, fetcher: PoliteFetcher, *, backfill: int 
         while (item := await queue.get()) is not None:
             row, pages, result = item
             try:
-                await _store_pages(svc, row, pages, result)
+                read.append(await _store_pages(svc, row, pages, result))
             except sqlite3.Error as exc:
                 result.status, result.problem = "error", f"database: {exc}"
                 log.error("web channel @%s: database error %s; read again next round", row["username"], exc)
@@ -318,6 +319,17 @@ async def poll_round(svc: ScanContext, fetcher: PoliteFetcher, *, backfill: int 
                 log.exception("web channel @%s: scanning failed; read again next round", row["username"])
 
     await asyncio.gather(fetch_all(), store_all())
+    # One transaction (one fsync) for the whole round's bookkeeping. Should it be lost, the next round reads
+    # the newest page again and stores nothing twice (text hashes); only its catching up goes less far back.
+    try:
+        with storage.transaction():
+            storage.db.conn.executemany(
+                """UPDATE web_channels SET last_post_id = MAX(COALESCE(last_post_id, 0), COALESCE(?, 0)),
+                     polled_at = ?, status = 'active', problem = NULL, last_error = NULL WHERE username = ?""",
+                read,
+            )
+    except sqlite3.Error as exc:
+        log.error("web channels: the round's progress could not be noted: database error %s", exc)
     summary.unsaved = len(svc.unsaved)
     summary.finished = storage.clock()
     return summary
@@ -362,7 +374,8 @@ def _note(storage: Storage, username: str, **values) -> None:
         log.error("web channel @%s: could not note %s: database error %s", username, ", ".join(values), exc)
 
 
-async def _store_pages(svc: ScanContext, row: dict, pages: list[ChannelPage], result: ChannelRound) -> None:
+async def _store_pages(svc: ScanContext, row: dict, pages: list[ChannelPage], result: ChannelRound) -> tuple:
+    """Classify and store the new and changed posts; returns the channel's progress for poll_round to note."""
     storage: Storage = svc.storage
     first = pages[0]
     username = first.username or row["username"]
@@ -389,16 +402,9 @@ async def _store_pages(svc: ScanContext, row: dict, pages: list[ChannelPage], re
         result.new = sum(p.message_id not in stored for p in changed)
         result.edited = len(changed) - result.new
         result.flags = sum(bool(v.is_promotion) for v in verdicts)
-    seen = max((w.message_id for page in pages for w in page.posts), default=None)
-    back = row["status"] != "active"
-    with storage.transaction():
-        storage.db.execute(
-            """UPDATE web_channels SET last_post_id = MAX(COALESCE(last_post_id, 0), COALESCE(?, 0)), polled_at = ?,
-                 status = 'active', problem = NULL, last_error = NULL WHERE username = ?""",
-            [seen, storage.clock(), row["username"]],
-        )
-    if back:
+    if row["status"] != "active":
         log.info("web channel @%s has a public post list again", username)
+    return max((w.message_id for page in pages for w in page.posts), default=None), storage.clock(), row["username"]
 
 
 def _classify(classifier, texts: list[str]) -> list:

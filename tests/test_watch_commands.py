@@ -45,4 +45,6 @@ async def test_only_moderators_may_watch(watch_harness, web_preview):
     for text in ("/watch MoonGems", "/unwatch MoonGems", "/watching"):
         await watch_harness.send(U.private_message(1, text, user=U.STRANGER))
         assert last_reply(watch_harness) == "Sorry, that command is for the moderators only."
-    assert web_preview.requests == [] and watch_harness.storage.db.execute("SELECT * FROM web_channels").fetchall() == []
+    assert (
+        web_preview.requests == [] and watch_harness.storage.db.execute("SELECT * FROM web_channels").fetchall() == []
+    )
