@@ -31,6 +31,16 @@ from bot.post import chat_id_problem, message_id_problem, post_date, scan_text
 CHANNEL_ID_OFFSET = 10**12
 
 
+# What a post carries besides text, by the class of its element; one query finds them all, in page order.
+MEDIA = {
+    "tgme_widget_message_photo_wrap": "photo",
+    "tgme_widget_message_video_player": "video",
+    "tgme_widget_message_voice_player": "voice",
+    "tgme_widget_message_document": "document",
+}
+MEDIA_SELECTOR = ", ".join(f".{name}" for name in MEDIA)
+
+
 class PageLayoutError(ValueError):
     """The page is not laid out as this reader knows Telegram's web preview."""
 
@@ -107,7 +117,7 @@ def _post(block: LexborNode) -> WebPost:
         preview = preview[1:]  # the preview's URL is one the text shows
     hidden += preview
     date = None
-    moment = block.css_first(".tgme_widget_message_date time[datetime]") or block.css_first("time[datetime]")
+    moment = block.css_first(".tgme_widget_message_date time[datetime]")
     if moment is not None:
         try:
             date = post_date(moment.attributes.get("datetime"), "datetime")
@@ -116,14 +126,8 @@ def _post(block: LexborNode) -> WebPost:
     meta = block.css_first(".tgme_widget_message_meta")
     edited = meta is not None and "edited" in (meta.text() or "").lower()
     media = tuple(
-        kind
-        for kind, selector in (
-            ("photo", ".tgme_widget_message_photo_wrap"),
-            ("video", ".tgme_widget_message_video_player"),
-            ("voice", ".tgme_widget_message_voice_player"),
-            ("document", ".tgme_widget_message_document"),
-        )
-        for _ in block.css(selector)
+        next(kind for name, kind in MEDIA.items() if name in (node.attributes.get("class") or ""))
+        for node in block.css(MEDIA_SELECTOR)
     )
     return WebPost(
         channel=channel,
