@@ -146,7 +146,7 @@ async def add_channels(
         except (FetchError, PageLayoutError) as exc:
             changes.append(Change(name, False, f"@{name}: could not read {fetcher.url('s/' + name)}: {exc}"))
             continue
-        username = page.username or name
+        username = page.username if (page.username or "").lower() == name.lower() else name
         chat_id = _watch(storage, username, page, added_by)
         changes.append(
             Change(username, True, f"@{username} ({page.title or 'untitled'}) is watched; chat id {chat_id}")
@@ -378,7 +378,8 @@ async def _store_pages(svc: ScanContext, row: dict, pages: list[ChannelPage], re
     """Classify and store the new and changed posts; returns the channel's progress for poll_round to note."""
     storage: Storage = svc.storage
     first = pages[0]
-    username = first.username or row["username"]
+    # The page's spelling of the name (case may differ), but never another channel's name.
+    username = first.username if (first.username or "").lower() == row["username"].lower() else row["username"]
     chat_id = row["chat_id"]
     if first.chat_id is not None and first.chat_id != chat_id:
         # The page shows the channel's Bot API id: the stored channel moves to it (the merge trigger), or
@@ -390,7 +391,7 @@ async def _store_pages(svc: ScanContext, row: dict, pages: list[ChannelPage], re
     posts = {}
     for page in pages:
         for web in page.posts:
-            if web.text is not None and not web.service:
+            if web.text is not None and not web.service and web.channel.lower() == username.lower():
                 posts[web.message_id] = Post(
                     chat_id, web.message_id, web.text, web.date, "channel", first.title, username
                 )

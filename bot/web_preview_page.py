@@ -102,7 +102,8 @@ def _post(block: LexborNode) -> WebPost:
     classes = (block.attributes.get("class") or "").split()
     data_post = block.attributes.get("data-post")
     channel, _, number = (data_post or "").partition("/")
-    if not channel or not number.isdigit() or message_id_problem(int(number)) is not None:
+    plausible = channel.isascii() and channel.replace("_", "").isalnum()  # what usernames are made of
+    if not plausible or not number.isascii() or not number.isdigit() or message_id_problem(int(number)) is not None:
         raise PageLayoutError(f"a post block without a readable data-post (name/id): {data_post!r}")
     message_id = int(number)
     service = "service_message" in classes

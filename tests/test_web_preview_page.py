@@ -3,6 +3,8 @@
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.web_preview_page import PageLayoutError, parse_page, profile_kind
 from tests.fakes.web_preview import FakeChannel, render_page
@@ -98,3 +100,37 @@ def test_the_fake_server_pages_read_back_with_paging():
     assert newest.chat_id == -1000000000777
     oldest = parse_page(render_page(channel, before=6))
     assert [p.message_id for p in oldest.posts] == list(range(1, 6)) and oldest.before is None
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=40),
+            st.sampled_from(
+                [
+                    '<div class="tgme_widget_message" data-post="gems/12">',
+                    '<div class="tgme_widget_message" data-post="gems/٣">',
+                    '<div class="tgme_widget_message" data-post="ev<il/5">',
+                    '<div class="tgme_widget_message_text">',
+                    '<a href="https://x.example">',
+                    '<time datetime="99999-01-01">',
+                    '<div class="tgme_widget_message_meta">edited',
+                    '<a class="tme_messages_more" data-before="-3">',
+                    '<div class="tgme_widget_message" data-view="!!!">',
+                    "<br>",
+                    "</div>",
+                ]
+            ),
+        ),
+        max_size=30,
+    )
+)
+def test_any_page_reads_or_is_refused_as_a_layout_change(parts):
+    try:
+        page = parse_page("".join(parts))
+    except PageLayoutError:
+        return
+    for post in page.posts:
+        assert post.channel.replace("_", "").isalnum() and 1 <= post.message_id <= 2**31 - 1
+    assert page.before is None or page.before > 1
