@@ -35,7 +35,7 @@ from bot.post import Post
 from bot.scan_store import ScanContext, save_many
 from bot.scan_summary import _table
 from bot.storage import Storage, text_hash
-from bot.web_preview_fetch import FetchError, PoliteFetcher
+from bot.web_preview_fetch import FetchError, PoliteFetcher, RateLimited
 from bot.web_preview_page import ChannelPage, PageLayoutError, parse_page, profile_kind
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,9 @@ WEB_CHAT_ID_BASE = 10**15
 MAX_CATCHUP_PAGES = 5
 # A channel marked gone or private is looked at again this often, in case it comes back.
 RECHECK_SECONDS = 86_400
+# t.me failing this many channels in a row (retries spent on each), or asking to wait longer than a round
+# waits, is down for us: the round stops rather than spend the retries on every other channel.
+HOST_FAILURES_TO_STOP = 3
 # Channels read but not yet classified and stored: fetching runs ahead of classifying by at most this many.
 PIPELINE_DEPTH = 4
 
@@ -261,7 +264,7 @@ class RoundSummary:
 
     @property
     def errors(self) -> int:
-        return sum(c.status in ("error", "gone", "private") for c in self.channels) + (self.unsaved > 0)
+        return sum(c.status in ("error", "gone", "private", "skipped") for c in self.channels) + (self.unsaved > 0)
 
     def total(self, name: str) -> int:
         return sum(getattr(c, name) for c in self.channels)
@@ -285,23 +288,34 @@ async def poll_round(svc: ScanContext, fetcher: PoliteFetcher, *, backfill: int 
     summary = RoundSummary(started=storage.clock())
     queue: asyncio.Queue = asyncio.Queue(PIPELINE_DEPTH)
     read: list[tuple] = []  # (highest post id seen, when, username) of every channel read and stored
+    stopped = f"round stopped: {fetcher.url('')} failed for {HOST_FAILURES_TO_STOP} channels in a row or asked to wait"
 
     async def fetch_all() -> None:
+        failures = 0  # channels in a row that t.me would not serve
         try:
             for row in due_channels(storage, storage.clock()):
                 result = ChannelRound(row["username"])
                 summary.channels.append(result)
+                if failures >= HOST_FAILURES_TO_STOP:
+                    result.status, result.problem = "skipped", stopped
+                    continue
                 try:
                     pages = await _read_new_pages(fetcher, row, backfill, result)
                 except ChannelUnavailable as exc:
                     _mark_unavailable(storage, row, exc, result)
+                    failures = 0
                     continue
                 except (FetchError, PageLayoutError) as exc:
                     result.status, result.problem = "error", str(exc)
                     kind = "page did not read (layout changed?)" if isinstance(exc, PageLayoutError) else "fetch failed"
                     log.error("web channel @%s: %s: %s; nothing of it stored", row["username"], kind, exc)
                     _note(storage, row["username"], last_error=f"{kind}: {exc}")
+                    if isinstance(exc, FetchError):
+                        failures = HOST_FAILURES_TO_STOP if isinstance(exc, RateLimited) else failures + 1
+                        if failures >= HOST_FAILURES_TO_STOP:
+                            log.error("web preview: %s; the other channels wait for the next round", stopped)
                     continue
+                failures = 0
                 await queue.put((row, pages, result))
         finally:
             await queue.put(None)

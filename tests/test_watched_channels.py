@@ -339,3 +339,19 @@ def test_an_existing_database_upgrades_to_web_channels(tmp_path):
     assert (chat["title"], chat["status"], chat["source"]) == ("Crypto Gems", "watched", "bot_api")
     assert watched(storage) == []
     storage.close()
+
+
+async def test_a_t_me_that_fails_channel_after_channel_stops_the_round(svc, web_preview):
+    names = [f"channel{i}" for i in range(6)]
+    for name in names:
+        web_preview.channel(name).post(1, "hello")
+    fetcher = PoliteFetcher(web_preview.base_url, min_delay=0.0, backoff=0.01, attempts=2)
+    await add(svc, fetcher, *names)
+    for name in names[:3]:  # t.me down for the first three channels' two attempts each
+        web_preview.fail(name, 503, times=2)
+    summary = await poll(svc, fetcher)
+    assert [c.status for c in summary.channels] == ["error"] * 3 + ["skipped"] * 3
+    assert "round stopped" in summary.channels[-1].problem
+    assert len(web_preview.requests) == 6 + 3 * 2  # six checks when added, then two attempts for three channels
+    summary = await poll(svc, fetcher)  # t.me is back: the next round reads them all
+    assert [c.status for c in summary.channels] == ["ok"] * 6
