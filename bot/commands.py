@@ -366,10 +366,21 @@ async def watch(update: Update, context: BotContext) -> None:
     if not context.args:
         await update.effective_message.reply_text("Send /watch NAME…: @name, t.me/name or a post link.")
         return
-    user = update.effective_user
-    async with svc.web_fetcher.session() as fetcher:
-        changes = await add_channels(svc.storage, fetcher, context.args[:MAX_WATCH_NAMES], added_by=user.full_name)
-    await _reply_changes(update, changes, len(context.args))
+    # Each name costs a request to t.me, spaced and retried (seconds, a minute when t.me is down): checked in
+    # the background, so that the bot goes on handling updates meanwhile.
+    names, by = context.args[:MAX_WATCH_NAMES], update.effective_user.full_name
+    context.application.create_task(_add_and_reply(update, svc, names, len(context.args), by), update=update)
+
+
+async def _add_and_reply(update: Update, svc, names: list[str], asked: int, by: str) -> None:
+    try:
+        async with svc.web_fetcher.session() as fetcher:
+            changes = await add_channels(svc.storage, fetcher, names, added_by=by)
+    except sqlite3.Error as exc:
+        log.error("/watch failed: database error %s", exc)
+        await update.effective_message.reply_text("The database is unavailable right now; try again shortly.")
+        return
+    await _reply_changes(update, changes, asked)
 
 
 @moderator_only
