@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from bot.post import Post
+from bot.post import Post, shown
 from bot.scan_store import ScanContext, save_many
 from bot.scan_summary import _table
 from bot.storage import Storage, text_hash
@@ -75,17 +75,17 @@ def channel_name(text: str) -> str:
         url = urlsplit(name if "://" in name else f"https://{name}")
         host = (url.hostname or "").lower().removeprefix("www.")
         if host not in ("t.me", "telegram.me", "telegram.dog"):
-            raise ValueError(f"{raw!r} is not a t.me link or a channel name")
+            raise ValueError(f"{shown(raw)} is not a t.me link or a channel name")
         parts = [p for p in url.path.split("/") if p]
         if parts and parts[0] == "s":
             parts = parts[1:]
         if not parts:
-            raise ValueError(f"{raw!r} names no channel")
+            raise ValueError(f"{shown(raw)} names no channel")
         if parts[0] in ("joinchat", "c", "addlist") or parts[0].startswith("+"):
-            raise ValueError(f"{raw!r} is a private link: only public channels (t.me/NAME) have a web preview")
+            raise ValueError(f"{shown(raw)} is a private link: only public channels (t.me/NAME) have a web preview")
         name = parts[0]
     if not USERNAME.fullmatch(name):
-        raise ValueError(f"{raw!r} is not a channel username (5-32 letters, digits and _, starting with a letter)")
+        raise ValueError(f"{shown(raw)} is not a channel username (5-32 letters, digits and _, starting with a letter)")
     return name
 
 
@@ -324,7 +324,9 @@ async def poll_round(svc: ScanContext, fetcher: PoliteFetcher, *, backfill: int 
         while (item := await queue.get()) is not None:
             row, pages, result = item
             try:
-                read.append(await _store_pages(svc, row, pages, result))
+                progress = await _store_pages(svc, row, pages, result)
+                if not svc.unsaved:  # scans waiting in memory: the channel is read from the same place again
+                    read.append(progress)
             except sqlite3.Error as exc:
                 result.status, result.problem = "error", f"database: {exc}"
                 log.error("web channel @%s: database error %s; read again next round", row["username"], exc)

@@ -355,3 +355,9 @@ async def test_a_t_me_that_fails_channel_after_channel_stops_the_round(svc, web_
     assert len(web_preview.requests) == 6 + 3 * 2  # six checks when added, then two attempts for three channels
     summary = await poll(svc, fetcher)  # t.me is back: the next round reads them all
     assert [c.status for c in summary.channels] == ["ok"] * 6
+
+
+def test_a_long_bad_name_is_quoted_short():
+    with pytest.raises(ValueError) as caught:
+        channel_name("x" * 10_000 + " !")
+    assert len(str(caught.value)) < 120
