@@ -292,33 +292,31 @@ async def poll_round(svc: ScanContext, fetcher: PoliteFetcher, *, backfill: int 
 
     async def fetch_all() -> None:
         failures = 0  # channels in a row that t.me would not serve
-        try:
-            for row in due_channels(storage, storage.clock()):
-                result = ChannelRound(row["username"])
-                summary.channels.append(result)
-                if failures >= HOST_FAILURES_TO_STOP:
-                    result.status, result.problem = "skipped", stopped
-                    continue
-                try:
-                    pages = await _read_new_pages(fetcher, row, backfill, result)
-                except ChannelUnavailable as exc:
-                    _mark_unavailable(storage, row, exc, result)
-                    failures = 0
-                    continue
-                except (FetchError, PageLayoutError) as exc:
-                    result.status, result.problem = "error", str(exc)
-                    kind = "page did not read (layout changed?)" if isinstance(exc, PageLayoutError) else "fetch failed"
-                    log.error("web channel @%s: %s: %s; nothing of it stored", row["username"], kind, exc)
-                    _note(storage, row["username"], last_error=f"{kind}: {exc}")
-                    if isinstance(exc, FetchError):
-                        failures = HOST_FAILURES_TO_STOP if isinstance(exc, RateLimited) else failures + 1
-                        if failures >= HOST_FAILURES_TO_STOP:
-                            log.error("web preview: %s; the other channels wait for the next round", stopped)
-                    continue
+        for row in due_channels(storage, storage.clock()):
+            result = ChannelRound(row["username"])
+            summary.channels.append(result)
+            if failures >= HOST_FAILURES_TO_STOP:
+                result.status, result.problem = "skipped", stopped
+                continue
+            try:
+                pages = await _read_new_pages(fetcher, row, backfill, result)
+            except ChannelUnavailable as exc:
+                _mark_unavailable(storage, row, exc, result)
                 failures = 0
-                await queue.put((row, pages, result))
-        finally:
-            await queue.put(None)
+                continue
+            except (FetchError, PageLayoutError) as exc:
+                result.status, result.problem = "error", str(exc)
+                kind = "page did not read (layout changed?)" if isinstance(exc, PageLayoutError) else "fetch failed"
+                log.error("web channel @%s: %s: %s; nothing of it stored", row["username"], kind, exc)
+                _note(storage, row["username"], last_error=f"{kind}: {exc}")
+                if isinstance(exc, FetchError):
+                    failures = HOST_FAILURES_TO_STOP if isinstance(exc, RateLimited) else failures + 1
+                    if failures >= HOST_FAILURES_TO_STOP:
+                        log.error("web preview: %s; the other channels wait for the next round", stopped)
+                continue
+            failures = 0
+            await queue.put((row, pages, result))
+        await queue.put(None)
 
     async def store_all() -> None:
         while (item := await queue.get()) is not None:
@@ -334,7 +332,12 @@ async def poll_round(svc: ScanContext, fetcher: PoliteFetcher, *, backfill: int 
                 result.status, result.problem = "error", f"{type(exc).__name__}: {exc}"
                 log.exception("web channel @%s: scanning failed; read again next round", row["username"])
 
-    await asyncio.gather(fetch_all(), store_all())
+    consumer = asyncio.create_task(store_all())
+    try:
+        await fetch_all()
+        await consumer
+    finally:
+        consumer.cancel()  # fetching failed or the round was cancelled (a stop): nothing waits for the queue
     # One transaction (one fsync) for the whole round's bookkeeping. Should it be lost, the next round reads
     # the newest page again and stores nothing twice (text hashes); only its catching up goes less far back.
     try:
