@@ -1,5 +1,6 @@
 """Watched public channels: names, adding and removing, polling rounds against the fake t.me over HTTP."""
 
+import asyncio
 import sqlite3
 
 import pytest
@@ -361,3 +362,17 @@ def test_a_long_bad_name_is_quoted_short():
     with pytest.raises(ValueError) as caught:
         channel_name("x" * 10_000 + " !")
     assert len(str(caught.value)) < 120
+
+
+async def test_a_round_cancelled_mid_way_stops_and_the_next_one_reads_everything(svc, fetcher, web_preview):
+    names = [f"channel{i}" for i in range(8)]
+    for name in names:
+        web_preview.channel(name).post(1, PROMO)
+    await add(svc, fetcher, *names)
+    web_preview.latency = 0.1
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(poll(svc, fetcher), 0.35)  # a stop of the bot in the middle of a round
+    web_preview.latency = 0.0
+    summary = await poll(svc, fetcher)
+    assert [c.status for c in summary.channels] == ["ok"] * 8
+    assert rows(svc, "SELECT COUNT(*) FROM posts") == [(8,)] and rows(svc, "SELECT COUNT(*) FROM flags") == [(8,)]
