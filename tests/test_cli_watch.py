@@ -45,6 +45,10 @@ def test_add_poll_list_remove(watch_cli, web_preview, tmp_path):
     assert "1 alerts wait in the outbox for the running bot." in polled.output  # no token: the bot sends them
     assert db_rows(tmp_path, "SELECT message_id, label FROM posts ORDER BY message_id") == [(1, "benign"), (2, "ico")]
 
+    app = CliApp(settings=make_settings(tmp_path), classifier=FakeClassifier())
+    exported = CliRunner().invoke(cli, ["export", "--format", "jsonl"], obj=app)
+    assert '"link": "https://t.me/MoonGems/2"' in exported.output and '"chat_title": "Moon Gems"' in exported.output
+
     again = watch_cli("poll", telegram_bot_token=None)
     assert again.output.splitlines()[2].split() == ["@MoonGems", "1", "2", "0", "0", "0", "ok"]
     assert db_rows(tmp_path, "SELECT COUNT(*) FROM post_versions") == [(2,)]
