@@ -34,6 +34,7 @@ from bot.services import CONTEXT_TYPES, BotContext, Classifier, Services
 from bot.settings import ConfigError, Settings
 from bot.storage import Storage
 from bot.watchlist import refresh as refresh_watchlist
+from bot.watch_job import schedule_watch
 from bot.webhook import use_webhook_intake
 
 log = logging.getLogger(__name__)
@@ -138,16 +139,7 @@ def build_application(
         # it that call can wait behind the long poll's connection and time out (bot/polling.py).
         builder = builder.get_updates_connection_pool_size(GET_UPDATES_CONNECTIONS)
     app = builder.build()
-    app.bot_data["services"] = Services(
-        storage=storage,
-        classifier=classifier,
-        moderator_chat_id=settings.moderator_chat_id,
-        moderator_ids=settings.moderator_user_ids,
-        alert_threshold=settings.alert_threshold,
-        store_benign_text=settings.store_benign_text,
-        alerts_per_minute=settings.alerts_per_minute,
-        loader=loader,
-    )
+    app.bot_data["services"] = Services.from_settings(settings, storage, classifier, loader=loader)
     svc = app.bot_data["services"]
     refresh_watchlist(svc)  # the listed platforms, from the database
     confirm_after_store(app, lambda: len(svc.unsaved), lambda: svc.scans.in_flight)
@@ -178,6 +170,8 @@ def build_application(
     app.job_queue.run_repeating(outbox_job, interval=settings.outbox_interval_seconds, first=0.5, name="outbox")
     digest_seconds = settings.digest_interval_minutes * 60
     app.job_queue.run_repeating(digest_job, interval=digest_seconds, first=digest_seconds, name="digest")
+    # Public channels read through their web preview (bot/watched_channels.py), every WATCH_INTERVAL_SECONDS.
+    schedule_watch(app, settings)
     return app
 
 

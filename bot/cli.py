@@ -611,6 +611,8 @@ def bulk_scan_command(app, inputs, out, scheduler, workers, write_all, into_db, 
     if problems:
         click.echo(f"{problems} problems: see the messages above and summary.json", err=True)
         sys.exit(1)
+
+
 # -- watchlist: the listed platforms (bot/watchlist.py, classifier/watchlist.py) --------------------------
 
 
@@ -697,3 +699,151 @@ def watchlist_remove(app, name, db_path):
     if removed is None:
         raise click.ClickException(f"{name!r} is not listed (see compliance-bot watchlist list)")
     click.echo(f"Removed {removed}.")
+
+
+# -- public channels through their web preview (bot/watched_channels.py) --------------------------------------
+
+
+@cli.group()
+def watch():
+    """Watch public channels the bot cannot join, through their web preview (t.me/s/NAME).
+
+    NAME is @name, name, t.me/name, https://t.me/s/name or a post link. The running bot reads every watched
+    channel each WATCH_INTERVAL_SECONDS; `watch poll` does one round now.
+    """
+
+
+def _fetcher(settings):
+    from bot.web_preview_fetch import PoliteFetcher
+
+    return PoliteFetcher(settings.telegram_web_url, settings.watch_min_delay_seconds)
+
+
+def _echo_changes(changes) -> None:
+    for change in changes:
+        click.echo(change.message, err=not change.ok)
+    if not all(change.ok for change in changes):
+        sys.exit(1)
+
+
+@watch.command("add")
+@click.argument("names", nargs=-1, required=True)
+@_db_option
+@pass_app
+def watch_add(app, names, db_path):
+    """Watch the public channels NAMES, after checking on t.me (TELEGRAM_WEB_URL) that each exists and shows a
+    public post list. A name that cannot be watched is reported in one line and the exit code is 1."""
+    import asyncio
+
+    from bot.watched_channels import add_channels
+
+    settings = app.settings
+    storage = _open_db(settings, db_path, must_exist=False)
+
+    async def add():
+        async with _fetcher(settings).session() as fetcher:
+            return await add_channels(storage, fetcher, list(names), added_by="command line")
+
+    try:
+        changes = asyncio.run(add())
+    finally:
+        storage.close()
+    _echo_changes(changes)
+
+
+@watch.command("remove")
+@click.argument("names", nargs=-1, required=True)
+@_db_option
+@pass_app
+def watch_remove(app, names, db_path):
+    """Stop watching the channels NAMES; their posts and flags stay in the database."""
+    from bot.watched_channels import remove_channels
+
+    storage = _open_db(app.settings, db_path)
+    try:
+        changes = remove_channels(storage, list(names))
+    finally:
+        storage.close()
+    _echo_changes(changes)
+
+
+@watch.command("list")
+@_db_option
+@pass_app
+def watch_list(app, db_path):
+    """The watched channels: status, last post seen, last read, posts and flags stored."""
+    from bot.alerts import fmt_time
+    from bot.watched_channels import watched
+
+    storage = _open_db(app.settings, db_path)
+    try:
+        rows = watched(storage)
+    finally:
+        storage.close()
+    if not rows:
+        click.echo("No channels are watched: add one with `compliance-bot watch add NAME`.")
+        return
+    for row in rows:
+        click.echo(
+            f"@{row['username']:<33} {row['status']:<8} last post {row['last_post_id'] or '-':<8} "
+            f"read {fmt_time(row['polled_at']) if row['polled_at'] else 'never':<17} "
+            f"{row['posts']:>6} posts {row['flags']:>5} flags  {row['title'] or ''}"
+            + (f"  ({row['problem']})" if row["problem"] else "")
+        )
+
+
+@watch.command("poll")
+@click.option(
+    "--backfill",
+    type=click.IntRange(min=0, max=1000),
+    default=0,
+    show_default=True,
+    help="Also read this many older pages (about 20 posts each) of every channel.",
+)
+@_db_option
+@_model_option
+@pass_app
+def watch_poll(app, backfill, db_path, model_path):
+    """One polling round now over every watched channel: fetch, read, scan, store, alert, then a summary table.
+
+    New promotion is alerted through the outbox like a live post: sent now when TELEGRAM_BOT_TOKEN and
+    MODERATOR_CHAT_ID are set, otherwise left for the running bot. The exit code is 1 when a channel could
+    not be read.
+    """
+    import asyncio
+
+    from bot.services import Services
+    from bot.watched_channels import poll_round, round_table
+
+    settings = app.settings
+    classifier = app.classifier(model_path)
+    storage = _open_db(settings, db_path)
+    svc = Services.from_settings(settings, storage, classifier)
+    token = settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else None
+
+    async def poll():
+        async with _fetcher(settings).session() as fetcher:
+            summary = await poll_round(svc, fetcher, backfill=backfill)
+        if token and settings.moderator_chat_id is not None:
+            from telegram import Bot
+
+            try:
+                async with Bot(token, base_url=settings.telegram_api_url) as bot:
+                    await svc.outbox.flush(bot, svc.secret)
+            except Exception as exc:  # the network, a bad token: the alerts stay queued for the bot
+                detail = str(exc).replace(token, "<token>")  # PTB's InvalidToken quotes the token
+                click.echo(f"Sending alerts failed ({type(exc).__name__}: {detail}); they wait in the outbox", err=True)
+        return summary
+
+    try:
+        summary = asyncio.run(poll())
+        click.echo(round_table(summary))
+        waiting = storage.unsent_alerts()
+        if waiting:
+            click.echo(f"{len(waiting)} alerts wait in the outbox for the running bot.", err=True)
+    finally:
+        storage.close()
+    if summary.unsaved:
+        click.echo(f"{summary.unsaved} posts could not be stored (database error); poll again", err=True)
+    if summary.errors:
+        sys.exit(1)

@@ -34,6 +34,7 @@ from bot.settings import MAX_STATS_DAYS
 from bot.storage import Storage
 from bot.verdict_text import verdict_text
 from bot.watchlist import refresh as refresh_watchlist
+from bot.watched_channels import add_channels, remove_channels, watched
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +51,16 @@ MODERATOR_COMMANDS = [
     BotCommand("export", "All flags as a CSV file"),
     BotCommand("model", "Model version and metrics"),
     BotCommand("reload", "Load a retrained model without a restart"),
+    BotCommand("watch", "Watch public channels by their web preview: /watch NAME…"),
+    BotCommand("unwatch", "Stop watching public channels: /unwatch NAME…"),
+    BotCommand("watching", "Public channels watched by their web preview"),
 ]
 HELP = (
     "I scan the channels and groups I am added to for promotion of ICOs / token sales and of crypto "
     "trading services, and alert the moderators.\n\n"
     "/check TEXT: classify a text; reply /check to a message, or forward a post to me in private.\n"
-    "Moderators: /stats [days], /recent [n], /pending, /chats, /export, /model, /reload."
+    "Moderators: /stats [days], /recent [n], /pending, /chats, /export, /model, /reload, "
+    "/watch NAME…, /unwatch NAME…, /watching."
 )
 
 
@@ -232,13 +237,20 @@ async def chats(update: Update, context: BotContext) -> None:
         f"{c['posts']} posts, {c['flags']} flags"
         for c in rows[:MAX_CHATS]
     ]
-    if len(rows) > MAX_CHATS:
-        lines.append(f"… and {len(rows) - MAX_CHATS} more chats")
-    for text in fit_messages(lines) or ["No chats yet: add the bot to a channel or group."]:
-        await reply_html(update, text)
+    await reply_listing(
+        update, lines, len(rows), "… and {} more chats", "No chats yet: add the bot to a channel or group."
+    )
 
 
 MAX_CHATS = 100
+
+
+async def reply_listing(update: Update, lines: list[str], total: int, more: str, empty: str) -> None:
+    """Lines of a listing cut at MAX_CHATS (``more`` says how many were left out), in as few messages as fit."""
+    if total > len(lines):
+        lines = lines + [more.format(total - len(lines))]
+    for text in fit_messages(lines) or [empty]:
+        await reply_html(update, text)
 
 
 def fit_messages(lines: list[str], limit: int = MAX_MESSAGE) -> list[str]:
@@ -346,6 +358,69 @@ async def reload(update: Update, context: BotContext) -> None:
     await update.effective_message.reply_text(f"Model reloaded: {old} → {svc.classifier.version}")
 
 
+# -- public channels through their web preview (bot/watched_channels.py) ----------------------------------------
+
+
+@moderator_only
+async def watch(update: Update, context: BotContext) -> None:
+    """Watch public channels by their web preview, after checking each on t.me."""
+    svc = context.services
+    if not context.args:
+        await update.effective_message.reply_text("Send /watch NAME…: @name, t.me/name or a post link.")
+        return
+    # Each name costs a request to t.me, spaced and retried (seconds, a minute when t.me is down): checked in
+    # the background, so that the bot goes on handling updates meanwhile.
+    names, by = context.args[:MAX_WATCH_NAMES], update.effective_user.full_name
+    context.application.create_task(_add_and_reply(update, svc, names, len(context.args), by), update=update)
+
+
+async def _add_and_reply(update: Update, svc, names: list[str], asked: int, by: str) -> None:
+    try:
+        async with svc.web_fetcher.session() as fetcher:
+            changes = await add_channels(svc.storage, fetcher, names, added_by=by)
+    except sqlite3.Error as exc:
+        log.error("/watch failed: database error %s", exc)
+        await update.effective_message.reply_text("The database is unavailable right now; try again shortly.")
+        return
+    await _reply_changes(update, changes, asked)
+
+
+@moderator_only
+async def unwatch(update: Update, context: BotContext) -> None:
+    """Stop watching public channels; their flags stay."""
+    if not context.args:
+        await update.effective_message.reply_text("Send /unwatch NAME…")
+        return
+    changes = remove_channels(context.services.storage, context.args[:MAX_WATCH_NAMES])
+    await _reply_changes(update, changes, len(context.args))
+
+
+@moderator_only
+async def watching(update: Update, context: BotContext) -> None:
+    """The public channels watched by their web preview."""
+    rows = watched(context.services.storage)
+    lines = [
+        f"{'👁' if c['status'] == 'active' else '⚠️'} @{escape(c['username'])} {code(excerpt(c['title'] or '', 40))}"
+        f" · {escape(c['status'])} · {c['posts']} posts, {c['flags']} flags"
+        + (f" · {escape(c['problem'])}" if c["problem"] else "")
+        for c in rows[:MAX_CHATS]
+    ]
+    more = "… and {} more channels (compliance-bot watch list shows all)"
+    await reply_listing(update, lines, len(rows), more, "No public channels are watched: /watch NAME adds one.")
+
+
+# Names one /watch or /unwatch takes: each is checked on t.me, one request every WATCH_MIN_DELAY_SECONDS.
+MAX_WATCH_NAMES = 20
+
+
+async def _reply_changes(update: Update, changes, asked: int) -> None:
+    lines = [("✅ " if c.ok else "⚠️ ") + escape(c.message) for c in changes]
+    if asked > MAX_WATCH_NAMES:
+        lines.append(f"Only the first {MAX_WATCH_NAMES} names were looked at; send the rest again.")
+    for text in fit_messages(lines):
+        await reply_html(update, text)
+
+
 COMMANDS = {
     "start": start,
     "help": help_command,
@@ -357,4 +432,7 @@ COMMANDS = {
     "export": export,
     "model": model,
     "reload": reload,
+    "watch": watch,
+    "unwatch": unwatch,
+    "watching": watching,
 }

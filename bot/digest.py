@@ -7,6 +7,7 @@ from html import escape
 
 from bot.alerts import LABEL_NAMES, chat_name, code, excerpt, fmt_time, post_anchor
 from bot.storage import PeriodFigures, Storage
+from bot.watched_channels import lost_channels
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +19,8 @@ MAX_PLATFORMS = 10
 def build_digest(storage: Storage, start: float, end: float, title: str = "Digest") -> tuple[str, int] | None:
     """The digest text for the period (start, end] and its flag count; None when nothing happened."""
     figures = storage.period_figures(start, end, top=TOP_POSTS)
-    if not figures.flags and not figures.reviews:
+    lost = lost_channels(storage, start, end)  # watched public channels that went away in the period
+    if not figures.flags and not figures.reviews and not lost:
         return None
     previous = storage.last_digest()
     lines = [f"📊 <b>{escape(title)}</b> {fmt_time(start) if start else 'start'} → {fmt_time(end)}"]
@@ -43,6 +45,9 @@ def build_digest(storage: Storage, start: float, end: float, title: str = "Diges
             f"{post_anchor(f)} · {escape(f['status'])}"
             for i, f in enumerate(figures.top, 1)
         ]
+    if lost:
+        lines.append("\n<b>Watched channels no longer readable</b>")
+        lines += [f"• @{escape(c['username'])}: {escape(c['problem'] or c['status'])}" for c in lost]
     return "\n".join(lines), figures.flags
 
 

@@ -44,6 +44,9 @@ class Services:
     # signature when it was read, so that an import is seen without a restart.
     watchlist: Any = None
     watchlist_signature: tuple | None = None
+    # The web preview source: the one polite fetcher of t.me pages, shared by the polling job and /watch
+    # (bot/watched_channels.py); None where nothing reads the web preview.
+    web_fetcher: Any = None
     outbox: Outbox = field(init=False)
     # Scanned posts whose write failed (a locked or read-only database): kept and retried, not dropped.
     unsaved: deque = field(default_factory=lambda: deque(maxlen=10_000))
@@ -53,6 +56,20 @@ class Services:
 
     def __post_init__(self):
         self.outbox = Outbox(self.storage, self.moderator_chat_id, self.alerts_per_minute)
+
+    @classmethod
+    def from_settings(cls, settings, storage: Storage, classifier: Classifier, **kwargs) -> Services:
+        """The services the settings describe: one mapping of settings to services for the bot and the CLI."""
+        return cls(
+            storage=storage,
+            classifier=classifier,
+            moderator_chat_id=settings.moderator_chat_id,
+            moderator_ids=settings.moderator_user_ids,
+            alert_threshold=settings.alert_threshold,
+            store_benign_text=settings.store_benign_text,
+            alerts_per_minute=settings.alerts_per_minute,
+            **kwargs,
+        )
 
     @property
     def secret(self) -> bytes:

@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     webhook_port: int = Field(8443, ge=1, le=65535)
     # Required with --webhook: Telegram sends it in a header with every update, so others cannot post fake ones.
     webhook_secret: SecretStr | None = None
+    # The web preview source (bot/watched_channels.py): public channels read at TELEGRAM_WEB_URL/s/NAME.
+    # The base of every page fetched, so that tests and mirrors can stand in for t.me.
+    telegram_web_url: str = "https://t.me"
+    # How often the running bot reads every watched channel (with up to 10% jitter either way).
+    watch_interval_seconds: float = Field(300.0, gt=0)
+    # At most one request to t.me every this many seconds, one at a time.
+    watch_min_delay_seconds: float = Field(2.0, ge=0)
 
     @field_validator("moderator_user_ids", mode="before")
     @classmethod
@@ -63,6 +70,13 @@ class Settings(BaseSettings):
         if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()):
             raise ValueError("must be 1-256 characters: letters, digits, _ and -")
         return value
+
+    @field_validator("telegram_web_url")
+    @classmethod
+    def _check_web_url(cls, value):
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL, e.g. https://t.me")
+        return value.rstrip("/")
 
     def require_token(self) -> str:
         if self.telegram_bot_token is None or not self.telegram_bot_token.get_secret_value():

@@ -211,6 +211,50 @@ def m004_review_callback_query(db: sqlite_utils.Database):
 
 
 @migrations()
+def m005_web_preview(db: sqlite_utils.Database):
+    # Public channels read through their web preview (t.me/s/NAME; bot/watched_channels.py). A chat records
+    # where it was seen from. A web channel is keyed by its Bot API id when its page shows the channel's
+    # numeric id, or when the Bot API already knows the username; otherwise by a stable id made from the
+    # username, below every Bot API id (bot.watched_channels.web_chat_id). When the Bot API later shows
+    # that username under its real id, the trigger moves the channel's posts and flags there: one row per post.
+    db.executescript(
+        """
+        ALTER TABLE chats ADD COLUMN source TEXT NOT NULL DEFAULT 'bot_api';
+        CREATE TABLE web_channels (
+            username TEXT PRIMARY KEY COLLATE NOCASE, chat_id INTEGER NOT NULL,
+            status TEXT NOT NULL DEFAULT 'active',  -- active, gone (no such channel), private (no public post list)
+            last_post_id INTEGER, added_at REAL NOT NULL, added_by TEXT,
+            polled_at REAL, problem TEXT, problem_at REAL, last_error TEXT
+        );
+        CREATE INDEX chats_username ON chats (username COLLATE NOCASE);
+        CREATE TRIGGER chats_web_preview_merge AFTER INSERT ON chats
+        WHEN NEW.username IS NOT NULL AND NEW.id > -1000000000000000 AND EXISTS
+            (SELECT 1 FROM chats WHERE id <= -1000000000000000 AND username = NEW.username COLLATE NOCASE)
+        BEGIN
+            UPDATE posts SET chat_id = NEW.id WHERE chat_id =
+                (SELECT id FROM chats WHERE id <= -1000000000000000 AND username = NEW.username COLLATE NOCASE);
+            UPDATE post_versions SET chat_id = NEW.id WHERE chat_id =
+                (SELECT id FROM chats WHERE id <= -1000000000000000 AND username = NEW.username COLLATE NOCASE);
+            UPDATE flags SET chat_id = NEW.id WHERE chat_id =
+                (SELECT id FROM chats WHERE id <= -1000000000000000 AND username = NEW.username COLLATE NOCASE);
+            UPDATE web_channels SET chat_id = NEW.id WHERE chat_id =
+                (SELECT id FROM chats WHERE id <= -1000000000000000 AND username = NEW.username COLLATE NOCASE);
+            UPDATE chats SET source = CASE WHEN NEW.source = 'web_preview' THEN 'web_preview'
+                                           ELSE 'bot_api+web_preview' END,
+                             status = CASE WHEN NEW.status = 'seen' THEN
+                                 (SELECT status FROM chats WHERE id <= -1000000000000000
+                                  AND username = NEW.username COLLATE NOCASE) ELSE NEW.status END,
+                             title = COALESCE(NEW.title,
+                                 (SELECT title FROM chats WHERE id <= -1000000000000000
+                                  AND username = NEW.username COLLATE NOCASE))
+                WHERE id = NEW.id;
+            DELETE FROM chats WHERE id <= -1000000000000000 AND username = NEW.username COLLATE NOCASE;
+        END;
+        """
+    )
+
+
+@migrations()
 def m006_platform_watchlist(db: sqlite_utils.Database):
     # The listed platforms (`compliance-bot watchlist`), seeded once with the bundled list: removing every
     # platform leaves the list empty, it is not seeded again. Domains and aliases are JSON lists. Posts and

@@ -217,3 +217,14 @@ def dask_cluster():
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
     ) as cluster:
         yield cluster
+# -- the web preview source: a fake t.me serving public channel pages over HTTP on 127.0.0.1 ------------------
+
+
+@pytest.fixture
+def web_preview():
+    """The fake t.me web preview (tests/fakes/web_preview.py), stopped after the test."""
+    from tests.fakes.web_preview import FakeWebPreview
+
+    fake = FakeWebPreview().start()
+    yield fake
+    fake.stop()
