@@ -33,8 +33,8 @@ from bot.scanning import on_post
 from bot.services import CONTEXT_TYPES, BotContext, Classifier, Services
 from bot.settings import ConfigError, Settings
 from bot.storage import Storage
-from bot.watchlist import refresh as refresh_watchlist
 from bot.watch_job import schedule_watch
+from bot.watchlist import refresh as refresh_watchlist
 from bot.webhook import use_webhook_intake
 
 log = logging.getLogger(__name__)

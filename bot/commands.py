@@ -33,8 +33,8 @@ from bot.services import BotContext
 from bot.settings import MAX_STATS_DAYS
 from bot.storage import Storage
 from bot.verdict_text import verdict_text
-from bot.watchlist import refresh as refresh_watchlist
 from bot.watched_channels import add_channels, remove_channels, watched
+from bot.watchlist import refresh as refresh_watchlist
 
 log = logging.getLogger(__name__)
 

@@ -217,6 +217,8 @@ def dask_cluster():
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
     ) as cluster:
         yield cluster
+
+
 # -- the web preview source: a fake t.me serving public channel pages over HTTP on 127.0.0.1 ------------------
 
 
