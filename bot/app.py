@@ -26,6 +26,7 @@ from bot import commands
 from bot.digest import queue_digest
 from bot.membership import on_my_chat_member
 from bot.model_watch import ModelWatcher
+from bot.moderation_actions import ACTION_DATA, on_action
 from bot.polling import GET_UPDATES_CONNECTIONS, confirm_after_store
 from bot.review import on_review
 from bot.scan_store import retry_unsaved
@@ -142,6 +143,7 @@ def build_application(
         store_benign_text=settings.store_benign_text,
         alerts_per_minute=settings.alerts_per_minute,
         loader=loader,
+        rights_cache_seconds=settings.bot_rights_cache_seconds,
     )
     svc = app.bot_data["services"]
     confirm_after_store(app, lambda: len(svc.unsaved), lambda: svc.scans.in_flight)
@@ -159,6 +161,8 @@ def build_application(
         )
     for name, callback in commands.COMMANDS.items():
         app.add_handler(CommandHandler(name, callback))
+    # Before the review buttons' handler, which takes every other press.
+    app.add_handler(CallbackQueryHandler(on_action, pattern=ACTION_DATA))
     app.add_handler(CallbackQueryHandler(on_review))
     app.add_handler(ChatMemberHandler(on_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
     app.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.FORWARDED, commands.check_forwarded))

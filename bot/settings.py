@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     webhook_port: int = Field(8443, ge=1, le=65535)
     # Required with --webhook: Telegram sends it in a header with every update, so others cannot post fake ones.
     webhook_secret: SecretStr | None = None
+    # Acting on a flag (issue 15): seconds the bot trusts what getChatMember said of its rights in a chat.
+    bot_rights_cache_seconds: float = Field(60.0, ge=0)
 
     @field_validator("moderator_user_ids", mode="before")
     @classmethod
