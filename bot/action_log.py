@@ -90,3 +90,15 @@ def actions(storage: Storage) -> list[dict]:
 def done(rows: list[dict], *kinds: str) -> dict | None:
     """The first action of these kinds that Telegram carried out, if any."""
     return next((r for r in rows if r["action"] in kinds and r["outcome"] == "done"), None)
+
+
+def automatic_deletions(storage: Storage, start: float, end: float) -> dict[str, int]:
+    """The bot's own deletions in the period (start, end], by outcome: done, refused, dry_run (for the digest)."""
+    return {
+        row["outcome"]: row["n"]
+        for row in storage.db.query(
+            """SELECT outcome, COUNT(*) AS n FROM moderation_actions
+               WHERE actor_id IS NULL AND action = 'delete' AND at > ? AND at <= ? GROUP BY outcome""",
+            [start, end],
+        )
+    }

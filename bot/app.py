@@ -23,6 +23,8 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from bot import commands
+from bot.action_commands import ACTION_COMMANDS
+from bot.autodelete import autodelete_job
 from bot.digest import queue_digest
 from bot.membership import on_my_chat_member
 from bot.model_watch import ModelWatcher
@@ -161,6 +163,8 @@ def build_application(
         )
     for name, callback in commands.COMMANDS.items():
         app.add_handler(CommandHandler(name, callback))
+    for name, callback in ACTION_COMMANDS.items():
+        app.add_handler(CommandHandler(name, callback))
     # Before the review buttons' handler, which takes every other press.
     app.add_handler(CallbackQueryHandler(on_action, pattern=ACTION_DATA))
     app.add_handler(CallbackQueryHandler(on_review))
@@ -174,6 +178,9 @@ def build_application(
     app.add_handler(TypeHandler(Update, on_unhandled))
     app.add_error_handler(on_error)
     app.job_queue.run_repeating(outbox_job, interval=settings.outbox_interval_seconds, first=0.5, name="outbox")
+    app.job_queue.run_repeating(
+        autodelete_job, interval=settings.outbox_interval_seconds, first=1.0, name="autodelete"
+    )
     digest_seconds = settings.digest_interval_minutes * 60
     app.job_queue.run_repeating(digest_job, interval=digest_seconds, first=digest_seconds, name="digest")
     return app

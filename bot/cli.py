@@ -485,3 +485,26 @@ def stats(app, days, db_path):
         click.echo(stats_text(storage, days))
     finally:
         storage.close()
+
+
+@cli.command()
+@click.option(
+    "--days",
+    type=_Days(min=0, min_open=True, max=MAX_STATS_DAYS),
+    default=None,
+    help=f"Only confirmed flags of the last N days (more than 0, at most {MAX_STATS_DAYS}); default: all time.",
+)
+@click.option("--limit", type=click.IntRange(1, 1000), default=30, show_default=True, help="How many to list.")
+@_db_option
+@pass_app
+def offenders(app, days, limit, db_path):
+    """Rank senders and source channels by confirmed flags across all chats: flags per label, chats, first and
+    last seen. A channel counts whether it posted or was forwarded from."""
+    from bot.offenders import offenders as ranked
+    from bot.offenders import offenders_text
+
+    storage = _open_db(app.settings, db_path)
+    try:
+        click.echo(offenders_text(ranked(storage, days, limit), days, html=False))
+    finally:
+        storage.close()

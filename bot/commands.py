@@ -1,4 +1,5 @@
-"""Commands: /check for everyone; /stats /recent /pending /chats /export /model /reload for moderators."""
+"""Commands: /check for everyone; /stats /recent /pending /chats /export /model /reload for moderators (and
+/offenders /autodelete, in bot/action_commands.py)."""
 
 from __future__ import annotations
 
@@ -49,12 +50,15 @@ MODERATOR_COMMANDS = [
     BotCommand("export", "All flags as a CSV file"),
     BotCommand("model", "Model version and metrics"),
     BotCommand("reload", "Load a retrained model without a restart"),
+    BotCommand("offenders", "Senders and channels by confirmed flags: /offenders [days]"),
+    BotCommand("autodelete", "Automatic deletion per chat: /autodelete CHAT on|off [p] [dry]"),
 ]
 HELP = (
     "I scan the channels and groups I am added to for promotion of ICOs / token sales and of crypto "
     "trading services, and alert the moderators.\n\n"
     "/check TEXT: classify a text; reply /check to a message, or forward a post to me in private.\n"
-    "Moderators: /stats [days], /recent [n], /pending, /chats, /export, /model, /reload."
+    "Moderators: /stats [days], /recent [n], /pending, /chats, /export, /model, /reload, /offenders [days], "
+    "/autodelete."
 )
 
 

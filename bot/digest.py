@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from html import escape
 
+from bot.action_log import automatic_deletions
 from bot.alerts import LABEL_NAMES, chat_name, code, excerpt, fmt_time, post_anchor
 from bot.storage import PeriodFigures, Storage
 
@@ -17,7 +18,7 @@ MAX_CHATS = 15
 def build_digest(storage: Storage, start: float, end: float, title: str = "Digest") -> tuple[str, int] | None:
     """The digest text for the period (start, end] and its flag count; None when nothing happened."""
     figures = storage.period_figures(start, end, top=TOP_POSTS)
-    if not figures.flags and not figures.reviews:
+    if not figures.flags and not figures.reviews and not automatic_deletions(storage, start, end):
         return None
     previous = storage.last_digest()
     lines = [f"📊 <b>{escape(title)}</b> {fmt_time(start) if start else 'start'} → {fmt_time(end)}"]
@@ -28,6 +29,13 @@ def build_digest(storage: Storage, start: float, end: float, title: str = "Diges
         + _change(figures.flags, previous["flags"] if previous else None)
     )
     lines.append(f"Reviews in this period: {figures.reviews} · pending reviews: <b>{figures.pending}</b>")
+    auto = automatic_deletions(storage, start, end)
+    if auto:
+        lines.append(
+            f"🤖 Deleted automatically: {auto.get('done', 0)}"
+            + (f" · refused by Telegram: {auto['refused']}" if auto.get("refused") else "")
+            + (f" · dry run, would have deleted: {auto['dry_run']}" if auto.get("dry_run") else "")
+        )
     if figures.by_chat:
         lines.append("\n<b>By chat</b>")
         lines += [f"• {code(excerpt(chat_name(c), 60))}: {c['flags']}" for c in figures.by_chat[:MAX_CHATS]]
