@@ -96,7 +96,9 @@ def _number(word: str) -> bool:
 
 def rule_line(rule: dict) -> str:
     mode = "dry run (only says what it would delete)" if rule["dry_run"] else "deletes"
-    return f"• {code(rule['title'] or str(rule['chat_id']))} (id {rule['chat_id']}): p ≥ {rule['threshold']:.2f}, {mode}"
+    return (
+        f"• {code(rule['title'] or str(rule['chat_id']))} (id {rule['chat_id']}): p ≥ {rule['threshold']:.2f}, {mode}"
+    )
 
 
 @moderator_only
@@ -105,8 +107,10 @@ async def autodelete_command(update: Update, context: BotContext) -> None:
     svc = context.services
     if not context.args:
         found = rules(svc.storage)
-        text = "\n".join(["<b>Automatic deletion is on in</b>"] + [rule_line(r) for r in found]) if found else (
-            "Automatic deletion is off in every chat.\n" + escape(AUTODELETE_USAGE)
+        text = (
+            "\n".join(["<b>Automatic deletion is on in</b>"] + [rule_line(r) for r in found])
+            if found
+            else ("Automatic deletion is off in every chat.\n" + escape(AUTODELETE_USAGE))
         )
         await reply_html(update, text)
         return

@@ -103,6 +103,4 @@ def store_actors(db, chat_id: int, message_id: int, actors: Actors | None, *, ke
 
 
 def post_actors(db, chat_id: int, message_id: int) -> dict | None:
-    return next(
-        db.query("SELECT * FROM post_actors WHERE chat_id = ? AND message_id = ?", [chat_id, message_id]), None
-    )
+    return next(db.query("SELECT * FROM post_actors WHERE chat_id = ? AND message_id = ?", [chat_id, message_id]), None)

@@ -32,7 +32,11 @@ log = logging.getLogger(__name__)
 CODES = {"d": "delete", "b": "ban", "r": "ban_revoke"}
 LETTERS = {action: letter for letter, action in CODES.items()}
 BUTTONS = {"delete": "🗑 Delete post", "ban": "🚫 Ban sender", "ban_revoke": "🧹 Ban + wipe messages"}
-ARMED = {"delete": "⚠️ Press again to delete", "ban": "⚠️ Press again to ban", "ban_revoke": "⚠️ Press again to ban + wipe"}
+ARMED = {
+    "delete": "⚠️ Press again to delete",
+    "ban": "⚠️ Press again to ban",
+    "ban_revoke": "⚠️ Press again to ban + wipe",
+}
 MAX_ACTION_FLAGS = 3  # rows of action buttons under one alert: one per chat, for the first chats
 MAX_LOG_LINES = 4  # actions shown per flag, the latest
 GROUPS = ("group", "supergroup")
@@ -273,7 +277,9 @@ class AlertActions:
             actors, log_rows, rights = self._state(flag)
             suffix = f" · {excerpt(chat_name(flag), 12)}" if many else ""
             row = [
-                InlineKeyboardButton(BUTTONS[action] + suffix, callback_data=encode_action(self.secret(), flag["id"], action))
+                InlineKeyboardButton(
+                    BUTTONS[action] + suffix, callback_data=encode_action(self.secret(), flag["id"], action)
+                )
                 for action in possible_actions(flag, actors, rights, log_rows)
             ]
             if row:

@@ -70,11 +70,17 @@ async def autodelete_job(context: BotContext) -> None:
         for flag in found:
             if flag["dry_run"]:
                 note = f"p={flag['score']:.2f} ≥ {flag['threshold']:.2f}"
-                record_action(svc.storage, ActionRecord(flag=flag, action="delete", outcome="dry_run", telegram_answer=note))
-                log.info("dry run: would have deleted chat %d message %d (%s)", flag["chat_id"], flag["message_id"], note)
+                record_action(
+                    svc.storage, ActionRecord(flag=flag, action="delete", outcome="dry_run", telegram_answer=note)
+                )
+                log.info(
+                    "dry run: would have deleted chat %d message %d (%s)", flag["chat_id"], flag["message_id"], note
+                )
             else:
                 result = await carry_out(context.bot, svc, flag, "delete", actor_id=None, actor_name=None)
-                log.info("automatic deletion of chat %d message %d: %s", flag["chat_id"], flag["message_id"], result.answer)
+                log.info(
+                    "automatic deletion of chat %d message %d: %s", flag["chat_id"], flag["message_id"], result.answer
+                )
         if found:
             await svc.outbox.apply_edits(context.bot, svc.secret)
     except sqlite3.Error as exc:

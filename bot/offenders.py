@@ -59,9 +59,7 @@ def day(ts: float) -> str:
 def history_text(found: dict) -> str:
     """`3 confirmed flags in 2 chats since 2026-11-01`."""
     flags, chats = found["flags"], found["chats"]
-    return (
-        f"{flags} confirmed flag{'s' * (flags != 1)} in {chats} chat{'s' * (chats != 1)} since {day(found['since'])}"
-    )
+    return f"{flags} confirmed flag{'s' * (flags != 1)} in {chats} chat{'s' * (chats != 1)} since {day(found['since'])}"
 
 
 def actor_name(row: dict, *, html: bool) -> str:

@@ -47,7 +47,11 @@ def test_posted_as_a_channel_anonymous_admin_linked_channel_and_channel_post():
     )
     assert (linked.sender_kind, linked.sender_chat_id) == ("linked_channel", SOURCE["id"])
     post = actors_from_message(message(U.channel_post(1, "x")))
-    assert (post.sender_kind, post.sender_chat_id, post.sender_chat_username) == ("channel_post", U.CHANNEL["id"], "cryptogems")
+    assert (post.sender_kind, post.sender_chat_id, post.sender_chat_username) == (
+        "channel_post",
+        U.CHANNEL["id"],
+        "cryptogems",
+    )
 
 
 def test_a_hostile_name_is_kept_as_text_and_capped():

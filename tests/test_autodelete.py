@@ -71,7 +71,10 @@ async def test_dry_run_only_says_what_it_would_delete(harness):
     assert harness.api.calls_to("deleteMessage") == []
     [row] = actions(harness.storage)
     assert (row["actor_id"], row["outcome"], row["telegram_answer"]) == (None, "dry_run", "p=0.97 ≥ 0.95")
-    assert "🧪 Dry run: the bot would have deleted this post at" in harness.api.calls_to("editMessageText")[-1].params["text"]
+    assert (
+        "🧪 Dry run: the bot would have deleted this post at"
+        in harness.api.calls_to("editMessageText")[-1].params["text"]
+    )
     digest, _ = build_digest(harness.storage, 0, 3e9)
     assert "dry run, would have deleted: 1" in digest
 

@@ -111,7 +111,10 @@ async def test_ban_and_ban_with_wipe_call_the_api_with_the_sender(harness):
         (U.GROUP["id"], 4242, False),
         (GROUP2["id"], 4343, True),
     ]
-    assert [(r["action"], r["target_user_id"]) for r in actions(harness.storage)] == [("ban", 4242), ("ban_revoke", 4343)]
+    assert [(r["action"], r["target_user_id"]) for r in actions(harness.storage)] == [
+        ("ban", 4242),
+        ("ban_revoke", 4343),
+    ]
     assert "🚫 Sender banned by <code>Mia Mod</code>" in current(harness, message)["text"]
     assert "🧹 Sender banned and their messages deleted" in current(harness, message2)["text"]
 
@@ -148,7 +151,9 @@ async def test_telegram_refusals_are_shown_and_logged_never_raised(harness):
     message, buttons = await alert_of(harness, U.group_message(10, "Presale of $MOON", user=SPAMMER))
     harness.api.refuse("deleteMessage", U.GROUP["id"], "Bad Request: message to delete not found")
     await press_twice(harness, message, buttons["🗑 Delete post"])
-    harness.api.refuse("banChatMember", U.GROUP["id"], "Bad Request: not enough rights to restrict/unrestrict chat member")
+    harness.api.refuse(
+        "banChatMember", U.GROUP["id"], "Bad Request: not enough rights to restrict/unrestrict chat member"
+    )
     await press_twice(harness, message, buttons["🚫 Ban sender"], query="b")
     rows = actions(harness.storage)
     assert [(r["action"], r["outcome"], r["telegram_answer"]) for r in rows] == [
@@ -209,7 +214,9 @@ async def test_a_redelivered_second_press_acts_once(harness):
     # Another moderator's press on a stale keyboard is answered without a second call.
     await harness.send(U.callback(armed, U.MODERATOR, message, query_id="stale"))
     assert len(harness.api.calls_to("deleteMessage")) == 1
-    assert harness.api.calls_to("answerCallbackQuery")[-1].params["text"].startswith("🗑 Post deleted already, by Mia Mod")
+    assert (
+        harness.api.calls_to("answerCallbackQuery")[-1].params["text"].startswith("🗑 Post deleted already, by Mia Mod")
+    )
 
 
 async def test_review_buttons_still_work_beside_the_actions(harness):
