@@ -178,9 +178,7 @@ def build_application(
     app.add_handler(TypeHandler(Update, on_unhandled))
     app.add_error_handler(on_error)
     app.job_queue.run_repeating(outbox_job, interval=settings.outbox_interval_seconds, first=0.5, name="outbox")
-    app.job_queue.run_repeating(
-        autodelete_job, interval=settings.outbox_interval_seconds, first=1.0, name="autodelete"
-    )
+    app.job_queue.run_repeating(autodelete_job, interval=settings.outbox_interval_seconds, first=1.0, name="autodelete")
     digest_seconds = settings.digest_interval_minutes * 60
     app.job_queue.run_repeating(digest_job, interval=digest_seconds, first=digest_seconds, name="digest")
     return app

@@ -191,12 +191,13 @@ class FakeBotApi:
         # setMyCommands, deleteWebhook, answerCallbackQuery, setWebhook, close, logOut …
         return True
 
-
     # -- acting on flags: getChatMember, deleteMessage, banChatMember, banChatSenderChat ----------------------
     def set_member(self, chat_id: int, user_id: int = BOT_USER["id"], status: str = "administrator", **rights) -> None:
         """What getChatMember answers for a user (by default the bot) in a chat. An administrator gets every
         right unless told otherwise: ``set_member(chat, can_restrict_members=False)``."""
-        member = {"user": BOT_USER if user_id == BOT_USER["id"] else {"id": user_id, "is_bot": False, "first_name": "U"}}
+        member = {
+            "user": BOT_USER if user_id == BOT_USER["id"] else {"id": user_id, "is_bot": False, "first_name": "U"}
+        }
         member["status"] = status
         if status == "administrator":
             member |= {right: True for right in _ADMIN_RIGHTS} | {"can_be_edited": False, "is_anonymous": False}
