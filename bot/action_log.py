@@ -102,3 +102,9 @@ def automatic_deletions(storage: Storage, start: float, end: float) -> dict[str,
             [start, end],
         )
     }
+
+
+def action_text(row: dict, when: str | None) -> str:
+    """One action as plain text, for exports: `delete done by Mia Mod (111) at 2026-12-01T10:00:00+00:00: ok`."""
+    who = "the bot" if row["actor_id"] is None else f"{row['actor_name'] or 'a moderator'} ({row['actor_id']})"
+    return f"{row['action']} {row['outcome']} by {who} at {when or '?'}: {row['telegram_answer'] or ''}".rstrip(": ")

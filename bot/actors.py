@@ -104,3 +104,26 @@ def store_actors(db, chat_id: int, message_id: int, actors: Actors | None, *, ke
 
 def post_actors(db, chat_id: int, message_id: int) -> dict | None:
     return next(db.query("SELECT * FROM post_actors WHERE chat_id = ? AND message_id = ?", [chat_id, message_id]), None)
+
+
+def sender_text(actors: dict | None) -> str | None:
+    """Who made a post, as plain text (for exports): `user Sam Spam (@sam_spam, id 4242)`, `channel …`, with the
+    channel it was forwarded from."""
+    if actors is None:
+        return None
+    kind = actors["sender_kind"]
+    if actors["user_id"] is not None:
+        text = f"user {_ref(actors['user_name'], actors['username'], actors['user_id'])}"
+    elif actors["sender_chat_id"] is not None:
+        where = {"linked_channel": "linked channel", "channel_post": "the channel itself"}.get(kind, "channel")
+        text = f"{where} {_ref(actors['sender_chat_title'], actors['sender_chat_username'], actors['sender_chat_id'])}"
+    else:
+        text = {"anonymous_admin": "an anonymous group admin"}.get(kind, "unknown")
+    if actors["forward_chat_id"] is not None:
+        ref = _ref(actors["forward_chat_title"], actors["forward_chat_username"], actors["forward_chat_id"])
+        text += f", forwarded from {ref}"
+    return text
+
+
+def _ref(name: str | None, username: str | None, actor_id: int) -> str:
+    return f"{name or ''} ({'@' + username + ', ' if username else ''}id {actor_id})".lstrip()

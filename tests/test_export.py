@@ -37,6 +37,8 @@ def test_export_csv_has_the_columns_and_values(tmp_path):
         "reviewed_at",
         "reasons",
         "text",
+        "sender",
+        "actions",
     ]
     assert [(r["message_id"], r["status"], r["reviewed_by"]) for r in table] == [
         ("5", "pending", ""),
