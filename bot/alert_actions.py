@@ -3,9 +3,10 @@ done about it, and the action buttons (delete the post, ban the sender) the bot 
 
 The bot's rights in a chat come from ``getChatMember`` for itself, cached for BOT_RIGHTS_CACHE_SECONDS
 (:class:`RightsCache`); a button the bot cannot honour is not shown. Action button data is signed like the
-review buttons' and stays within Telegram's 64 bytes: ``ac:<flag id>:<action letter>:<signature>``; the letter
-is upper case on the second press ("Press again to delete"), which alone carries the action out
-(bot/moderation_actions.py).
+review buttons' and stays within Telegram's 64 bytes: ``ac:<flag id>:<action letter>:<signature>``. A first
+press turns the button into "Press again to delete", whose data is ``ac:<flag id>:<LETTER>:<armed at>:<signature>``
+(upper case, and the time it was armed in base 36): only that button, pressed within ARM_SECONDS, carries the
+action out (bot/moderation_actions.py).
 """
 
 from __future__ import annotations
@@ -39,30 +40,46 @@ ARMED = {
 }
 MAX_ACTION_FLAGS = 3  # rows of action buttons under one alert: one per chat, for the first chats
 MAX_LOG_LINES = 4  # actions shown per flag, the latest
+# An armed button left alone for longer only arms again: a slip of the thumb hours later must not act.
+ARM_SECONDS = 120
 GROUPS = ("group", "supergroup")
 
 
 # -- callback data ------------------------------------------------------------------------------------
 
 
-def encode_action(secret: bytes, flag_id: int, action: str, *, armed: bool = False) -> str:
-    letter = LETTERS[action].upper() if armed else LETTERS[action]
-    body = f"ac:{flag_id}:{letter}"
+def encode_action(secret: bytes, flag_id: int, action: str, *, armed_at: float | None = None) -> str:
+    """A button's data; ``armed_at`` (epoch seconds) makes it the "Press again" button armed then."""
+    body = f"ac:{flag_id}:{LETTERS[action]}"
+    if armed_at is not None:
+        body = f"ac:{flag_id}:{LETTERS[action].upper()}:{_base36(int(armed_at))}"
     data = f"{body}:{_sign(secret, body)}"
     assert len(data.encode()) <= MAX_CALLBACK_DATA
     return data
 
 
-def decode_action(secret: bytes, data: str | None) -> tuple[int, str, bool] | None:
-    """(flag id, action, armed) of genuine action data; None for anything malformed or forged."""
+def decode_action(secret: bytes, data: str | None) -> tuple[int, str, int | None] | None:
+    """(flag id, action, when it was armed or None) of genuine action data; None for anything malformed or forged."""
     if not data or len(data.encode()) > MAX_CALLBACK_DATA:
         return None
     parts = data.split(":")
-    if len(parts) != 4 or parts[0] != "ac" or parts[2].lower() not in CODES or not parts[1].isdigit():
+    if len(parts) not in (4, 5) or parts[0] != "ac" or parts[2].lower() not in CODES or not parts[1].isdigit():
         return None
-    if not hmac.compare_digest(parts[3], _sign(secret, ":".join(parts[:3]))):
+    armed = len(parts) == 5
+    if armed != parts[2].isupper() or (armed and not parts[3].isalnum()):
         return None
-    return int(parts[1]), CODES[parts[2].lower()], parts[2].isupper()
+    if not hmac.compare_digest(parts[-1], _sign(secret, ":".join(parts[:-1]))):
+        return None
+    return int(parts[1]), CODES[parts[2].lower()], int(parts[3], 36) if armed else None
+
+
+def _base36(n: int) -> str:
+    digits = ""
+    while True:
+        n, digit = divmod(n, 36)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[digit] + digits
+        if not n:
+            return digits
 
 
 def _sign(secret: bytes, body: str) -> str:
@@ -251,10 +268,12 @@ class AlertActions:
             await self.rights.get(bot, flag["chat_id"])
 
     def _state(self, flag: dict) -> tuple[dict | None, list[dict], Rights | None]:
+        chat = self.storage.chat(flag["chat_id"])
+        left = chat is not None and chat["status"] == "left"  # told by my_chat_member (bot/membership.py)
         return (
             post_actors(self.storage.db, flag["chat_id"], flag["message_id"]),
             flag_actions(self.storage, flag["id"]),
-            self.rights.peek(flag["chat_id"]),
+            Rights(status=ChatMember.LEFT) if left else self.rights.peek(flag["chat_id"]),
         )
 
     def notes(self, view: AlertView, max_flags: int) -> list[str]:

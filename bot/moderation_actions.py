@@ -17,7 +17,7 @@ from telegram.error import Forbidden, TelegramError
 
 from bot.action_log import ActionAlreadyRecorded, ActionRecord, action_of_query, done, flag_actions, record_action
 from bot.actors import post_actors
-from bot.alert_actions import ARMED, DONE_TEXT, GROUPS, ban_target, decode_action, encode_action
+from bot.alert_actions import ARM_SECONDS, ARMED, DONE_TEXT, GROUPS, ban_target, decode_action, encode_action
 from bot.alerts import fmt_time
 from bot.services import BotContext, Services
 from classifier import safe_text
@@ -55,9 +55,10 @@ async def on_action(update: Update, context: BotContext) -> None:
         log.warning("refused action %s on flag %d by non-moderator %d", decoded[1], flag["id"], user.id)
         await _answer(query, "Only moderators can act on flags.")
         return
-    _, action, armed = decoded
-    if not armed:
-        await _arm(query, svc.secret, flag["id"], action)
+    _, action, armed_at = decoded
+    now = svc.storage.clock()
+    if armed_at is None or not 0 <= now - armed_at <= ARM_SECONDS:
+        await _arm(query, svc.secret, flag["id"], action, now, expired=armed_at is not None)
         return
     try:
         recorded = action_of_query(svc.storage, query.id)
@@ -151,17 +152,19 @@ def _recorded_answer(row: dict) -> str:
     return f"Already recorded: {row['action']} {row['outcome']}."
 
 
-async def _arm(query, secret: bytes, flag_id: int, action: str) -> None:
-    """Turn the pressed button into its "Press again" form; nothing else happens on a first press."""
+async def _arm(query, secret: bytes, flag_id: int, action: str, now: float, *, expired: bool) -> None:
+    """Turn the pressed button into its "Press again" form; nothing else happens on a first press (or on a press
+    of a "Press again" button armed too long ago)."""
     markup = getattr(query.message, "reply_markup", None)
     if markup is not None:
-        armed = InlineKeyboardButton(ARMED[action], callback_data=encode_action(secret, flag_id, action, armed=True))
+        data = encode_action(secret, flag_id, action, armed_at=now)
+        armed = InlineKeyboardButton(ARMED[action], callback_data=data)
         rows = [[armed if b.callback_data == query.data else b for b in row] for row in markup.inline_keyboard]
         try:
             await query.edit_message_reply_markup(InlineKeyboardMarkup(rows))
         except TelegramError as exc:
             log.info("action button not armed: %s", exc)
-    await _answer(query, f"{ARMED[action]}.", alert=False)
+    await _answer(query, f"{'That confirmation expired. ' if expired else ''}{ARMED[action]}.", alert=False)
 
 
 async def _answer(query, text: str, alert: bool = True) -> None:

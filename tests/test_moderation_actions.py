@@ -1,9 +1,10 @@
 """Action buttons under an alert: delete the post, ban the sender; moderators only, each on a second press."""
 
 import logging
+import time
 
 from bot.action_log import actions
-from bot.alert_actions import decode_action, encode_action
+from bot.alert_actions import ARM_SECONDS, decode_action, encode_action
 from tests.conftest import MODERATOR_CHAT_ID
 from tests.fakes import updates as U
 
@@ -80,7 +81,8 @@ async def test_first_press_only_arms_the_second_deletes_and_the_alert_says_who(h
     assert harness.api.calls_to("deleteMessage") == [] and actions(harness.storage) == []
     assert "⚠️ Press again to delete" in current_buttons(harness, message)
     armed = current_buttons(harness, message)["⚠️ Press again to delete"]
-    assert decode_action(harness.services.secret, armed)[1:] == ("delete", True)
+    assert decode_action(harness.services.secret, armed)[:2] == (1, "delete")
+    assert decode_action(harness.services.secret, armed)[2] is not None  # armed, with the time
     await harness.send(U.callback(armed, U.MODERATOR, current(harness, message), query_id="second"))
     [delete] = harness.api.calls_to("deleteMessage")
     assert (delete.params["chat_id"], delete.params["message_id"]) == (U.GROUP["id"], 10)
@@ -191,9 +193,18 @@ async def test_a_stranger_and_forged_data_change_nothing_and_are_logged(harness,
     harness.api.set_member(U.GROUP["id"])
     message, buttons = await alert_of(harness, U.group_message(10, "Presale of $MOON", user=SPAMMER))
     secret = harness.services.secret
-    armed = encode_action(secret, 1, "delete", armed=True)
+    armed = encode_action(secret, 1, "delete", armed_at=time.time())
     await harness.send(U.callback(armed, U.STRANGER, message, query_id="s1"))
-    forged = [armed[:-1] + ("0" if armed[-1] != "0" else "1"), "ac:1:D", "ac:99:D:" + armed.split(":")[3], "ac:x:D:00"]
+    stamp, signature = armed.split(":")[3:]
+    forged = [
+        armed[:-1] + ("0" if armed[-1] != "0" else "1"),
+        "ac:1:D",
+        f"ac:99:D:{stamp}:{signature}",  # another flag
+        f"ac:1:D:{'zz' + stamp}:{signature}",  # another time
+        f"ac:1:B:{stamp}:{signature}",  # another action
+        f"ac:1:d:{stamp}:{signature}",
+        "ac:x:D:00",
+    ]
     for i, data in enumerate(forged):
         await harness.send(U.callback(data, U.MODERATOR, message, query_id=f"f{i}"))
     assert harness.api.calls_to("deleteMessage") == [] and actions(harness.storage) == []
@@ -206,7 +217,7 @@ async def test_a_stranger_and_forged_data_change_nothing_and_are_logged(harness,
 async def test_a_redelivered_second_press_acts_once(harness):
     harness.api.set_member(U.GROUP["id"])
     message, buttons = await alert_of(harness, U.group_message(10, "Presale of $MOON", user=SPAMMER))
-    armed = encode_action(harness.services.secret, 1, "delete", armed=True)
+    armed = encode_action(harness.services.secret, 1, "delete", armed_at=time.time())
     press = U.callback(armed, U.MODERATOR, message, query_id="again") | {"update_id": 77}
     await harness.send(press)
     await harness.send(press)
@@ -225,3 +236,30 @@ async def test_review_buttons_still_work_beside_the_actions(harness):
     await harness.send(U.callback(buttons["✅ Confirm"], U.MODERATOR, message))
     assert harness.storage.all_flags()[0]["status"] == "confirmed"
     assert "🗑 Delete post" in current_buttons(harness, message)
+
+
+async def test_a_press_again_button_left_too_long_only_arms_again(harness):
+    harness.api.set_member(U.GROUP["id"])
+    message, buttons = await alert_of(harness, U.group_message(10, "Presale of $MOON", user=SPAMMER))
+    await harness.send(U.callback(buttons["🗑 Delete post"], U.MODERATOR, message, query_id="arm"))
+    stale = current_buttons(harness, message)["⚠️ Press again to delete"]
+    harness.storage.clock = lambda: time.time() + ARM_SECONDS + 5  # the moderator walked away
+    await harness.send(U.callback(stale, U.MODERATOR, current(harness, message), query_id="late"))
+    assert harness.api.calls_to("deleteMessage") == [] and actions(harness.storage) == []
+    answer = harness.api.calls_to("answerCallbackQuery")[-1].params["text"]
+    assert answer == "That confirmation expired. ⚠️ Press again to delete."
+    fresh = current_buttons(harness, message)["⚠️ Press again to delete"]
+    assert fresh != stale
+    await harness.send(U.callback(fresh, U.MODERATOR, current(harness, message), query_id="now"))
+    assert len(harness.api.calls_to("deleteMessage")) == 1
+
+
+async def test_a_chat_the_bot_was_removed_from_loses_its_buttons_at_once(harness):
+    harness.api.set_member(U.GROUP["id"])
+    message, buttons = await alert_of(harness, U.group_message(10, "Presale of $MOON", user=SPAMMER))
+    assert "🗑 Delete post" in buttons
+    await harness.send(U.my_chat_member(U.GROUP, "administrator", "left"))
+    harness.storage.mark_alert_for_edit(1)
+    await harness.flush()
+    assert "🗑 Delete post" not in current_buttons(harness, message)
+    assert "No action buttons: the bot is no longer in this chat" in current(harness, message)["text"]
