@@ -263,3 +263,26 @@ async def test_a_chat_the_bot_was_removed_from_loses_its_buttons_at_once(harness
     await harness.flush()
     assert "🗑 Delete post" not in current_buttons(harness, message)
     assert "No action buttons: the bot is no longer in this chat" in current(harness, message)["text"]
+
+
+async def test_an_alert_with_long_names_and_many_actions_still_fits_one_message(harness):
+    from bot.action_log import ActionRecord, record_action
+
+    groups = [{"id": -1005555555550 - i, "type": "supergroup", "title": "&<b>" * 32} for i in range(3)]
+    for i, group in enumerate(groups):
+        harness.api.set_member(group["id"])
+        user = {"id": 9000 + i, "is_bot": False, "first_name": "<&>" * 80, "username": "u" * 32}
+        forward = {"type": "channel", "date": 1, "message_id": 9, "chat": PROMOTING_CHANNEL | {"title": "&" * 128}}
+        await harness.send(U.group_message(10, "Presale of $MOON", group, user=user, forward_origin=forward))
+    await harness.flush()
+    for flag in harness.storage.recent_flags(10):
+        for n in range(6):
+            record_action(
+                harness.storage,
+                ActionRecord(harness.storage.flag(flag["id"]), "delete", "refused", "<&>" * 200, 111, "&" * 128),
+            )
+    await harness.flush()
+    edits = harness.api.calls_to("editMessageText", ok_only=False)
+    assert edits and all(c.status == 200 for c in edits)
+    assert all(c.status == 200 for c in harness.api.calls_to("sendMessage", ok_only=False))
+    assert "⛔ Could not delete the post" in edits[-1].params["text"]
