@@ -10,7 +10,8 @@ from telegram import Update
 from bot.alerts import code
 from bot.autodelete import DEFAULT_THRESHOLD, MIN_THRESHOLD, clear_rule, rules, set_rule
 from bot.commands import fit_messages, moderator_only, reply_html
-from bot.offenders import offenders, offenders_text
+from bot.offenders import offenders as ranked_offenders
+from bot.offenders import offenders_text
 from bot.services import BotContext
 from bot.settings import MAX_STATS_DAYS
 from bot.storage import Storage
@@ -35,7 +36,7 @@ def offenders_days(args: list[str] | None) -> float | None | str:
 
 
 @moderator_only
-async def offenders_command(update: Update, context: BotContext) -> None:
+async def offenders(update: Update, context: BotContext) -> None:
     """Senders and source channels ranked by confirmed flags across all chats."""
     days = offenders_days(context.args)
     if days == "bad":
@@ -44,7 +45,7 @@ async def offenders_command(update: Update, context: BotContext) -> None:
             "or nothing for all time."
         )
         return
-    rows = offenders(context.services.storage, days, MAX_OFFENDERS)
+    rows = ranked_offenders(context.services.storage, days, MAX_OFFENDERS)
     for text in fit_messages(offenders_text(rows, days, html=True).split("\n")):
         await reply_html(update, text)
 
@@ -102,7 +103,7 @@ def rule_line(rule: dict) -> str:
 
 
 @moderator_only
-async def autodelete_command(update: Update, context: BotContext) -> None:
+async def autodelete(update: Update, context: BotContext) -> None:
     """Turn automatic deletion of flagged posts on or off for one chat, or list where it is on."""
     svc = context.services
     if not context.args:
@@ -137,4 +138,5 @@ async def autodelete_command(update: Update, context: BotContext) -> None:
     )
 
 
-ACTION_COMMANDS = {"offenders": offenders_command, "autodelete": autodelete_command}
+# The handler's name is the command's: moderator_only logs refusals by it.
+ACTION_COMMANDS = {"offenders": offenders, "autodelete": autodelete}

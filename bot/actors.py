@@ -17,7 +17,7 @@ post's text: a benign post keeps them only when STORE_BENIGN_TEXT is on (:func:`
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
 from classifier import safe_text
@@ -87,6 +87,13 @@ def actors_from_message(message: Message) -> Actors:
     )
 
 
+_FIELDS = [f.name for f in fields(Actors)]
+_INSERT = (
+    f"INSERT OR REPLACE INTO post_actors (chat_id, message_id, {', '.join(_FIELDS)}) "
+    f"VALUES ({', '.join('?' * (len(_FIELDS) + 2))})"
+)
+
+
 def store_actors(db, chat_id: int, message_id: int, actors: Actors | None, *, keep: bool) -> None:
     """Record (or forget) a post's actors, inside the caller's transaction. ``keep`` follows the post's text:
     a benign post that keeps no text keeps no actors either, and an edit that made a post benign forgets them."""
@@ -95,11 +102,8 @@ def store_actors(db, chat_id: int, message_id: int, actors: Actors | None, *, ke
         return
     if actors is None:
         return  # a source that knows no actors (an export, a JSONL file) leaves what is stored as it is
-    row = {"chat_id": chat_id, "message_id": message_id} | asdict(actors)
-    db.execute(
-        f"INSERT OR REPLACE INTO post_actors ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-        list(row.values()),
-    )
+    # Named fields rather than dataclasses.asdict, which deep-copies: this runs for every post stored.
+    db.execute(_INSERT, [chat_id, message_id, *(getattr(actors, name) for name in _FIELDS)])
 
 
 def post_actors(db, chat_id: int, message_id: int) -> dict | None:

@@ -165,9 +165,10 @@ def build_application(
         app.add_handler(CommandHandler(name, callback))
     for name, callback in ACTION_COMMANDS.items():
         app.add_handler(CommandHandler(name, callback))
-    # Before the review buttons' handler, which takes every other press.
+    # Review presses are every press but the action buttons': PTB hands a press without data to any handler,
+    # pattern or not, so the review handler comes first and turns those away as it always did.
+    app.add_handler(CallbackQueryHandler(on_review, pattern=f"(?!{ACTION_DATA})"))
     app.add_handler(CallbackQueryHandler(on_action, pattern=ACTION_DATA))
-    app.add_handler(CallbackQueryHandler(on_review))
     app.add_handler(ChatMemberHandler(on_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
     app.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.FORWARDED, commands.check_forwarded))
     app.add_handler(

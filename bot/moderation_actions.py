@@ -24,7 +24,7 @@ from classifier import safe_text
 
 log = logging.getLogger(__name__)
 
-ACTION_DATA = r"^ac:"  # the callback data of action buttons (bot/alert_actions.py), for the handler's pattern
+ACTION_DATA = "ac:"  # how the callback data of action buttons begins (bot/alert_actions.py), for the handlers' patterns
 
 NO_TARGET = {
     "anonymous_admin": "the post was sent by an anonymous admin of the group: there is no one to ban",

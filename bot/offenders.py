@@ -21,23 +21,30 @@ def offenders(storage: Storage, days: float | None = None, limit: int = 20) -> l
     Each row: kind ('user' or 'channel'), actor_id, name, username, flags, ico, trading_service, chats,
     first_seen, last_seen, roles ('sender', 'forwarded_from' or both)."""
     since = storage.clock() - days * 86400 if days else float("-inf")
-    return list(
+    ranked = list(
         storage.db.query(
-            """SELECT kind, actor_id, MAX(latest_name) AS name, MAX(latest_username) AS username,
-                      COUNT(DISTINCT flag_id) AS flags,
+            """SELECT kind, actor_id, COUNT(DISTINCT flag_id) AS flags,
                       COUNT(DISTINCT CASE WHEN label = 'ico' THEN flag_id END) AS ico,
                       COUNT(DISTINCT CASE WHEN label = 'trading_service' THEN flag_id END) AS trading_service,
                       COUNT(DISTINCT chat_id) AS chats, MIN(seen) AS first_seen, MAX(seen) AS last_seen,
                       GROUP_CONCAT(DISTINCT role) AS roles
-               FROM (SELECT *, FIRST_VALUE(name) OVER latest AS latest_name,
-                            FIRST_VALUE(username) OVER latest AS latest_username
-                     FROM offender_flags WHERE seen >= ?
-                     WINDOW latest AS (PARTITION BY kind, actor_id ORDER BY seen DESC))
+               FROM offender_flags WHERE seen >= ?
                GROUP BY kind, actor_id
                ORDER BY flags DESC, chats DESC, last_seen DESC, kind DESC, actor_id LIMIT ?""",
             [since, limit],
         )
     )
+    # The name and username an actor had most recently, for the few ranked (a window over every row costs more).
+    for row in ranked:
+        latest = next(
+            storage.db.query(
+                """SELECT name, username FROM offender_flags WHERE kind = ? AND actor_id = ?
+                   ORDER BY seen DESC, flag_id DESC LIMIT 1""",
+                [row["kind"], row["actor_id"]],
+            )
+        )
+        row |= latest
+    return ranked
 
 
 def history(storage: Storage, kind: str, actor_id: int, exclude_alert_id: int | None = None) -> dict | None:

@@ -276,7 +276,7 @@ async def test_an_alert_with_long_names_and_many_actions_still_fits_one_message(
         await harness.send(U.group_message(10, "Presale of $MOON", group, user=user, forward_origin=forward))
     await harness.flush()
     for flag in harness.storage.recent_flags(10):
-        for n in range(6):
+        for _ in range(6):
             record_action(
                 harness.storage,
                 ActionRecord(harness.storage.flag(flag["id"]), "delete", "refused", "<&>" * 200, 111, "&" * 128),
