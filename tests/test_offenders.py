@@ -16,7 +16,15 @@ ANN = Actors("user", 5, None, "Ann")
 MOON = Actors(
     "channel", sender_chat_id=-1003333333333, sender_chat_title="Moon Calls", sender_chat_username="mooncalls"
 )
-FORWARDED_MOON = Actors("user", 6, None, "Bob", forward_chat_id=-1003333333333, forward_chat_title="Moon Calls")
+FORWARDED_MOON = Actors(
+    "user",
+    6,
+    None,
+    "Bob",
+    forward_chat_id=-1003333333333,
+    forward_chat_title="Moon Calls",
+    forward_chat_username="mooncalls",
+)
 MODS = {"id": MODERATOR_CHAT_ID, "type": "supergroup", "title": "Mods"}
 SPAMMER = {"id": 4242, "is_bot": False, "first_name": "Sam", "last_name": "Spam", "username": "sam_spam"}
 GROUP2 = {"id": -1006666666666, "type": "supergroup", "title": "Second chat"}
