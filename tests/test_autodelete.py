@@ -19,6 +19,15 @@ def last_reply(harness) -> str:
     return harness.api.calls_to("sendMessage")[-1].params["text"]
 
 
+async def promotion_under_a_rule(harness) -> None:
+    """The bot, an admin of the group, knows it; deletion is on there (0.95); then a promotion (p=0.97) comes."""
+    harness.api.set_member(U.GROUP["id"])
+    await harness.send(U.group_message(1, "hello", user=SPAMMER))
+    set_rule(harness.storage, U.GROUP["id"], 0.95, False, 111)
+    harness.storage.clock = lambda: 2e9  # later than the rule
+    await harness.send(U.group_message(10, "Presale of $MOON", user=SPAMMER))
+
+
 async def test_off_by_default(harness):
     harness.api.set_member(U.GROUP["id"])
     await harness.send(U.group_message(10, "Presale of $MOON", user=SPAMMER))
@@ -49,11 +58,7 @@ async def test_on_deletes_new_flags_at_the_threshold_once_and_logs_the_bot(harne
 
 
 async def test_a_false_positive_is_not_deleted(harness):
-    harness.api.set_member(U.GROUP["id"])
-    await harness.send(U.group_message(1, "hello", user=SPAMMER))
-    set_rule(harness.storage, U.GROUP["id"], 0.95, False, 111)
-    harness.storage.clock = lambda: 2e9
-    await harness.send(U.group_message(10, "Presale of $MOON", user=SPAMMER))
+    await promotion_under_a_rule(harness)
     harness.storage.record_review(1, "false_positive", None, 111, "Mia")
     assert candidates(harness.storage) == []
 
@@ -80,11 +85,7 @@ async def test_dry_run_only_says_what_it_would_delete(harness):
 
 
 async def test_a_refusal_is_logged_and_not_retried(harness):
-    harness.api.set_member(U.GROUP["id"])
-    await harness.send(U.group_message(1, "hello", user=SPAMMER))
-    set_rule(harness.storage, U.GROUP["id"], 0.95, False, 111)
-    harness.storage.clock = lambda: 2e9
-    await harness.send(U.group_message(10, "Presale of $MOON", user=SPAMMER))
+    await promotion_under_a_rule(harness)
     harness.api.refuse("deleteMessage", U.GROUP["id"], "Bad Request: message can't be deleted")
     await run_job(harness)
     await run_job(harness)
