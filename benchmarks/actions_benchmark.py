@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -136,6 +137,7 @@ def main() -> None:
         f"render one alert: {plain * 1000:.2f} ms review only, {full * 1000:.2f} ms with extras (x{full / plain:.2f})"
     )
     storage.close()
+    shutil.rmtree(work)
 
 
 if __name__ == "__main__":
