@@ -440,7 +440,8 @@ EXPORT_STATUSES = ("pending", "confirmed", "false_positive", "relabelled", "with
 @pass_app
 def export(app, fmt, statuses, labels, since, output, db_path):
     """Write the flags as CSV or JSONL: chat_id, chat_title, message_id, link, date, label, score, status,
-    reviewed_by, reviewed_at, reasons, text."""
+    reviewed_by, reviewed_at, reasons, text, sender (who made the post), actions (deletes and bans, with their
+    outcome)."""
     from datetime import timezone
 
     from bot.flag_export import export_rows, write_export
