@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from html import escape
+from typing import Protocol
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
@@ -155,7 +156,18 @@ def status_line(view: AlertView) -> str:
     return f"{decision} by {who} (id {review['reviewer_id']}) at {fmt_time(review['at'])}"
 
 
-def _alert_block(view: AlertView, *, excerpt_chars: int, max_chats: int, max_reasons: int, heading: str) -> str:
+class AlertExtras(Protocol):
+    """More for a single alert than the review needs (bot/alert_actions.py): note lines before its status line and
+    rows of buttons under the review buttons. Batched alerts show none."""
+
+    def notes(self, view: AlertView, max_flags: int) -> list[str]: ...
+
+    def buttons(self, view: AlertView) -> list[list[InlineKeyboardButton]]: ...
+
+
+def _alert_block(
+    view: AlertView, *, excerpt_chars: int, max_chats: int, max_reasons: int, heading: str, notes: list[str] = ()
+) -> str:
     flags = view.flags
     label = view.alert["label"]
     score = max((f["score"] for f in flags), default=0.0)
@@ -174,12 +186,16 @@ def _alert_block(view: AlertView, *, excerpt_chars: int, max_chats: int, max_rea
         reasons = reason_texts(flags[0]["reasons"], max_reasons)
         if reasons:
             lines.append("Why: " + " · ".join(reasons))
+    lines.extend(notes)
     lines.append(status_line(view))
     return "\n".join(lines)
 
 
 def render_alert(
-    views: list[AlertView], secret: bytes, per_minute: int = TELEGRAM_GROUP_MESSAGES_PER_MINUTE
+    views: list[AlertView],
+    secret: bytes,
+    per_minute: int = TELEGRAM_GROUP_MESSAGES_PER_MINUTE,
+    extras: AlertExtras | None = None,
 ) -> tuple[str, InlineKeyboardMarkup]:
     """One message for one alert, or a batch of alerts when they arrived faster than ``per_minute`` (the
     ALERTS_PER_MINUTE setting) lets us send them one by one."""
@@ -202,7 +218,12 @@ def render_alert(
         else:
             blocks = [
                 _alert_block(
-                    views[0], excerpt_chars=excerpt_chars, max_chats=max_chats, max_reasons=max_reasons, heading="🚩 "
+                    views[0],
+                    excerpt_chars=excerpt_chars,
+                    max_chats=max_chats,
+                    max_reasons=max_reasons,
+                    heading="🚩 ",
+                    notes=extras.notes(views[0], max_chats) if extras is not None and views[0].flags else [],
                 )
                 + f"\n<i>alert #{views[0].alert['id']}</i>"
             ]
@@ -210,4 +231,6 @@ def render_alert(
         if utf16_len(text) <= MAX_MESSAGE:
             break
     rows = [review_buttons(secret, v.alert["id"], v.alert["label"], compact=batch) for v in views if v.flags]
+    if extras is not None and not batch and views[0].flags:
+        rows += extras.buttons(views[0])
     return text, InlineKeyboardMarkup(rows)

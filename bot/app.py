@@ -23,9 +23,12 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from bot import commands
+from bot.action_commands import ACTION_COMMANDS
+from bot.autodelete import autodelete_job
 from bot.digest import queue_digest
 from bot.membership import on_my_chat_member
 from bot.model_watch import ModelWatcher
+from bot.moderation_actions import ACTION_DATA, on_action
 from bot.polling import GET_UPDATES_CONNECTIONS, confirm_after_store
 from bot.review import on_review
 from bot.scan_store import retry_unsaved
@@ -157,7 +160,12 @@ def build_application(
         )
     for name, callback in commands.COMMANDS.items():
         app.add_handler(CommandHandler(name, callback))
-    app.add_handler(CallbackQueryHandler(on_review))
+    for name, callback in ACTION_COMMANDS.items():
+        app.add_handler(CommandHandler(name, callback))
+    # Review presses are every press but the action buttons': PTB hands a press without data to any handler,
+    # pattern or not, so the review handler comes first and turns those away as it always did.
+    app.add_handler(CallbackQueryHandler(on_review, pattern=f"(?!{ACTION_DATA})"))
+    app.add_handler(CallbackQueryHandler(on_action, pattern=ACTION_DATA))
     app.add_handler(ChatMemberHandler(on_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
     app.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.FORWARDED, commands.check_forwarded))
     app.add_handler(
@@ -168,6 +176,7 @@ def build_application(
     app.add_handler(TypeHandler(Update, on_unhandled))
     app.add_error_handler(on_error)
     app.job_queue.run_repeating(outbox_job, interval=settings.outbox_interval_seconds, first=0.5, name="outbox")
+    app.job_queue.run_repeating(autodelete_job, interval=settings.outbox_interval_seconds, first=1.0, name="autodelete")
     digest_seconds = settings.digest_interval_minutes * 60
     app.job_queue.run_repeating(digest_job, interval=digest_seconds, first=digest_seconds, name="digest")
     # Public channels read through their web preview (bot/watched_channels.py), every WATCH_INTERVAL_SECONDS.

@@ -464,7 +464,8 @@ EXPORT_STATUSES = ("pending", "confirmed", "false_positive", "relabelled", "with
 @pass_app
 def export(app, fmt, statuses, labels, since, output, db_path):
     """Write the flags as CSV or JSONL: chat_id, chat_title, message_id, link, date, label, score, status,
-    reviewed_by, reviewed_at, reasons, text."""
+    reviewed_by, reviewed_at, reasons, text, sender (who made the post), actions (deletes and bans, with their
+    outcome)."""
     from datetime import timezone
 
     from bot.flag_export import export_rows, write_export
@@ -847,3 +848,26 @@ def watch_poll(app, backfill, db_path, model_path):
         click.echo(f"{summary.unsaved} posts could not be stored (database error); poll again", err=True)
     if summary.errors:
         sys.exit(1)
+
+
+@cli.command()
+@click.option(
+    "--days",
+    type=_Days(min=0, min_open=True, max=MAX_STATS_DAYS),
+    default=None,
+    help=f"Only confirmed flags of the last N days (more than 0, at most {MAX_STATS_DAYS}); default: all time.",
+)
+@click.option("--limit", type=click.IntRange(1, 1000), default=30, show_default=True, help="How many to list.")
+@_db_option
+@pass_app
+def offenders(app, days, limit, db_path):
+    """Rank senders and source channels by confirmed flags across all chats: flags per label, chats, first and
+    last seen. A channel counts whether it posted or was forwarded from."""
+    from bot.offenders import offenders as ranked
+    from bot.offenders import offenders_text
+
+    storage = _open_db(app.settings, db_path)
+    try:
+        click.echo(offenders_text(ranked(storage, days, limit), days, html=False))
+    finally:
+        storage.close()

@@ -1,4 +1,5 @@
-"""Commands: /check for everyone; /stats /recent /pending /chats /export /model /reload for moderators."""
+"""Commands: /check for everyone; /stats /recent /pending /chats /export /model /reload for moderators (and
+/offenders /autodelete, in bot/action_commands.py)."""
 
 from __future__ import annotations
 
@@ -54,13 +55,15 @@ MODERATOR_COMMANDS = [
     BotCommand("watch", "Watch public channels by their web preview: /watch NAME…"),
     BotCommand("unwatch", "Stop watching public channels: /unwatch NAME…"),
     BotCommand("watching", "Public channels watched by their web preview"),
+    BotCommand("offenders", "Senders and channels by confirmed flags: /offenders [days]"),
+    BotCommand("autodelete", "Automatic deletion per chat: /autodelete CHAT on|off [p] [dry]"),
 ]
 HELP = (
     "I scan the channels and groups I am added to for promotion of ICOs / token sales and of crypto "
     "trading services, and alert the moderators.\n\n"
     "/check TEXT: classify a text; reply /check to a message, or forward a post to me in private.\n"
     "Moderators: /stats [days], /recent [n], /pending, /chats, /export, /model, /reload, "
-    "/watch NAME…, /unwatch NAME…, /watching."
+    "/watch NAME…, /unwatch NAME…, /watching, /offenders [days], /autodelete."
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from html import escape
 
+from bot.action_log import automatic_deletions
 from bot.alerts import LABEL_NAMES, chat_name, code, excerpt, fmt_time, post_anchor
 from bot.storage import PeriodFigures, Storage
 from bot.watched_channels import lost_channels
@@ -20,7 +21,8 @@ def build_digest(storage: Storage, start: float, end: float, title: str = "Diges
     """The digest text for the period (start, end] and its flag count; None when nothing happened."""
     figures = storage.period_figures(start, end, top=TOP_POSTS)
     lost = lost_channels(storage, start, end)  # watched public channels that went away in the period
-    if not figures.flags and not figures.reviews and not lost:
+    auto = automatic_deletions(storage, start, end)
+    if not figures.flags and not figures.reviews and not lost and not auto:
         return None
     previous = storage.last_digest()
     lines = [f"📊 <b>{escape(title)}</b> {fmt_time(start) if start else 'start'} → {fmt_time(end)}"]
@@ -33,6 +35,12 @@ def build_digest(storage: Storage, start: float, end: float, title: str = "Diges
     lines.append(f"Reviews in this period: {figures.reviews} · pending reviews: <b>{figures.pending}</b>")
     if figures.by_platform:
         lines.append(platform_line(figures, html=True).lstrip("\n"))
+    if auto:
+        lines.append(
+            f"🤖 Deleted automatically: {auto.get('done', 0)}"
+            + (f" · refused by Telegram: {auto['refused']}" if auto.get("refused") else "")
+            + (f" · dry run, would have deleted: {auto['dry_run']}" if auto.get("dry_run") else "")
+        )
     if figures.by_chat:
         lines.append("\n<b>By chat</b>")
         lines += [f"• {code(excerpt(chat_name(c), 60))}: {c['flags']}" for c in figures.by_chat[:MAX_CHATS]]

@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import IO
 
+from bot.action_log import action_text, flag_actions
+from bot.actors import post_actors, sender_text
 from bot.storage import Storage
 
 EXPORT_COLUMNS = [
@@ -25,6 +27,9 @@ EXPORT_COLUMNS = [
     "reasons",
     "text",
     "watchlist",
+    # Issue 15: who made the post, and what moderators and the bot did about it (bot/action_log.py).
+    "sender",
+    "actions",
 ]
 
 # An export is written from whatever the database holds, and one row must never stop it: a database of an
@@ -104,6 +109,8 @@ def export_rows(storage: Storage, *, statuses=(), labels=(), since: float | None
             "reasons": _reason_features(f["reasons"]),
             "text": f["text"],
             "watchlist": _names(f.get("watchlist")),
+            "sender": sender_text(post_actors(storage.db, f["chat_id"], f["message_id"])),
+            "actions": "; ".join(action_text(a, _iso(a["at"])) for a in flag_actions(storage, f["id"])) or None,
         }
 
 

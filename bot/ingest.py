@@ -14,6 +14,7 @@ from telegram import (
     MessageOriginUser,
 )
 
+from bot.actors import actors_from_message
 from bot.post import Post, chat_id_problem, message_id_problem, scan_text, shown
 from classifier import safe_text
 
@@ -70,6 +71,7 @@ def post_from_message(message: Message, text: str) -> Post:
         chat_type=chat.type,
         chat_title=_safe(chat.title or chat.full_name),
         chat_username=_safe(chat.username),
+        actors=actors_from_message(message),
     )
 
 

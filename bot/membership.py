@@ -23,6 +23,7 @@ async def on_my_chat_member(update: Update, context: BotContext) -> None:
     svc = context.services
     chat = change.chat
     was, now = change.old_chat_member.status in PRESENT, change.new_chat_member.status in PRESENT
+    svc.actions.rights.forget(chat.id)  # promoted, demoted, removed: the action buttons follow at once
     if was == now or chat.type == chat.PRIVATE:
         return  # a promotion to admin, or a user starting/blocking the bot in private
     status = "watched" if now else "left"

@@ -19,7 +19,7 @@ from telegram import Bot, LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, RetryAfter, TelegramError
 
-from bot.alerts import MAX_BATCH, AlertView, render_alert
+from bot.alerts import MAX_BATCH, AlertExtras, AlertView, render_alert
 from bot.settings import TELEGRAM_GROUP_MESSAGES_PER_MINUTE
 from bot.storage import Storage
 
@@ -56,13 +56,13 @@ def plan_batches(alert_ids: list[int], budget: int) -> list[list[int]]:
     return [alert_ids[i : i + size] for i in range(0, len(alert_ids), size)][:budget]
 
 
-def render(storage: Storage, outbox_id: int, secret: bytes, per_minute: int):
+def render(storage: Storage, outbox_id: int, secret: bytes, per_minute: int, extras: AlertExtras | None = None):
     """The HTML text and keyboard of one alert message, from what is stored now."""
     views = [
         AlertView(a, storage.alert_flags(a["id"]), storage.last_review(a["id"]))
         for a in storage.outbox_alerts(outbox_id)
     ]
-    return render_alert(views, secret, per_minute)
+    return render_alert(views, secret, per_minute, extras)
 
 
 class Outbox:
@@ -81,6 +81,9 @@ class Outbox:
         # Messages Telegram accepted whose row could not be marked sent (a locked database): outbox id ->
         # message id. Marked before anything else in the next round, and never sent again meanwhile.
         self._unmarked: dict[int, int] = {}
+        # What an alert shows beyond the review (bot/alert_actions.py), with a coroutine that readies it (the bot's
+        # rights in the post's chat) before the alert is rendered; None: the review alone.
+        self.extras = None
 
     def pack(self) -> None:
         """Give unsent alerts their messages, batching them when the minute's budget is short."""
@@ -131,7 +134,7 @@ class Outbox:
         """Send one outbox row: "sent", "deferred" (retried later), or "stop" (flood control: stop the round)."""
         try:
             if row["kind"] == "alert":
-                text, markup = render(self.storage, row["id"], secret, self.per_minute)
+                text, markup = await self._render(bot, row["id"], secret)
             else:
                 text, markup = row["text"], None
             message = await bot.send_message(
@@ -151,6 +154,11 @@ class Outbox:
         self._mark_sent(row["id"], message.message_id)
         log.info("sent %s %d to chat %d as message %d", row["kind"], row["id"], row["chat_id"], message.message_id)
         return "sent"
+
+    async def _render(self, bot: Bot, outbox_id: int, secret: bytes):
+        if self.extras is not None:
+            await self.extras.prepare(bot, self.storage.outbox_alerts(outbox_id))
+        return render(self.storage, outbox_id, secret, self.per_minute, self.extras)
 
     async def send_now(self, bot: Bot, outbox_id: int, secret: bytes) -> bool:
         """Send one queued message now (``scan --alert``); when it fails it stays queued for the bot's outbox."""
@@ -188,7 +196,7 @@ class Outbox:
 
     async def _apply_edits(self, bot: Bot, secret: bytes) -> None:
         for row in self.storage.messages_to_edit():
-            text, markup = render(self.storage, row["id"], secret, self.per_minute)
+            text, markup = await self._render(bot, row["id"], secret)
             try:
                 await bot.edit_message_text(
                     text,

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from bot.actors import Actors
 from classifier import MAX_CHARS, safe_text
 
 
@@ -32,6 +33,8 @@ class Post:
     chat_type: str | None = None
     chat_title: str | None = None
     chat_username: str | None = None
+    # Who made the post (bot/actors.py); None where the source does not say.
+    actors: Actors | None = None
 
 
 def scan_text(visible: str | None, hidden: Iterable[str] = ()) -> str | None:

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from telegram.ext import CallbackContext, ContextTypes, ExtBot
 
+from bot.alert_actions import AlertActions, RightsCache
 from bot.outbox import Outbox
 from bot.post import Post
 from bot.scan_batcher import ScanBatcher
@@ -53,9 +54,14 @@ class Services:
     _secret: bytes | None = field(default=None, init=False)
     # Posts being classified and stored together.
     scans: ScanBatcher = field(default_factory=ScanBatcher, init=False)
+    # Acting on a flag (issue 15): how long the bot's rights in a chat are trusted, and the alerts' action buttons.
+    rights_cache_seconds: float = 60.0
+    actions: AlertActions = field(init=False)
 
     def __post_init__(self):
         self.outbox = Outbox(self.storage, self.moderator_chat_id, self.alerts_per_minute)
+        self.actions = AlertActions(self.storage, RightsCache(self.rights_cache_seconds), lambda: self.secret)
+        self.outbox.extras = self.actions
 
     @classmethod
     def from_settings(cls, settings, storage: Storage, classifier: Classifier, **kwargs) -> Services:
@@ -68,6 +74,7 @@ class Services:
             alert_threshold=settings.alert_threshold,
             store_benign_text=settings.store_benign_text,
             alerts_per_minute=settings.alerts_per_minute,
+            rights_cache_seconds=settings.bot_rights_cache_seconds,
             **kwargs,
         )
 

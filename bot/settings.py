@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     watch_interval_seconds: float = Field(300.0, gt=0)
     # At most one request to t.me every this many seconds, one at a time.
     watch_min_delay_seconds: float = Field(2.0, ge=0)
+    # Acting on a flag (issue 15): seconds the bot trusts what getChatMember said of its rights in a chat.
+    bot_rights_cache_seconds: float = Field(60.0, ge=0)
 
     @field_validator("moderator_user_ids", mode="before")
     @classmethod

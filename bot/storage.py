@@ -22,6 +22,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from bot.actors import store_actors
 from bot.post import Post
 
 FLAG_STATUSES = ("pending", "confirmed", "false_positive", "relabelled", "withdrawn")
@@ -288,6 +289,73 @@ def m006_platform_watchlist(db: sqlite_utils.Database):
     )
 
 
+@migrations()
+def m008_actors_and_actions(db: sqlite_utils.Database):
+    # Issue 15. Who made each post (bot/actors.py), what moderators and the bot did about a flag (delete the
+    # post, ban the sender: bot/action_log.py), and the chats where flagged posts are deleted automatically
+    # (bot/autodelete.py).
+    db.executescript(
+        """
+        CREATE TABLE post_actors (
+            chat_id INTEGER NOT NULL, message_id INTEGER NOT NULL, sender_kind TEXT NOT NULL,
+            user_id INTEGER, username TEXT, user_name TEXT,
+            sender_chat_id INTEGER, sender_chat_title TEXT, sender_chat_username TEXT,
+            forward_chat_id INTEGER, forward_chat_title TEXT, forward_chat_username TEXT,
+            PRIMARY KEY (chat_id, message_id)
+        );
+        CREATE INDEX post_actors_user ON post_actors (user_id) WHERE user_id IS NOT NULL;
+        CREATE INDEX post_actors_sender_chat ON post_actors (sender_chat_id) WHERE sender_chat_id IS NOT NULL;
+        CREATE INDEX post_actors_forward_chat ON post_actors (forward_chat_id) WHERE forward_chat_id IS NOT NULL;
+        -- Actions on flagged posts and their outcome; actor_id NULL is the bot itself (automatic deletion).
+        -- Evidence like the reviews: it only grows.
+        CREATE TABLE moderation_actions (
+            id INTEGER PRIMARY KEY, flag_id INTEGER NOT NULL REFERENCES flags(id), alert_id INTEGER,
+            chat_id INTEGER NOT NULL, message_id INTEGER NOT NULL, action TEXT NOT NULL,
+            target_user_id INTEGER, target_chat_id INTEGER, actor_id INTEGER, actor_name TEXT,
+            outcome TEXT NOT NULL, telegram_answer TEXT, callback_query_id TEXT, at REAL NOT NULL
+        );
+        CREATE INDEX moderation_actions_flag ON moderation_actions (flag_id);
+        CREATE UNIQUE INDEX moderation_actions_query ON moderation_actions (callback_query_id)
+            WHERE callback_query_id IS NOT NULL;
+        CREATE TRIGGER moderation_actions_no_update BEFORE UPDATE ON moderation_actions
+            BEGIN SELECT RAISE(ABORT, 'moderation actions are append-only'); END;
+        CREATE TRIGGER moderation_actions_no_delete BEFORE DELETE ON moderation_actions
+            BEGIN SELECT RAISE(ABORT, 'moderation actions are append-only'); END;
+        CREATE TABLE autodelete_chats (
+            chat_id INTEGER PRIMARY KEY, threshold REAL NOT NULL, dry_run INTEGER NOT NULL,
+            set_by INTEGER, set_at REAL NOT NULL
+        );
+        -- One row per confirmed (or relabelled) flag and actor: the user who sent it, the channel it was posted
+        -- as, the channel it was forwarded from. /offenders and `compliance-bot offenders` rank these.
+        CREATE VIEW offender_flags AS
+        -- Not materialised: /offenders and each alert's history line ask for one actor, which SQLite then finds
+        -- through the post_actors indexes instead of reading every confirmed flag.
+        WITH confirmed AS NOT MATERIALIZED (
+            SELECT f.id AS flag_id, f.alert_id, f.chat_id, f.label, COALESCE(p.date, f.created_at) AS seen,
+                   a.user_id, a.username, a.user_name, a.sender_chat_id, a.sender_chat_username,
+                   a.sender_chat_title, a.forward_chat_id, a.forward_chat_username, a.forward_chat_title
+            FROM flags f JOIN post_actors a ON a.chat_id = f.chat_id AND a.message_id = f.message_id
+            LEFT JOIN posts p ON p.chat_id = f.chat_id AND p.message_id = f.message_id
+            WHERE f.status IN ('confirmed', 'relabelled')
+        )
+        SELECT 'user' AS kind, 'sender' AS role, user_id AS actor_id, username, user_name AS name,
+               flag_id, alert_id, chat_id, label, seen FROM confirmed WHERE user_id IS NOT NULL
+        UNION ALL
+        SELECT 'channel', 'sender', sender_chat_id, sender_chat_username, sender_chat_title,
+               flag_id, alert_id, chat_id, label, seen FROM confirmed WHERE sender_chat_id IS NOT NULL
+        UNION ALL
+        SELECT 'channel', 'forwarded_from', forward_chat_id, forward_chat_username, forward_chat_title,
+               flag_id, alert_id, chat_id, label, seen FROM confirmed WHERE forward_chat_id IS NOT NULL;
+        -- For Datasette: every action with its post's chat and link, newest first.
+        CREATE VIEW moderation_log AS
+        SELECT m.id, datetime(m.at, 'unixepoch') AS at, m.action, m.outcome, m.telegram_answer,
+               COALESCE(m.actor_name, 'bot') AS actor, m.actor_id, m.chat_id, r.chat_title, m.message_id, r.link,
+               m.target_user_id, m.target_chat_id, m.flag_id, m.alert_id, r.label, r.score
+        FROM moderation_actions m LEFT JOIN flag_rows r ON r.id = m.flag_id ORDER BY m.id DESC;
+        """
+    )
+
+
 def text_hash(text: str) -> str:
     """Hash of a text after the normalisation that makes reposts of the same text compare equal."""
     key = " ".join(unicodedata.normalize("NFKC", text).casefold().split())
@@ -482,6 +550,7 @@ class Storage:
                     "UPDATE posts SET watchlist = ? WHERE chat_id = ? AND message_id = ?",
                     [platforms, post.chat_id, post.message_id],
                 )
+            store_actors(self.db, post.chat_id, post.message_id, post.actors, keep=keep_text is not None)
             flag = old if old is not None and old["flag_id"] is not None else None
             if not promotion:
                 if flag is None or not flag_may(flag["status"], "withdraw"):
@@ -721,6 +790,11 @@ class Storage:
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             flag_rows,
         )
+        for _, post, verdict, _ in fresh:
+            if post.actors is not None:
+                store_actors(
+                    self.db, post.chat_id, post.message_id, post.actors, keep=verdict.is_promotion or store_benign_text
+                )
         for i, *_ in fresh:
             flag_id, alert_id = flag_of.get(i, (None, None))
             outcomes[i] = ScanOutcome(flag_id=flag_id, alert_id=alert_id)
@@ -742,6 +816,11 @@ class Storage:
                 if (digest, label) in wanted:
                     found[(digest, label)] = alert_id
         return found
+
+    def mark_alert_for_edit(self, alert_id: int | None) -> None:
+        """Have the outbox render a sent alert again (an action on one of its flags changed what it shows)."""
+        with self.transaction():
+            self._mark_alert_for_edit(alert_id)
 
     def alert(self, alert_id: int) -> dict | None:
         return next(self.db.query("SELECT * FROM alerts WHERE id = ?", [alert_id]), None)

@@ -38,6 +38,8 @@ def test_export_csv_has_the_columns_and_values(tmp_path):
         "reasons",
         "text",
         "watchlist",
+        "sender",
+        "actions",
     ]
     assert [(r["message_id"], r["status"], r["reviewed_by"]) for r in table] == [
         ("5", "pending", ""),

@@ -85,6 +85,8 @@ def test_rows_have_the_columns_and_values(tmp_path):
             "reasons",
             "text",
             "watchlist",
+            "sender",
+            "actions",
         ]
         == EXPORT_COLUMNS
     )
@@ -103,6 +105,8 @@ def test_rows_have_the_columns_and_values(tmp_path):
         "reasons": "presale; pre",
         "text": "Presale of $OLD ends",
         "watchlist": "",
+        "sender": "",
+        "actions": "",
     }
     assert (relabelled["label"], relabelled["status"], relabelled["reviewed_by"]) == ("ico", "relabelled", "112")
     assert relabelled["link"] == "https://t.me/signals/7"
@@ -257,7 +261,7 @@ def test_a_separator_inside_a_text_cannot_start_a_new_cell(tmp_path):
     )
     header, line = csv_of(storage).splitlines()
     assert line.startswith('-1001111111111,"Gems;=1+2",1,')
-    assert line.endswith(',"presale; pre","presale;=1+2,=3+4\t@x",""')  # no listed platform: an empty watchlist cell
+    assert line.endswith(',"presale; pre","presale;=1+2,=3+4\t@x","","",""')  # no platform, sender or action
     assert ",0.97," in line
     [row] = list(csv.DictReader(io.StringIO(csv_of(storage))))
     assert row["text"] == "presale;=1+2,=3+4\t@x" and row["chat_title"] == "Gems;=1+2"

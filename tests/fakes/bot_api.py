@@ -68,6 +68,9 @@ class FakeBotApi:
         self._outage_until = 0.0
         self._outage_mode = "hang"
         self.polls: list[Poll] = []  # every getUpdates that reached the HTTP server, in arrival order
+        # Acting on flags (issue 15): chat members as getChatMember answers, refusals by (method, chat id).
+        self.members: dict[tuple[int, int], dict] = {}
+        self.refusals: dict[tuple[str, int], list[tuple[int, str]]] = {}
 
     # -- test side ------------------------------------------------------------------------------
     def push_update(self, update: dict) -> int:
@@ -132,6 +135,11 @@ class FakeBotApi:
                     body["parameters"] = {"retry_after": retry_after}
                     body["description"] = f"Too Many Requests: retry after {retry_after}"
                 return status, body
+            refused = self._refusal(method, params)
+            if refused is not None:
+                status, description = refused
+                self.calls.append(Call(method, params, files or {}, status=status))
+                return status, {"ok": False, "error_code": status, "description": description}
             refusal = _over_limits(method, params)
             if refusal is not None:
                 self.calls.append(Call(method, params, files or {}, status=400))
@@ -173,8 +181,63 @@ class FakeBotApi:
             return message
         if method == "getMyCommands":
             return []
+        if method == "getChatMember":
+            return self.member(int(params["chat_id"]), int(params["user_id"]))
+        if method == "editMessageReplyMarkup":
+            key = (int(params["chat_id"]), int(params["message_id"]))
+            message = self.messages.get(key, {"message_id": key[1], "date": int(time.time()), "chat": {"id": key[0]}})
+            self.messages[key] = message | {"reply_markup": _as_json(params.get("reply_markup")) or {}}
+            return self.messages[key]
         # setMyCommands, deleteWebhook, answerCallbackQuery, setWebhook, close, logOut …
         return True
+
+    # -- acting on flags: getChatMember, deleteMessage, banChatMember, banChatSenderChat ----------------------
+    def set_member(self, chat_id: int, user_id: int = BOT_USER["id"], status: str = "administrator", **rights) -> None:
+        """What getChatMember answers for a user (by default the bot) in a chat. An administrator gets every
+        right unless told otherwise: ``set_member(chat, can_restrict_members=False)``."""
+        member = {
+            "user": BOT_USER if user_id == BOT_USER["id"] else {"id": user_id, "is_bot": False, "first_name": "U"}
+        }
+        member["status"] = status
+        if status == "administrator":
+            member |= {right: True for right in _ADMIN_RIGHTS} | {"can_be_edited": False, "is_anonymous": False}
+        if status == "kicked":
+            member["until_date"] = 0
+        with self._lock:
+            self.members[(chat_id, user_id)] = member | rights
+
+    def member(self, chat_id: int, user_id: int) -> dict:
+        """A member set with set_member; anyone else is a plain member (the bot: no rights to act)."""
+        user = BOT_USER if user_id == BOT_USER["id"] else {"id": user_id, "is_bot": False, "first_name": "U"}
+        return self.members.get((chat_id, user_id), {"user": user, "status": "member"})
+
+    def refuse(self, method: str, chat_id: int, description: str, status: int = 400, times: int = 1) -> None:
+        """Answer the next calls of ``method`` in ``chat_id`` with an error, as Telegram words it:
+        ``refuse("deleteMessage", chat, "Bad Request: message can't be deleted")``."""
+        with self._lock:
+            self.refusals.setdefault((method, chat_id), []).extend([(status, description)] * times)
+
+    def _refusal(self, method: str, params: dict) -> tuple[int, str] | None:
+        try:
+            chat_id = int(params.get("chat_id"))
+        except (TypeError, ValueError):
+            return None
+        queued = self.refusals.get((method, chat_id))
+        return queued.pop(0) if queued else None
+
+
+_ADMIN_RIGHTS = (
+    "can_manage_chat",
+    "can_delete_messages",
+    "can_manage_video_chats",
+    "can_restrict_members",
+    "can_promote_members",
+    "can_change_info",
+    "can_invite_users",
+    "can_post_stories",
+    "can_edit_stories",
+    "can_delete_stories",
+)
 
 
 def _as_json(value):
@@ -241,7 +304,7 @@ class InMemoryRequest(BaseRequest):
 
 
 # Form fields arrive as strings; these carry numbers or JSON in the Bot API.
-_INT_FIELDS = {"chat_id", "message_id", "offset", "limit", "timeout", "user_id"}
+_INT_FIELDS = {"chat_id", "message_id", "offset", "limit", "timeout", "user_id", "sender_chat_id"}
 
 
 class FakeBotApiServer:
