@@ -49,7 +49,10 @@ class PlatformError(ValueError):
 def clean_domain(value: str) -> str:
     """A listed domain as matching reads it: lower case, no scheme, ``www.``, port, path or final dot."""
     text = unicodedata.normalize("NFKC", value.strip()).casefold()
-    host = (urlsplit(text if "://" in text else "//" + text).hostname or "") if text else ""
+    try:
+        host = (urlsplit(text if "://" in text else "//" + text).hostname or "") if text else ""
+    except ValueError:  # "[", an unclosed IPv6 bracket
+        host = ""
     host = host.rstrip(".").removeprefix("www.")
     if not _DOMAIN.fullmatch(host):
         raise PlatformError(f"{value!r} is not a domain (expected something like example.com)")
