@@ -14,7 +14,14 @@ from click.testing import CliRunner
 from bot.cli import cli
 from bot.post import Post
 from bot.storage import Storage, migrations
-from bot.watchlist import import_platforms, load_watchlist, refresh, remove_platform, stored_platforms
+from bot.watchlist import (
+    import_platforms,
+    load_watchlist,
+    refresh,
+    refresh_in_thread,
+    remove_platform,
+    stored_platforms,
+)
 from classifier import Platform
 from classifier.verdict import Verdict
 from classifier.watchlist import PlatformMatch
@@ -232,11 +239,13 @@ async def test_refresh_follows_the_table_and_a_swapped_classifier(bot_factory):
     assert svc.classifier.watchlist is svc.watchlist and len(svc.watchlist.platforms) == 22
     assert refresh(svc) is False  # nothing changed
     import_platforms(svc.storage, [FOOEX], "x.csv")
-    assert refresh(svc) is True and len(svc.classifier.watchlist.platforms) == 23
+    assert await refresh_in_thread(svc) is True and len(svc.classifier.watchlist.platforms) == 23
     from tests.fakes.classifier import FakeClassifier
 
     svc.classifier = FakeClassifier()  # a retrained model swapped in
-    assert refresh(svc) is False and svc.classifier.watchlist is svc.watchlist
+    assert await refresh_in_thread(svc) is False and svc.classifier.watchlist is svc.watchlist
+    remove_platform(svc.storage, "Fooex")
+    assert refresh(svc) is True and len(svc.classifier.watchlist.platforms) == 22
 
 
 def cli_line() -> list[str]:
