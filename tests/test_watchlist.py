@@ -238,3 +238,11 @@ def test_any_list_compiles(domains, aliases):
             pass
     watchlist = Watchlist([Platform("X", tuple(cleaned), tuple(a for a in aliases if a.strip()))])
     watchlist.match(" ".join(domains + aliases))
+
+
+def test_what_no_host_name_can_be_is_not_looked_at():
+    # DNS labels are at most 63 characters and host names 253: longer runs are not hosts, and their
+    # one-edit neighbourhoods would cost memory and time for nothing.
+    assert [m.rule for m in LIST.match("mybinance" + "x" * 54 + ".com")] == [MIRROR]  # a 63-letter label
+    assert LIST.match("mybinance" + "x" * 55 + ".com") == ()
+    assert [m.rule for m in LIST.match("a." * 130 + "binance.vip")] == [NAME]  # 271 characters: only the word
