@@ -13,7 +13,7 @@ import io
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
@@ -178,7 +178,3 @@ def default_platforms() -> tuple[Platform, ...]:
     if problems:  # a broken bundled file is a packaging error, not a user's
         raise RuntimeError(f"classifier/data/platforms.csv: {problems[0]}")
     return tuple(p for _, p in found)
-
-
-def platform_names(platforms: Iterable[Platform]) -> list[str]:
-    return [p.name for p in platforms]

@@ -231,9 +231,6 @@ class Watchlist:
             found.setdefault((m.platform, m.rule, m.found), m)
         return tuple(sorted(found.values(), key=lambda m: (not m.flags, m.rule == NAME)))
 
-    def match_many(self, texts: Iterable[str]) -> list[tuple[PlatformMatch, ...]]:
-        return [self.match(t) for t in texts]
-
     def _host_matches(self, host: str) -> tuple[PlatformMatch, ...]:
         matches = self._host_cache.get(host)
         if matches is None:
@@ -341,11 +338,6 @@ def _hosts(text: str) -> list[str]:
 def _contains_run(words: list[str], run: tuple[str, ...]) -> bool:
     n = len(run)
     return any(tuple(words[i : i + n]) == run for i, w in enumerate(words) if w == run[0])
-
-
-def platform_names(matches: Iterable[PlatformMatch]) -> list[str]:
-    """The platforms of some matches, each once, in order."""
-    return list(dict.fromkeys(m.platform for m in matches))
 
 
 _default: Watchlist | None = None
