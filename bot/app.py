@@ -38,6 +38,7 @@ from bot.settings import ConfigError, Settings
 from bot.storage import Storage
 from bot.watch_job import schedule_watch
 from bot.watchlist import refresh as refresh_watchlist
+from bot.watchlist import refresh_in_thread as refresh_watchlist_in_thread
 from bot.webhook import use_webhook_intake
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ async def model_watch_job(context: BotContext) -> None:
     if svc.model_watcher is not None:
         await svc.model_watcher.check(svc)
     try:
-        refresh_watchlist(svc)
+        await refresh_watchlist_in_thread(svc)
     except sqlite3.Error as exc:
         log.error("watchlist not read: database error %s; keeping the list in use", exc)
 

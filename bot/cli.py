@@ -634,6 +634,8 @@ def watchlist_import(app, file, db_path):
     (space-separated; lists in JSONL), note. Importing the same file twice changes nothing. A row that
     cannot be read is reported with its line number and the rest is imported; the exit code is then 1.
     """
+    import sqlite3
+
     from bot.watchlist import import_platforms
     from classifier import read_platforms
 
@@ -648,6 +650,8 @@ def watchlist_import(app, file, db_path):
     try:
         result = import_platforms(storage, [p for _, p in found], source=file.name)
         total = next(storage.db.query("SELECT COUNT(*) AS n FROM watchlist"))["n"]
+    except sqlite3.Error as exc:  # locked, read-only: the import is one transaction, nothing half-done
+        raise click.ClickException(f"database error, nothing imported: {exc}") from None
     finally:
         storage.close()
     click.echo(
@@ -690,11 +694,15 @@ def watchlist_list(app, fmt, output, db_path):
 @pass_app
 def watchlist_remove(app, name, db_path):
     """Take the platform NAME (any case) off the list. Posts and flags already stored keep what they recorded."""
+    import sqlite3
+
     from bot.watchlist import remove_platform
 
     storage = _open_db(app.settings, db_path)
     try:
         removed = remove_platform(storage, name)
+    except sqlite3.Error as exc:
+        raise click.ClickException(f"database error, nothing removed: {exc}") from None
     finally:
         storage.close()
     if removed is None:

@@ -35,7 +35,7 @@ from bot.settings import MAX_STATS_DAYS
 from bot.storage import Storage
 from bot.verdict_text import verdict_text
 from bot.watched_channels import add_channels, remove_channels, watched
-from bot.watchlist import refresh as refresh_watchlist
+from bot.watchlist import refresh_in_thread as refresh_watchlist_in_thread
 
 log = logging.getLogger(__name__)
 
@@ -356,7 +356,7 @@ async def reload(update: Update, context: BotContext) -> None:
         log.error("model reload failed, keeping %s: %s", old, exc)
         await update.effective_message.reply_text(f"Reload failed, still using {old}: {exc}")
         return
-    refresh_watchlist(svc)  # the new classifier matches the current watchlist too
+    await refresh_watchlist_in_thread(svc)  # the new classifier matches the current watchlist too
     log.info("model reloaded: %s -> %s", old, svc.classifier.version)
     await update.effective_message.reply_text(f"Model reloaded: {old} → {svc.classifier.version}")
 

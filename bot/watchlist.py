@@ -8,6 +8,7 @@ import`` adds or updates platforms by name; the running bot sees the change at i
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import logging
@@ -93,17 +94,42 @@ def signature(storage: Storage) -> tuple:
 
 def refresh(svc) -> bool:
     """Give the services' classifier the stored list: read again when the table changed since the last look,
-    and handed to a classifier swapped in since (a retrained model, /reload). True when the list was read."""
+    and handed to a classifier swapped in since (a retrained model, /reload). True when the list was read.
+    For start-up; the running bot uses :func:`refresh_in_thread`."""
+    platforms, current = _changed(svc)
+    if platforms is not None:
+        _use(svc, Watchlist(platforms), current)
+    _hand_over(svc)
+    return platforms is not None
+
+
+async def refresh_in_thread(svc) -> bool:
+    """:func:`refresh`, compiling a changed list in a worker thread: 2,000 platforms take about a second,
+    which the event loop must not wait for. The table is read here, in the loop's thread (the connection
+    belongs to it)."""
+    platforms, current = _changed(svc)
+    if platforms is not None:
+        _use(svc, await asyncio.to_thread(Watchlist, platforms), current)
+    _hand_over(svc)
+    return platforms is not None
+
+
+def _changed(svc) -> tuple[list[Platform] | None, tuple]:
     current = signature(svc.storage)
-    read = current != svc.watchlist_signature or svc.watchlist is None
-    if read:
-        svc.watchlist = load_watchlist(svc.storage)
-        if svc.watchlist_signature is not None:
-            log.info("watchlist changed: %d listed platforms", len(svc.watchlist.platforms))
-        svc.watchlist_signature = current
+    if current == svc.watchlist_signature and svc.watchlist is not None:
+        return None, current
+    return stored_platforms(svc.storage), current
+
+
+def _use(svc, watchlist: Watchlist, current: tuple) -> None:
+    if svc.watchlist_signature is not None:
+        log.info("watchlist changed: %d listed platforms", len(watchlist.platforms))
+    svc.watchlist, svc.watchlist_signature = watchlist, current
+
+
+def _hand_over(svc) -> None:
     if getattr(svc.classifier, "watchlist", None) is not svc.watchlist:
         svc.classifier.watchlist = svc.watchlist
-    return read
 
 
 def write_platforms(platforms: list[Platform], out: IO[str], fmt: str) -> None:

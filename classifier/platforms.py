@@ -13,7 +13,7 @@ import io
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
@@ -49,7 +49,10 @@ class PlatformError(ValueError):
 def clean_domain(value: str) -> str:
     """A listed domain as matching reads it: lower case, no scheme, ``www.``, port, path or final dot."""
     text = unicodedata.normalize("NFKC", value.strip()).casefold()
-    host = (urlsplit(text if "://" in text else "//" + text).hostname or "") if text else ""
+    try:
+        host = (urlsplit(text if "://" in text else "//" + text).hostname or "") if text else ""
+    except ValueError:  # "[", an unclosed IPv6 bracket
+        host = ""
     host = host.rstrip(".").removeprefix("www.")
     if not _DOMAIN.fullmatch(host):
         raise PlatformError(f"{value!r} is not a domain (expected something like example.com)")
@@ -175,7 +178,3 @@ def default_platforms() -> tuple[Platform, ...]:
     if problems:  # a broken bundled file is a packaging error, not a user's
         raise RuntimeError(f"classifier/data/platforms.csv: {problems[0]}")
     return tuple(p for _, p in found)
-
-
-def platform_names(platforms: Iterable[Platform]) -> list[str]:
-    return [p.name for p in platforms]

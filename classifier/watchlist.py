@@ -47,6 +47,7 @@ DOMAIN, NAME, LOOKALIKE, MIRROR = "domain", "name", "look-alike", "mirror"
 FLAGGING_RULES = frozenset({LOOKALIKE, MIRROR})
 MIN_NAME = 3  # shorter names ("xt") are matched only in the text and as listed domains
 MIN_FUZZY = 5  # one edit away, for names of at least this many letters
+MAX_HOST, MAX_LABEL = 253, 63  # the DNS's limits on a host name and on one label
 HOST_CACHE = 10_000  # host names whose matches are kept
 MIN_INSIDE = 7  # a name inside a longer host label, for names of at least this many letters
 # Top-level names reserved for documentation and tests (RFC 2606, 6761): not in the public suffix list, but
@@ -230,9 +231,6 @@ class Watchlist:
             found.setdefault((m.platform, m.rule, m.found), m)
         return tuple(sorted(found.values(), key=lambda m: (not m.flags, m.rule == NAME)))
 
-    def match_many(self, texts: Iterable[str]) -> list[tuple[PlatformMatch, ...]]:
-        return [self.match(t) for t in texts]
-
     def _host_matches(self, host: str) -> tuple[PlatformMatch, ...]:
         matches = self._host_cache.get(host)
         if matches is None:
@@ -254,6 +252,8 @@ class Watchlist:
         return None
 
     def _match_host(self, host: str) -> list[PlatformMatch]:
+        if len(host) > MAX_HOST:  # no such host name exists; a long run of dots and letters is not one
+            return []
         listed = self._listed(host)
         if listed is not None:
             return [PlatformMatch(self._domains[listed], DOMAIN, host, listed)]
@@ -267,7 +267,7 @@ class Watchlist:
         for label in split[1]:
             parts = label.split("-")
             for part in dict.fromkeys([label.replace("-", ""), *parts] if len(parts) > 1 else parts):
-                if part.isascii() and len(part) >= MIN_NAME:
+                if part.isascii() and MIN_NAME <= len(part) <= MAX_LABEL:
                     matches += self._match_label(part, host)
         # One match per platform and host; a look-alike says more than a mirror ("b1nance-vip" is both).
         best: dict[str, PlatformMatch] = {}
@@ -338,11 +338,6 @@ def _hosts(text: str) -> list[str]:
 def _contains_run(words: list[str], run: tuple[str, ...]) -> bool:
     n = len(run)
     return any(tuple(words[i : i + n]) == run for i, w in enumerate(words) if w == run[0])
-
-
-def platform_names(matches: Iterable[PlatformMatch]) -> list[str]:
-    """The platforms of some matches, each once, in order."""
-    return list(dict.fromkeys(m.platform for m in matches))
 
 
 _default: Watchlist | None = None

@@ -14,7 +14,14 @@ from click.testing import CliRunner
 from bot.cli import cli
 from bot.post import Post
 from bot.storage import Storage, migrations
-from bot.watchlist import import_platforms, load_watchlist, refresh, remove_platform, stored_platforms
+from bot.watchlist import (
+    import_platforms,
+    load_watchlist,
+    refresh,
+    refresh_in_thread,
+    remove_platform,
+    stored_platforms,
+)
 from classifier import Platform
 from classifier.verdict import Verdict
 from classifier.watchlist import PlatformMatch
@@ -199,6 +206,21 @@ def test_import_of_an_unreadable_file_is_one_line_and_changes_nothing(run, tmp_p
     assert not (tmp_path / "bot.db").exists()
 
 
+def test_import_into_a_locked_database_is_one_line_and_imports_nothing(run, tmp_path):
+    (tmp_path / "list.csv").write_text(LIST_CSV, encoding="utf-8")
+    Storage.open(tmp_path / "bot.db").close()
+    holder = sqlite3.connect(tmp_path / "bot.db")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        result = run("watchlist", "import", "list.csv")
+    finally:
+        holder.rollback()
+        holder.close()
+    assert result.exit_code == 1 and "database error, nothing imported" in result.output
+    assert "Traceback" not in result.output
+    assert "Fooex" not in run("watchlist", "list").output
+
+
 def test_check_uses_the_databases_list(run, tmp_path):
     assert "look-alike" not in run("check", LOOKALIKE_POST).output  # Fooex is not on the bundled list
     (tmp_path / "list.csv").write_text(LIST_CSV, encoding="utf-8")
@@ -228,17 +250,28 @@ def test_scan_uses_the_list_of_the_database_it_scans_into(run, tmp_path):
 # -- the live bot -------------------------------------------------------------------------------
 
 
+async def test_stats_counts_posts_per_listed_platform(bot_factory):
+    harness = await bot_factory()
+    for i, matches in enumerate([[MENTION], [LOOKALIKE, MENTION]]):
+        harness.services.store_scan(Post(-100, i, f"post {i}"), verdict("trading_service", matches))
+    await harness.send(U.command("/stats", {"id": 111, "type": "private", "first_name": "Mia"}))
+    (reply,) = [c.params["text"] for c in harness.api.calls_to("sendMessage")]
+    assert "Posts naming listed platforms: OKX 2 (2 flagged), Binance 1 (1 flagged)" in reply
+
+
 async def test_refresh_follows_the_table_and_a_swapped_classifier(bot_factory):
     harness = await bot_factory()
     svc = harness.services
     assert svc.classifier.watchlist is svc.watchlist and len(svc.watchlist.platforms) == 22
     assert refresh(svc) is False  # nothing changed
     import_platforms(svc.storage, [FOOEX], "x.csv")
-    assert refresh(svc) is True and len(svc.classifier.watchlist.platforms) == 23
+    assert await refresh_in_thread(svc) is True and len(svc.classifier.watchlist.platforms) == 23
     from tests.fakes.classifier import FakeClassifier
 
     svc.classifier = FakeClassifier()  # a retrained model swapped in
-    assert refresh(svc) is False and svc.classifier.watchlist is svc.watchlist
+    assert await refresh_in_thread(svc) is False and svc.classifier.watchlist is svc.watchlist
+    remove_platform(svc.storage, "Fooex")
+    assert refresh(svc) is True and len(svc.classifier.watchlist.platforms) == 22
 
 
 def cli_line() -> list[str]:

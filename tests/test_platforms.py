@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from classifier.platforms import Platform, PlatformError, clean_domain, default_platforms, read_platforms
 
@@ -84,7 +86,7 @@ def test_domains_are_cleaned(value, domain):
     assert clean_domain(value) == domain
 
 
-@pytest.mark.parametrize("value", ["binance", "", "bin ance.com", "1.2.3.4", "-x.com"])
+@pytest.mark.parametrize("value", ["binance", "", "bin ance.com", "1.2.3.4", "-x.com", "[", "http://[::1"])
 def test_what_is_not_a_domain(value):
     with pytest.raises(PlatformError):
         clean_domain(value)
@@ -95,3 +97,11 @@ def test_the_bundled_list_reads_cleanly():
     assert len(platforms) == 22
     assert all(p.domains for p in platforms)
     assert next(p for p in platforms if p.name == "Huobi").aliases == ("火币", "火幣", "htx")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=400), st.builds(lambda body: "name,domains,aliases,note\n" + body, st.text())))
+def test_any_file_text_reads_without_error(text):
+    found, problems = read_platforms(text)
+    assert all(isinstance(p, Platform) and p.name for _, p in found)
+    assert all(p.line >= 1 and p.message for p in problems)

@@ -1,6 +1,8 @@
 import pickle
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from classifier.platforms import Platform, default_platforms
 from classifier.watchlist import DOMAIN, LOOKALIKE, MIRROR, NAME, Watchlist, default_watchlist, fold_host, skeleton
@@ -202,3 +204,45 @@ def test_matching_does_not_grow_with_the_list():
     assert rules(text, big) == {("Binance", LOOKALIKE), ("Exchange17", NAME), ("Exchange2999", DOMAIN)} | {
         ("Exchange2999", NAME)
     }
+
+
+# -- hostile input ------------------------------------------------------------------------------
+
+HOSTILE = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(list("binance.okx-0123456789 xn--.comvip币安火币\u200b．。/:@")),
+        st.characters(blacklist_categories=("Cs",)),
+    ),
+    max_size=200,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(HOSTILE)
+def test_any_text_is_matched_without_error_and_only_to_listed_platforms(text):
+    matches = LIST.match(text)
+    assert {m.platform for m in matches} <= {p.name for p in LIST.platforms}
+    assert LIST.match(text) == matches  # the host cache changes nothing
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(max_size=30), max_size=4), st.lists(st.text(max_size=30), max_size=4))
+def test_any_list_compiles(domains, aliases):
+    from classifier.platforms import PlatformError, clean_domain
+
+    cleaned = []
+    for domain in domains:
+        try:
+            cleaned.append(clean_domain(domain))
+        except PlatformError:
+            pass
+    watchlist = Watchlist([Platform("X", tuple(cleaned), tuple(a for a in aliases if a.strip()))])
+    watchlist.match(" ".join(domains + aliases))
+
+
+def test_what_no_host_name_can_be_is_not_looked_at():
+    # DNS labels are at most 63 characters and host names 253: longer runs are not hosts, and their
+    # one-edit neighbourhoods would cost memory and time for nothing.
+    assert [m.rule for m in LIST.match("mybinance" + "x" * 54 + ".com")] == [MIRROR]  # a 63-letter label
+    assert LIST.match("mybinance" + "x" * 55 + ".com") == ()
+    assert [m.rule for m in LIST.match("a." * 130 + "binance.vip")] == [NAME]  # 271 characters: only the word
