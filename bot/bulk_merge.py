@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timezone
 from pathlib import Path
 
+from bot.bulk_scan import output_schema
 from bot.history_scan import NEVER_ALERT
 from bot.post import Post
 from classifier import BENIGN, Reason, Verdict
@@ -33,7 +34,8 @@ def merge_flags(dataset: Path, storage) -> MergeCounts:
     import pyarrow.dataset as ds
 
     counts = MergeCounts()
-    table = ds.dataset(dataset, format="parquet")
+    # The schema given, so that a dataset with no part file (every input skipped) is merely empty.
+    table = ds.dataset(dataset, format="parquet", schema=output_schema())
     for batch in table.to_batches(filter=ds.field("label") != BENIGN, batch_size=MERGE_BATCH):
         scans = []
         for row in batch.to_pylist():

@@ -280,7 +280,6 @@ def bulk_scan(
     model_path: Path,
     write_all: bool = False,
     progress: Callable[[int], object] | None = None,
-    partition_sizes: dict | None = None,
 ) -> dict:
     """Scan every input on the client's cluster; writes the dataset and summary.json under ``out`` and
     returns the summary. ``progress(n)`` returns a context manager with ``update(k)`` (click's bar)."""
@@ -289,7 +288,7 @@ def bulk_scan(
     started = time.time()
     out = out.resolve()
     dataset = prepare_output(out, write_all)
-    partitions, skipped = expand_inputs([os.path.abspath(i) for i in inputs], **(partition_sizes or {}))
+    partitions, skipped = expand_inputs([os.path.abspath(i) for i in inputs])
     try:
         client.register_plugin(ModelPlugin(str(Path(model_path).resolve())), name=PLUGIN_NAME)
     except Exception as exc:  # raised on a worker: the model file is not there, or not that model

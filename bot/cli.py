@@ -585,6 +585,15 @@ def bulk_scan_command(app, inputs, out, scheduler, workers, write_all, into_db, 
         if storage is not None:
             storage.close()
         raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        if storage is not None:
+            storage.close()
+        click.echo(
+            f"\ninterrupted: the part files written so far are in {out}, without a summary.json; run the same "
+            "command again to scan everything (it replaces that output)",
+            err=True,
+        )
+        sys.exit(130)
     for skipped in summary["skipped_inputs"]:
         click.echo(f"skipped {skipped['input']}: {skipped['reason']}", err=True)
     for problem in summary["problems"]:

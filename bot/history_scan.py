@@ -1,9 +1,10 @@
 """The history scan behind ``compliance-bot scan``: posts from exports and JSONL files, classified and stored.
 
-Scanned posts go through the same storage path as live ones (:meth:`Storage.record_scan`), so a post
-seen in an export and live is one row and an edit is a new version. Flags found in history never alert
-one by one (a year of a channel would flood the moderators); they wait in the review queue (/pending)
-and in the digest, and ``scan --alert`` sends a digest of them at once.
+Scanned posts are stored a batch at a time by :meth:`Storage.record_scans`, which stores what
+:meth:`Storage.record_scan` stores for a live post, so a post seen in an export and live is one row and an
+edit is a new version. Flags found in history never alert one by one (a year of a channel would flood the
+moderators); they wait in the review queue (/pending) and in the digest, and ``scan --alert`` sends a digest
+of them at once.
 """
 
 from __future__ import annotations

@@ -682,16 +682,20 @@ class Storage:
 
     def _stored_hashes(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], str]:
         """The text hash stored for each (chat id, message id) that is stored."""
+        by_chat: dict[int, list[int]] = {}
+        for chat_id, message_id in dict.fromkeys(keys):
+            by_chat.setdefault(chat_id, []).append(message_id)
         found = {}
-        unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), _KEYS_PER_QUERY):
-            chunk = unique[start : start + _KEYS_PER_QUERY]
-            for row in self.db.execute(
-                f"""SELECT chat_id, message_id, text_hash FROM posts
-                    WHERE (chat_id, message_id) IN (VALUES {",".join(["(?, ?)"] * len(chunk))})""",
-                [value for key in chunk for value in key],
-            ):
-                found[(row[0], row[1])] = row[2]
+        for chat_id, message_ids in by_chat.items():
+            for start in range(0, len(message_ids), _KEYS_PER_QUERY):
+                chunk = message_ids[start : start + _KEYS_PER_QUERY]
+                # One chat a query: `(chat_id, message_id) IN (VALUES …)` would scan the whole table.
+                for message_id, digest in self.db.execute(
+                    f"""SELECT message_id, text_hash FROM posts
+                        WHERE chat_id = ? AND message_id IN ({",".join("?" * len(chunk))})""",
+                    [chat_id, *chunk],
+                ):
+                    found[(chat_id, message_id)] = digest
         return found
 
     def _store_fresh(self, fresh: list, outcomes: list, threshold: float, store_benign_text: bool, now: float) -> None:

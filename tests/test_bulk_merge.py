@@ -53,3 +53,9 @@ def test_a_later_scan_with_an_edited_text_reopens_the_flag_as_a_new_version(tmp_
     assert counts.stored == 1
     assert [v["version"] for v in storage.post_versions(-1001, 1)] == [1, 2]
     assert storage.flag(1)["status"] == "pending" and storage.flag(1)["label"] == flag["label"] == "ico"
+
+
+def test_an_empty_output_merges_nothing(tmp_path):
+    (tmp_path / "flags").mkdir()
+    counts = merge_flags(tmp_path / "flags", Storage.open(tmp_path / "bot.db"))
+    assert (counts.stored, counts.already, counts.no_chat_id) == (0, 0, 0)

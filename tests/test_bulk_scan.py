@@ -319,3 +319,36 @@ def test_end_to_end_with_dask_scheduler_and_workers_started_as_processes(tmp_pat
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def test_ctrl_c_stops_the_scan_and_its_cluster_in_one_line(tmp_path, model_path):
+    import signal
+
+    import psutil
+
+    inputs = [posts_jsonl(tmp_path / f"p{i}.jsonl", -1001000000010 - i, 20_000) for i in range(4)]
+    process = subprocess.Popen(
+        [*COMPLIANCE_BOT, "bulk-scan", *map(str, inputs), "--out", "out", "--workers", "1"],
+        env=process_env(tmp_path, model_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        seen = ""
+        while "Scanning 4 partitions" not in seen:  # the cluster is up and the tasks are submitted
+            character = process.stderr.read(1)
+            assert character, seen
+            seen += character
+        workers = psutil.Process(process.pid).children(recursive=True)
+        assert workers  # the local cluster's nanny and worker processes
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert "interrupted: the part files written so far are in out" in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "summary.json").exists()
+    psutil.wait_procs(workers, timeout=30)
+    assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
