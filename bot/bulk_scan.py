@@ -65,6 +65,7 @@ def output_schema():
             ),
             ("model_version", pa.string()),
             ("language", pa.string()),
+            ("watchlist", pa.list_(pa.string())),  # the listed platforms the post names or links (issue 11)
             ("chat_title", pa.string()),
             ("text", pa.string()),
             ("source", pa.string()),  # the input file
@@ -135,6 +136,7 @@ def scan_partition(partition: Partition, *, out_dir: str, write_all: bool) -> di
         "error": error,
         "flags": dict(part.flags),
         "flags_by_chat": dict(part.flags_by_chat),
+        "posts_by_platform": dict(part.posts_by_platform),
         "rows": part.rows,
         "model_version": model.version,
         "worker": get_worker().address,
@@ -160,11 +162,14 @@ class _PartWriter:
         self.columns: dict[str, list] = {name: [] for name in self.schema.names}
         self.flags: Counter = Counter()
         self.flags_by_chat: Counter = Counter()
+        self.posts_by_platform: Counter = Counter()
         self.rows = 0
 
     def add(self, posts: list[ArchivePost], verdicts: list) -> None:
         columns = self.columns
         for post, verdict in zip(posts, verdicts):
+            platforms = verdict.platforms
+            self.posts_by_platform.update(platforms)
             if verdict.is_promotion:
                 self.flags[verdict.label] += 1
                 self.flags_by_chat[post.chat] += 1
@@ -182,6 +187,7 @@ class _PartWriter:
             )
             columns["model_version"].append(verdict.model_version)
             columns["language"].append(verdict.language)
+            columns["watchlist"].append(platforms)
             columns["chat_title"].append(post.chat_title)
             columns["text"].append(post.text)
             columns["source"].append(self.source)
@@ -318,11 +324,12 @@ def bulk_scan(
 
 
 def _summary(results, skipped, partitions, started, dataset, out, write_all) -> dict:
-    flags, by_chat, workers = Counter(), Counter(), {}
+    flags, by_chat, by_platform, workers = Counter(), Counter(), Counter(), {}
     problems, versions = [], set()
     for r in results:
         flags.update(r["flags"])
         by_chat.update(r["flags_by_chat"])
+        by_platform.update(r["posts_by_platform"])
         workers[r["worker"]] = max(workers.get(r["worker"], 0), r["worker_peak_rss_mb"])
         versions.add(r["model_version"])
         problems += r["problems"]
@@ -341,6 +348,8 @@ def _summary(results, skipped, partitions, started, dataset, out, write_all) -> 
         "flags": sum(flags.values()),
         "flags_per_label": dict(sorted(flags.items())),
         "flags_per_chat": dict(by_chat.most_common()),
+        # Posts (flagged or not) that name or link a platform of the bundled watchlist.
+        "posts_per_listed_platform": dict(by_platform.most_common()),
         "skipped_inputs": skipped,
         "skipped_lines": sum(r["skipped_lines"] for r in results),
         "problems": problems[:100],

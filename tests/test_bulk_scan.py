@@ -198,6 +198,11 @@ def test_all_writes_every_verdict_and_parquet_and_channel_names_are_read(tmp_pat
     assert {r["label"] for r in table} >= {"benign", "ico"}
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["flags"] == sum(r["label"] != "benign" for r in table) and summary["dataset"] == "verdicts"
+    # Every sixth text names Bybit: the listed platform is in its row and counted in the summary.
+    naming = [r for r in table if "Bybit" in r["text"]]
+    assert naming and all(r["watchlist"] == ["Bybit"] for r in naming)
+    assert all(r["watchlist"] == [] for r in table if "Bybit" not in r["text"])
+    assert summary["posts_per_listed_platform"] == {"Bybit": len(naming)}
 
 
 def test_bad_options_get_one_clear_line(tmp_path, model_path):
