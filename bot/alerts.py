@@ -16,6 +16,7 @@ from html import escape
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.image_evidence import image_summary
 from bot.settings import TELEGRAM_GROUP_MESSAGES_PER_MINUTE
 from classifier import ICO, TRADING_SERVICE, Reason
 
@@ -75,8 +76,12 @@ def chat_line(flag: dict) -> str:
     return f"{title} · {post_anchor(flag)}"
 
 
+def _reasons(reasons_json: str) -> list[Reason]:
+    return [Reason(**r) for r in json.loads(reasons_json or "[]")]
+
+
 def reason_texts(reasons_json: str, limit: int) -> list[str]:
-    reasons = [Reason(**r) for r in json.loads(reasons_json or "[]")][:limit]
+    reasons = _reasons(reasons_json)[:limit]
     return [f"<code>{escape(excerpt(str(r), 80))}</code>" for r in reasons]
 
 
@@ -174,6 +179,8 @@ def _alert_block(view: AlertView, *, excerpt_chars: int, max_chats: int, max_rea
         reasons = reason_texts(flags[0]["reasons"], max_reasons)
         if reasons:
             lines.append("Why: " + " · ".join(reasons))
+    if flags and excerpt_chars and (seen := image_summary(text, _reasons(flags[0]["reasons"]), html=True)):
+        lines.append(seen)  # what the post showed in its picture, and which reasons came from it
     lines.append(status_line(view))
     return "\n".join(lines)
 

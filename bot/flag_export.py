@@ -24,6 +24,7 @@ EXPORT_COLUMNS = [
     "reviewed_at",
     "reasons",
     "text",
+    "text_from_image",
 ]
 
 # An export is written from whatever the database holds, and one row must never stop it: a database of an
@@ -93,6 +94,7 @@ def export_rows(storage: Storage, *, statuses=(), labels=(), since: float | None
             "reviewed_at": _iso(f["reviewed_at"]),
             "reasons": _reason_features(f["reasons"]),
             "text": f["text"],
+            "text_from_image": bool(f.get("text_from_image")),
         }
 
 

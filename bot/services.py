@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from telegram.ext import CallbackContext, ContextTypes, ExtBot
 
+from bot.image_text import ImageReader
 from bot.outbox import Outbox
 from bot.post import Post
 from bot.scan_batcher import ScanBatcher
@@ -46,6 +47,8 @@ class Services:
     _secret: bytes | None = field(default=None, init=False)
     # Posts being classified and stored together.
     scans: ScanBatcher = field(default_factory=ScanBatcher, init=False)
+    # Reads the text of the pictures of posts (OCR); None when OCR_ENABLED is off.
+    images: ImageReader | None = None
 
     def __post_init__(self):
         self.outbox = Outbox(self.storage, self.moderator_chat_id, self.alerts_per_minute)
