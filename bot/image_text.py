@@ -23,7 +23,6 @@ import asyncio
 import io
 import threading
 import warnings
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -90,10 +89,14 @@ def decode(data: bytes, max_pixels: int) -> tuple[Image.Image, bool]:
         raise ImageRefused("the file is empty")
     try:
         with warnings.catch_warnings():
-            # Pillow warns of, then refuses, "decompression bombs"; the size is checked and reduced below instead.
+            # Pillow warns of "decompression bombs" (more than MAX_IMAGE_PIXELS); they are refused below instead.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             width, height = image.size
+            if width * height > Image.MAX_IMAGE_PIXELS:  # decoding it whole would take gigabytes
+                raise ImageRefused(
+                    f"too large to decode safely ({width}×{height} pixels, over {Image.MAX_IMAGE_PIXELS:,})"
+                )
             downscaled = width * height > max_pixels
             if downscaled:
                 scale = (max_pixels / (width * height)) ** 0.5
@@ -175,15 +178,3 @@ class ImageReader:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def read_file(reader: ImageReader, path, missing: Callable[[str], None] | None = None) -> ImageText | None:
-    """Read the image at ``path`` now; None (after telling ``missing`` why) when there is no such file."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError as exc:
-        if missing is not None:
-            missing(f"{path}: {exc.strerror or exc}")
-        return None
-    return reader.read_now(data)

@@ -52,9 +52,7 @@ def image_lines(text: str | None) -> list[str]:
     return [line[len(IMAGE_MARK) :] for line in (text or "").splitlines() if line.startswith(IMAGE_MARK)]
 
 
-def scan_text(
-    visible: str | None, hidden: Iterable[str] = (), images: Iterable[Iterable[str]] = ()
-) -> str | None:
+def scan_text(visible: str | None, hidden: Iterable[str] = (), images: Iterable[Iterable[str]] = ()) -> str | None:
     """The visible text, then the text of each image (``images``: the lines read from each, one marked line per
     image, :func:`image_line`), then each hidden part not already in it, one per line, capped at MAX_CHARS; None
     when there is nothing to read (a sticker, a photo without caption or legible text)."""
