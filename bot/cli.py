@@ -15,12 +15,14 @@ from bot.settings import MAX_STATS_DAYS, ConfigError, Settings, load_settings
 class CliApp:
     """What the commands of one invocation share, kept in click's context object: the settings, read once
     on first use (so that ``--help`` works even with a malformed ``.env``), and the classifier, loaded (or
-    trained from the bundled corpus) once on first use. Tests hand in their own:
+    trained from the bundled corpus) once on first use, and the OCR reader likewise. Tests hand in their own:
     ``CliRunner().invoke(cli, args, obj=CliApp(classifier=FakeClassifier()))``."""
 
-    def __init__(self, settings: Settings | None = None, classifier=None):
+    def __init__(self, settings: Settings | None = None, classifier=None, image_reader=None):
         self._settings = settings
         self._classifier = classifier
+        if image_reader is not None:  # tests share one OCR engine; otherwise made from the settings on first use
+            self._image_reader = image_reader
 
     @property
     def settings(self) -> Settings:
