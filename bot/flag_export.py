@@ -23,8 +23,8 @@ EXPORT_COLUMNS = [
     "reviewed_by",
     "reviewed_at",
     "reasons",
-    "text",
     "text_from_image",
+    "text",
 ]
 
 # An export is written from whatever the database holds, and one row must never stop it: a database of an
@@ -93,8 +93,8 @@ def export_rows(storage: Storage, *, statuses=(), labels=(), since: float | None
             "reviewed_by": reviewer,
             "reviewed_at": _iso(f["reviewed_at"]),
             "reasons": _reason_features(f["reasons"]),
-            "text": f["text"],
             "text_from_image": bool(f.get("text_from_image")),
+            "text": f["text"],
         }
 
 

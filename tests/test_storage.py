@@ -272,3 +272,28 @@ def test_an_existing_database_upgrades_to_reviews_that_name_their_callback_query
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):  # still append-only
         storage.db.execute("UPDATE reviews SET callback_query_id = 'forged'")
     assert [r["decision"] for r in storage.reviews()] == ["confirm", "false_positive"]
+
+
+def test_posts_record_whether_their_text_came_from_an_image_and_old_databases_upgrade(tmp_path):
+    import sqlite_utils
+
+    from bot.flag_export import export_rows
+
+    path = tmp_path / "old.db"
+    db = sqlite_utils.Database(sqlite3.connect(path))
+    migrations.apply(db, stop_before="m007_image_text")  # a database of a release without OCR
+    old = Storage(db)
+    scan(old, Post(-1001111111111, 5, "Presale live", chat_title="Channel"))
+    old.close()
+    storage = Storage.open(path)
+    assert "m007_image_text" in [m.name for m in migrations.applied(storage.db)]
+    assert storage.post(-1001111111111, 5)["text_from_image"] == 0  # what was stored stays, as written text
+    picture = Post(-1001111111111, 6, "[image] PRESALE live now", chat_title="Channel", from_image=True)
+    scan(storage, picture)
+    assert storage.post(-1001111111111, 6)["text_from_image"] == 1
+    assert [(r["message_id"], r["text_from_image"]) for r in export_rows(storage)] == [(5, False), (6, True)]
+    # An edit that drops the picture (its caption alone now) is text again.
+    scan(storage, Post(-1001111111111, 6, "presale, caption only", chat_title="Channel"))
+    assert storage.post(-1001111111111, 6)["text_from_image"] == 0
+    view = {v["message_id"]: v["text"] for v in storage.db.query("SELECT * FROM flag_details")}
+    assert view == {5: "Presale live", 6: "presale, caption only"}  # the Datasette view still reads through
