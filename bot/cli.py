@@ -11,6 +11,8 @@ import click
 
 from bot.settings import MAX_STATS_DAYS, ConfigError, Settings, load_settings
 
+_NOT_MADE = object()  # CliApp's OCR reader before first use (None is a reader switched off: OCR_ENABLED=false)
+
 
 class CliApp:
     """What the commands of one invocation share, kept in click's context object: the settings, read once
@@ -21,8 +23,7 @@ class CliApp:
     def __init__(self, settings: Settings | None = None, classifier=None, image_reader=None):
         self._settings = settings
         self._classifier = classifier
-        if image_reader is not None:  # tests share one OCR engine; otherwise made from the settings on first use
-            self._image_reader = image_reader
+        self._image_reader = image_reader if image_reader is not None else _NOT_MADE
 
     @property
     def settings(self) -> Settings:
@@ -50,7 +51,7 @@ class CliApp:
 
     def image_reader(self):
         """The OCR reader the settings ask for (OCR_*), made once on first use; None when OCR_ENABLED is off."""
-        if not hasattr(self, "_image_reader"):
+        if self._image_reader is _NOT_MADE:
             from bot.image_text import ImageReader
 
             self._image_reader = ImageReader.from_settings(self.settings)
