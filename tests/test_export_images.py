@@ -49,7 +49,7 @@ def test_an_export_with_media_is_scanned_with_the_text_of_its_pictures(tmp_path,
             for m, label, image, text in conn.execute("SELECT message_id, label, text_from_image, text FROM posts")
         }
     assert set(posts) == {1, 3, 4, 5}  # 2, 6 and 7 had no text and no picture that could be read
-    assert posts[1][:2] == ("ico", 1) and posts[1][2].startswith("[image] ")
+    assert posts[1][:2] == ("ico", 1) and posts[1][2].startswith("🖼 ")
     assert posts[5][:2] == ("benign", 1)
     assert posts[3][:2] == ("ico", 0) and posts[3][2] == "airdrop claim today"
     assert posts[4][:2] == ("benign", 0)

@@ -24,5 +24,5 @@ def test_a_photo_only_promotion_post_without_caption_alerts(server, run_bot, tmp
     assert [c.params["file_id"] for c in server.api.calls_to("getFile")] == ["banner-big"]
     assert server.api.downloads == ["files/banner-big"]
     [(label, from_image, stored)] = db_rows(tmp_path, "SELECT label, text_from_image, text FROM posts")
-    assert (label, from_image) == ("ico", 1) and stored.startswith("[image] ")
+    assert (label, from_image) == ("ico", 1) and stored.startswith("🖼 ")
     assert "lines read from its picture" in bot.log()

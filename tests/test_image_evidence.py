@@ -3,7 +3,7 @@
 from bot.image_evidence import image_reasons, image_summary
 from classifier import Reason
 
-TEXT = "Join our channel today\n[image] 币安注册返佣 邀请码 ABC123 收U <b>承兑</b>\nhttps://t.me/x"
+TEXT = "Join our channel today\n🖼 币安注册返佣 邀请码 ABC123 收U <b>承兑</b>\nhttps://t.me/x"
 REASONS = [
     Reason("evidence", "exchange with referral: binance, ABC123", 0.7),
     Reason("evidence", "chinese otc slang: 收u, 承兑", 0.7),

@@ -68,7 +68,7 @@ async def test_a_photo_only_promotion_is_read_flagged_and_alerted_with_its_image
     assert [c.params["file_id"] for c in harness.api.calls_to("getFile")] == ["p-800"]
     assert harness.api.downloads == ["files/p-800"]
     [scanned] = harness.classifier.calls
-    assert scanned.startswith("[image] ") and "presale" in scanned.lower() and "friday" in scanned.lower()
+    assert scanned.startswith("🖼 ") and "presale" in scanned.lower() and "friday" in scanned.lower()
     post = harness.storage.post(U.CHANNEL["id"], 31)
     assert post["label"] == "ico" and post["text_from_image"] == 1
     await harness.flush()
@@ -92,7 +92,7 @@ async def test_documents_thumbnails_group_messages_and_edits_are_read(harness):
     for update in updates:
         await harness.send(update)
     assert [c.params["file_id"] for c in harness.api.calls_to("getFile")] == ["doc", "vt", "at", "edit"]
-    assert harness.classifier.calls[-1] == "new caption\n[image] Presale live, 1 BNB = 50,000 MOON"
+    assert harness.classifier.calls[-1] == "new caption\n🖼 Presale live, 1 BNB = 50,000 MOON"
     assert all(harness.storage.post(chat, mid)["text_from_image"] == 1 for chat, mid in ((U.GROUP["id"], 1),))
     assert harness.storage.post(U.CHANNEL["id"], 2)["versions"] == 2  # the edit is a new version
 

@@ -288,7 +288,7 @@ def test_posts_record_whether_their_text_came_from_an_image_and_old_databases_up
     storage = Storage.open(path)
     assert "m007_image_text" in [m.name for m in migrations.applied(storage.db)]
     assert storage.post(-1001111111111, 5)["text_from_image"] == 0  # what was stored stays, as written text
-    picture = Post(-1001111111111, 6, "[image] PRESALE live now", chat_title="Channel", from_image=True)
+    picture = Post(-1001111111111, 6, "🖼 PRESALE live now", chat_title="Channel", from_image=True)
     scan(storage, picture)
     assert storage.post(-1001111111111, 6)["text_from_image"] == 1
     assert [(r["message_id"], r["text_from_image"]) for r in export_rows(storage)] == [(5, False), (6, True)]
