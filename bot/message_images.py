@@ -51,13 +51,16 @@ async def picture_text(message: Message, reader: ImageReader) -> list[str] | Non
     if (found := image_file(message, reader.max_pixels)) is None:
         return None
     file_id, kind = found
+    bot = message.get_bot()
     try:
-        file = await message.get_bot().get_file(file_id)
+        file = await bot.get_file(file_id)
         if file.file_size and file.file_size > MAX_DOWNLOAD_BYTES:
             raise ImageRefused(f"the {kind} is over the Bot API's 20 MB download limit ({file.file_size} bytes)")
         data = await file.download_as_bytearray()
     except (TelegramError, RuntimeError) as exc:  # RuntimeError: getFile gave no file_path
-        raise ImageRefused(f"fetching the {kind} failed ({type(exc).__name__}: {exc})") from None
+        # The file URL holds the token; the reason may be shown to a moderator in a chat, never the token.
+        detail = str(exc).replace(bot.token, "<token>")
+        raise ImageRefused(f"fetching the {kind} failed ({type(exc).__name__}: {detail})") from None
     try:
         return (await reader.read(bytes(data))).texts
     except ImageRefused as exc:

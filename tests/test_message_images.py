@@ -162,3 +162,17 @@ async def test_a_strangers_picture_is_not_read_and_its_caption_is_checked(harnes
     assert "Trading service" in replies[1] and "Read from the image" not in replies[1]
     assert harness.api.calls_to("getFile") == [] and engine.sizes == []
     assert MODERATOR_CHAT_ID not in [c.params["chat_id"] for c in harness.api.calls_to("sendMessage")]
+
+
+async def test_a_picture_that_cannot_be_fetched_is_explained_to_the_moderator_without_the_token(harness):
+    from tests.conftest import TEST_TOKEN
+
+    await with_reader(harness, ScriptedOcr(["never"]))
+    update = U.private_message(72, "", photo=photo_sizes("gone"), caption="gm all")  # no such file: a 404
+    del update["message"]["text"]
+    await harness.send(update)
+    replies = [c.params["text"] for c in harness.api.calls_to("sendMessage")]
+    assert replies[0].startswith("The picture was not read: fetching the photo failed (")
+    assert replies[0].endswith("Checking the text alone.") and "Benign" in replies[1]
+    assert harness.api.downloads == ["files/gone-800"]
+    assert not any(TEST_TOKEN in reply for reply in replies)
