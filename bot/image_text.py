@@ -9,8 +9,8 @@ desks post rate cards as screenshots. :class:`ImageReader` is the one interface 
   costs what a large screenshot costs;
 - the engine runs in a pool of ``concurrency`` worker threads (never on the event loop), each call with one
   inference thread, so that OCR uses at most ``concurrency`` cores whatever arrives;
-- a call that takes longer than ``timeout`` is given up (:class:`ImageRefused`); the worker finishes it in
-  the background, and the pool stays bounded.
+- a read that takes longer than ``timeout`` (counted from its start, not from its turn in a burst) is given up
+  (:class:`ImageRefused`); the worker finishes it in the background, and the pool stays bounded.
 
 The engine is behind :class:`OcrEngine` (``read(BGR array) -> [(text, confidence)]``) so that it can change;
 :class:`RapidOcrEngine` is PP-OCR (Chinese and English) on ONNX Runtime from ``rapidocr-onnxruntime``, whose
@@ -135,6 +135,9 @@ class ImageReader:
         self.timeout = timeout
         self.min_confidence = min_confidence
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ocr")
+        self._concurrency = concurrency
+        self._turns: asyncio.Semaphore | None = None  # made in the event loop that reads
+        self._turns_loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def from_settings(cls, settings, engine: OcrEngine | None = None) -> ImageReader | None:
@@ -161,12 +164,18 @@ class ImageReader:
 
     async def read(self, data: bytes) -> ImageText:
         """Read one image in the pool without blocking the event loop; ImageRefused when it cannot be read or
-        takes longer than the timeout."""
-        future = asyncio.get_running_loop().run_in_executor(self._pool, self.read_bytes, data)
-        try:
-            return await asyncio.wait_for(future, self.timeout)
-        except TimeoutError:
-            raise ImageRefused(f"reading it took longer than OCR_TIMEOUT_SECONDS ({self.timeout:g} s)") from None
+        its reading takes longer than the timeout."""
+        loop = asyncio.get_running_loop()
+        if self._turns is None or self._turns_loop is not loop:
+            self._turns, self._turns_loop = asyncio.Semaphore(self._concurrency), loop
+        # Images wait for their turn here, not in the pool's queue: the timeout counts reading, not waiting
+        # behind the other pictures of a burst.
+        async with self._turns:
+            future = loop.run_in_executor(self._pool, self.read_bytes, data)
+            try:
+                return await asyncio.wait_for(future, self.timeout)
+            except TimeoutError:
+                raise ImageRefused(f"reading it took longer than OCR_TIMEOUT_SECONDS ({self.timeout:g} s)") from None
 
     def read_now(self, data: bytes) -> ImageText:
         """Read one image in the pool and wait for it, for the command line; ImageRefused as :meth:`read`."""

@@ -147,6 +147,14 @@ async def test_reading_runs_off_the_event_loop_bounded_and_gives_up_after_the_ti
     reader.close()
 
 
+async def test_a_burst_of_pictures_is_read_in_turn_and_waiting_for_a_turn_does_not_count_against_the_timeout():
+    engine = ScriptedOcr(["presale"], seconds=0.2)
+    reader = ImageReader(engine, concurrency=1, timeout=1.0)
+    results = await asyncio.gather(*(reader.read(render("x")) for _ in range(8)))  # 1.6 s of reading in all
+    assert [r.texts for r in results] == [["presale"]] * 8 and engine.most_at_once == 1
+    reader.close()
+
+
 def test_settings_build_the_reader_or_none(tmp_path):
     from tests.conftest import make_settings
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import textwrap
 import threading
+import time
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -39,8 +40,9 @@ class ScriptedOcr:
     """An OCR engine that answers with set lines, records the image sizes it was given, and can be held
     (``hold``/``release``) to show what happens while a read is under way."""
 
-    def __init__(self, lines: list[str] | None = None):
+    def __init__(self, lines: list[str] | None = None, seconds: float = 0.0):
         self.lines = lines or []
+        self.seconds = seconds  # how long each read takes
         self.sizes: list[tuple[int, int]] = []
         self.running = 0
         self.most_at_once = 0
@@ -61,6 +63,7 @@ class ScriptedOcr:
             self.most_at_once = max(self.most_at_once, self.running)
         try:
             self._gate.wait(30)
+            time.sleep(self.seconds)
             return [(line, 0.99) for line in self.lines]
         finally:
             with self._lock:
