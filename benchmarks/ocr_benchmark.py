@@ -2,7 +2,7 @@
 live bot's throughput when one post in 20 is a photo.
 
     python benchmarks/ocr_benchmark.py [--sample 80] [--posts 400] [--photo-every 20] [--concurrency 1]
-                                       [--model PATH] [--phase all|evasion|live]
+                                       [--model PATH] [--phase all|evasion|threads|live]
 
 1. evasion, "promotion only in an image": the corpus is split as the evasion benchmark splits it (the quality
    gate's stable hash, :func:`classifier.train.in_heldout`); a model is trained on the 80%; ``--sample``
@@ -12,8 +12,9 @@ live bot's throughput when one post in 20 is a photo.
    scanned as a photo without caption: ``scan_text(None, images=[lines])``. The detection rate on the pictures
    is compared with the rate on the same posts as plain text (target: ratio ≥ 0.90), and benign pictures
    flagged with benign texts flagged.
-2. OCR cost per image: every read of part 1 timed (one core), median and p95, after one warm-up read.
-3. live: the real ``compliance-bot run`` polling the fake Bot API on 127.0.0.1 (benchmarks/load_benchmark.py's
+2. OCR cost per image: every read of part 1 timed (one inference thread), median and p95, after one warm-up.
+3. threads: six pictures read at once through one reader with ``OCR_CONCURRENCY`` 1 and 2 (alternating).
+4. live: the real ``compliance-bot run`` polling the fake Bot API on 127.0.0.1 (benchmarks/load_benchmark.py's
    harness), ``--posts`` posts queued at once, first as text only (the reference), then with one post in
    ``--photo-every`` replaced by a photo-only post served through getFile; posts/s from the first update handed
    out to the last post stored, both runs in the same invocation so the ratio holds on a busy machine.
@@ -160,6 +161,31 @@ def phase_live(args, model: Path, tmp: Path) -> dict:
     return results
 
 
+def phase_threads(args) -> dict[int, float]:
+    """Seconds to read the same pictures at once through one reader with 1, then 2 worker threads, alternating."""
+    import asyncio
+
+    from bot.image_text import ImageReader, RapidOcrEngine
+
+    engine = RapidOcrEngine()
+    pictures = [
+        render(f"Presale {n} of $MOON live now, buy at moon-sale.example, bonus 30%", fmt="JPEG") for n in range(6)
+    ]
+    readers = {n: ImageReader(engine, concurrency=n, timeout=600) for n in (1, 2)}
+    readers[1].read_bytes(pictures[0])  # load the models
+
+    async def burst(reader):
+        started = time.perf_counter()
+        await asyncio.gather(*(reader.read(p) for p in pictures))
+        return time.perf_counter() - started
+
+    seconds: dict[int, list[float]] = {1: [], 2: []}
+    for _ in range(2):
+        for n, reader in readers.items():
+            seconds[n].append(asyncio.run(burst(reader)))
+    return {n: statistics.median(s) for n, s in seconds.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", type=int, default=80, help="promotional (and benign) held-out posts rendered")
@@ -168,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=1, help="OCR_CONCURRENCY of the live bot")
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--model", type=Path, help="a trained model for the live runs (default: train one)")
-    parser.add_argument("--phase", choices=["all", "evasion", "live"], default="all")
+    parser.add_argument("--phase", choices=["all", "evasion", "live", "threads"], default="all")
     args = parser.parse_args(argv)
     print(
         f"Machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, Python {platform.python_version()}"
@@ -196,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
             f" median {r['cost_median']:.2f} s, p95 {r['cost_p95']:.2f} s (first read with model loading "
             f"{r['warm_up']:.2f} s)\nTarget ratio ≥ 0.90: {'met' if ok else 'NOT met'}"
         )
+    if args.phase in ("all", "threads"):
+        r = phase_threads(args)
+        print(f"\nSix pictures read at once, median of two rounds: {r[1]:.1f} s with 1 thread, {r[2]:.1f} s with 2")
     if args.phase in ("all", "live"):
         with tempfile.TemporaryDirectory() as name:
             tmp = Path(name)
