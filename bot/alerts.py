@@ -17,6 +17,7 @@ from typing import Protocol
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.image_evidence import image_summary
 from bot.settings import TELEGRAM_GROUP_MESSAGES_PER_MINUTE
 from classifier import ICO, TRADING_SERVICE, Reason
 
@@ -76,8 +77,12 @@ def chat_line(flag: dict) -> str:
     return f"{title} · {post_anchor(flag)}"
 
 
+def _reasons(reasons_json: str) -> list[Reason]:
+    return [Reason(**r) for r in json.loads(reasons_json or "[]")]
+
+
 def reason_texts(reasons_json: str, limit: int) -> list[str]:
-    reasons = [Reason(**r) for r in json.loads(reasons_json or "[]")][:limit]
+    reasons = _reasons(reasons_json)[:limit]
     return [f"<code>{escape(excerpt(str(r), 80))}</code>" for r in reasons]
 
 
@@ -187,6 +192,8 @@ def _alert_block(
         if reasons:
             lines.append("Why: " + " · ".join(reasons))
     lines.extend(notes)
+    if flags and excerpt_chars and (seen := image_summary(text, _reasons(flags[0]["reasons"]), html=True)):
+        lines.append(seen)  # what the post showed in its picture, and which reasons came from it
     lines.append(status_line(view))
     return "\n".join(lines)
 

@@ -26,6 +26,7 @@ from bot import commands
 from bot.action_commands import ACTION_COMMANDS
 from bot.autodelete import autodelete_job
 from bot.digest import queue_digest
+from bot.image_text import ImageReader
 from bot.membership import on_my_chat_member
 from bot.model_watch import ModelWatcher
 from bot.moderation_actions import ACTION_DATA, on_action
@@ -59,6 +60,8 @@ ALLOWED_UPDATES = [
 # No ~filters.COMMAND: a post may start with any /word ("/join Presale …"); commands for this bot are taken
 # by the CommandHandlers added before, so only the rest reaches the scan.
 POSTS = filters.UpdateType.CHANNEL_POSTS | (filters.ChatType.GROUPS & filters.UpdateType.MESSAGES)
+# A picture sent to the bot in private is checked like a forwarded post (its text read by OCR).
+PICTURES = filters.PHOTO | filters.Document.IMAGE | filters.VIDEO | filters.ANIMATION
 
 
 async def outbox_job(context: BotContext) -> None:
@@ -132,9 +135,10 @@ def build_application(
         .context_types(CONTEXT_TYPES)
         .token(token or settings.require_token())
         .base_url(settings.telegram_api_url)
+        .base_file_url(settings.telegram_file_url)
         .rate_limiter(AIORateLimiter(group_max_rate=settings.alerts_per_minute))
         .post_init(partial(_post_init, settings))
-        .post_shutdown(lambda app: _post_shutdown(storage))
+        .post_shutdown(_post_shutdown)
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
@@ -143,7 +147,9 @@ def build_application(
         # it that call can wait behind the long poll's connection and time out (bot/polling.py).
         builder = builder.get_updates_connection_pool_size(GET_UPDATES_CONNECTIONS)
     app = builder.build()
-    app.bot_data["services"] = Services.from_settings(settings, storage, classifier, loader=loader)
+    app.bot_data["services"] = Services.from_settings(
+        settings, storage, classifier, loader=loader, images=ImageReader.from_settings(settings)
+    )
     svc = app.bot_data["services"]
     refresh_watchlist(svc)  # the listed platforms, from the database
     confirm_after_store(app, lambda: len(svc.unsaved), lambda: svc.scans.in_flight)
@@ -169,6 +175,7 @@ def build_application(
     app.add_handler(CallbackQueryHandler(on_action, pattern=ACTION_DATA))
     app.add_handler(ChatMemberHandler(on_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
     app.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.FORWARDED, commands.check_forwarded))
+    app.add_handler(MessageHandler(filters.ChatType.PRIVATE & PICTURES, commands.check_forwarded))
     app.add_handler(
         MessageHandler(filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & ~filters.COMMAND, commands.private_hint)
     )
@@ -193,8 +200,11 @@ async def _post_init(settings: Settings, app: Application) -> None:
     log.info("bot @%s ready; alerts to chat %s", app.bot.username, settings.moderator_chat_id)
 
 
-async def _post_shutdown(storage: Storage) -> None:
-    storage.close()
+async def _post_shutdown(app: Application) -> None:
+    svc = app.bot_data["services"]
+    svc.storage.close()
+    if svc.images is not None:
+        svc.images.close()
 
 
 class RedactingFormatter(logging.Formatter):

@@ -11,16 +11,19 @@ import click
 
 from bot.settings import MAX_STATS_DAYS, ConfigError, Settings, load_settings
 
+_NOT_MADE = object()  # CliApp's OCR reader before first use (None is a reader switched off: OCR_ENABLED=false)
+
 
 class CliApp:
     """What the commands of one invocation share, kept in click's context object: the settings, read once
     on first use (so that ``--help`` works even with a malformed ``.env``), and the classifier, loaded (or
-    trained from the bundled corpus) once on first use. Tests hand in their own:
+    trained from the bundled corpus) once on first use, and the OCR reader likewise. Tests hand in their own:
     ``CliRunner().invoke(cli, args, obj=CliApp(classifier=FakeClassifier()))``."""
 
-    def __init__(self, settings: Settings | None = None, classifier=None):
+    def __init__(self, settings: Settings | None = None, classifier=None, image_reader=None):
         self._settings = settings
         self._classifier = classifier
+        self._image_reader = image_reader if image_reader is not None else _NOT_MADE
 
     @property
     def settings(self) -> Settings:
@@ -67,6 +70,14 @@ class CliApp:
         finally:
             storage.close()
 
+    def image_reader(self):
+        """The OCR reader the settings ask for (OCR_*), made once on first use; None when OCR_ENABLED is off."""
+        if self._image_reader is _NOT_MADE:
+            from bot.image_text import ImageReader
+
+            self._image_reader = ImageReader.from_settings(self.settings)
+        return self._image_reader
+
 
 pass_app = click.make_pass_decorator(CliApp, ensure=True)
 
@@ -103,17 +114,51 @@ _model_option = click.option(
 
 
 @cli.command()
-@click.argument("text")
+@click.argument("text", required=False)
+@click.option(
+    "--image",
+    "image_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A picture of the post (a photo, a screenshot): its text is read (OCR) and checked with TEXT.",
+)
 @_model_option
 @pass_app
-def check(app, text, model_path):
-    """Classify one TEXT and explain the verdict."""
+def check(app, text, image_path, model_path):
+    """Classify one TEXT, or the text of a picture (--image FILE [TEXT]), and explain the verdict."""
+    from bot.post import scan_text
     from bot.verdict_text import verdict_text
 
-    if not text.strip():
-        raise click.UsageError('TEXT is empty: give the post to check, e.g. compliance-bot check "Presale live now"')
+    if image_path is None and not (text or "").strip():
+        raise click.UsageError(
+            'TEXT is empty: give the post to check, e.g. compliance-bot check "Presale live now", or --image FILE'
+        )
+    images = _read_image_option(app, image_path, text) if image_path is not None else []
+    scanned = scan_text(text, images=images)
+    if scanned is None:
+        raise click.ClickException(f"nothing to check: no text was read from {image_path} and no TEXT was given")
     model = app.classifier(model_path)
-    click.echo(verdict_text(model.predict(text)))
+    click.echo(verdict_text(model.predict(scanned), text=scanned))
+
+
+def _read_image_option(app, image_path: Path, text: str | None) -> list[list[str]]:
+    """The text lines of check's --image, as scan_text takes them; a picture that cannot be read is an error
+    without TEXT, and a warning with it (the text is checked alone)."""
+    from bot.image_text import ImageRefused
+
+    reader = app.image_reader()
+    try:
+        if reader is None:
+            raise ImageRefused("OCR_ENABLED is off")
+        try:
+            data = image_path.read_bytes()
+        except OSError as exc:
+            raise ImageRefused(f"cannot open it ({exc.strerror or exc})") from None
+        return [reader.read_now(data).texts]
+    except ImageRefused as exc:
+        if not (text or "").strip():
+            raise click.ClickException(f"{image_path}: not read: {exc}") from None
+        click.echo(f"{image_path}: not read: {exc}; checking TEXT alone", err=True)
+        return []
 
 
 @cli.command()
@@ -349,7 +394,9 @@ def scan(app, files, alert, workers, db_path, model_path):
     Posts and flags are stored in the bot's database, under the same Bot API chat ids as live posts, so a
     post seen both ways is one row. Flags from history do not alert one by one: they wait in the review
     queue (/pending) and the next digest, or go out at once as a digest with --alert. JSONL lines need
-    "text", "chat_id" and "message_id". A message or file that cannot be read is reported and skipped;
+    "text", "chat_id" and "message_id". The pictures of an export made with media (photos, images sent as
+    files, the first frame of videos) are read (OCR, unless OCR_ENABLED is off) and scanned with their post; a
+    picture missing from the export is counted. A message or file that cannot be read is reported and skipped;
     the exit code is 1 when anything was skipped. Ctrl-C stops the scan and keeps what was stored (exit
     code 130); scanning the same files again continues where it stopped.
     """
@@ -385,6 +432,7 @@ def scan(app, files, alert, workers, db_path, model_path):
             store_benign_text=settings.store_benign_text,
             progress=progress,
             workers=workers or _default_workers(),
+            images=app.image_reader(),
         )
         click.echo(summary_table(summary))
         if alert and not summary.interrupted:  # Ctrl-C means stop: no digest of a partial scan

@@ -12,7 +12,7 @@ import sqlite3
 from datetime import datetime, timezone
 from html import escape
 
-from telegram import BotCommand, BotCommandScopeChat, InputFile, Update
+from telegram import BotCommand, BotCommandScopeChat, InputFile, Message, Update
 from telegram.constants import ParseMode
 
 from bot.alerts import (
@@ -28,7 +28,9 @@ from bot.alerts import (
 )
 from bot.digest import last_days, platform_line
 from bot.flag_export import export_rows, write_export
+from bot.image_text import ImageRefused
 from bot.ingest import message_text
+from bot.message_images import image_file, picture_text
 from bot.outbox import NO_PREVIEW
 from bot.services import BotContext
 from bot.settings import MAX_STATS_DAYS
@@ -137,11 +139,11 @@ async def help_command(update: Update, context: BotContext) -> None:
 
 
 async def check(update: Update, context: BotContext) -> None:
-    """Classify the text after /check, or the message /check replies to."""
+    """Classify the text after /check, or the message /check replies to (with the text of its picture)."""
     message = update.effective_message
     text = " ".join(context.args) if context.args else None
     if not text and message.reply_to_message is not None:
-        text = message_text(message.reply_to_message)
+        text = await _text_with_picture(update, context, message.reply_to_message)
     if not text:
         await message.reply_text("Send /check followed by a text, or reply /check to a message.")
         return
@@ -149,12 +151,30 @@ async def check(update: Update, context: BotContext) -> None:
 
 
 async def check_forwarded(update: Update, context: BotContext) -> None:
-    """Classify a post forwarded to the bot in private."""
-    text = message_text(update.effective_message)
+    """Classify a post forwarded to the bot in private, or a picture sent to it, with the text of its picture."""
+    text = await _text_with_picture(update, context, update.effective_message)
     if not text:
         await update.effective_message.reply_text("That message has no text to check.")
         return
     await _reply_verdict(update, context, text)
+
+
+async def _text_with_picture(update: Update, context: BotContext, message: Message) -> str | None:
+    """The message's text with the text read from its picture. Reading costs seconds of a core, so only
+    moderators' pictures are read; anyone else, or a picture that cannot be read, is told why."""
+    reader = context.services.images
+    if reader is None or image_file(message, reader.max_pixels) is None:
+        return message_text(message)
+    user = update.effective_user
+    if not context.services.is_moderator(user.id if user else None):
+        await update.effective_message.reply_text("Only moderators' pictures are read; checking the text alone.")
+        return message_text(message)
+    try:
+        lines = await picture_text(message, reader)
+    except ImageRefused as exc:
+        await update.effective_message.reply_text(f"The picture was not read: {exc}. Checking the text alone.")
+        return message_text(message)
+    return message_text(message, [lines] if lines else [])
 
 
 async def private_hint(update: Update, context: BotContext) -> None:
@@ -166,7 +186,7 @@ async def private_hint(update: Update, context: BotContext) -> None:
 
 async def _reply_verdict(update: Update, context: BotContext, text: str) -> None:
     verdict = await asyncio.to_thread(context.services.classifier.predict, text)
-    await reply_html(update, verdict_text(verdict, html=True))
+    await reply_html(update, verdict_text(verdict, html=True, text=text))
 
 
 def stats_days(args: list[str] | None) -> int | None:

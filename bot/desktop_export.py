@@ -22,6 +22,7 @@ from typing import IO
 
 import ijson
 
+from bot.export_images import ExportPictures
 from bot.post import MAX_CHAT_ID, MIN_CHAT_ID, Post, chat_id_problem, message_id_problem, post_date, scan_text, shown
 from classifier import safe_text
 
@@ -218,9 +219,10 @@ def _plain(part, where: str) -> tuple[str, str | None]:
     raise ValueError(f'{where}: a part of "text" is a {type(part).__name__}, expected a string or an entity object')
 
 
-def message_text(message: dict, where: str = "message") -> str | None:
-    """What the live bot would scan for this exported message; None when it has no text (a photo, a
-    sticker). Raises ValueError, naming the problem, for a message of an unexpected shape."""
+def message_text(message: dict, where: str = "message", image: list[str] | None = None) -> str | None:
+    """What the live bot would scan for this exported message, with the text ``image`` read from its picture;
+    None when it has no text (a sticker, a photo without caption or legible text). Raises ValueError, naming the
+    problem, for a message of an unexpected shape."""
     raw = message.get("text", "")
     links: list[str] = []
     if isinstance(raw, str):
@@ -248,7 +250,7 @@ def message_text(message: dict, where: str = "message") -> str | None:
                     hidden.append(f"{button.get('text', '')} {button['data']}".strip())
     if isinstance(message.get("forwarded_from"), str) and message["forwarded_from"].strip():
         hidden.append(message["forwarded_from"])
-    return scan_text(visible, hidden)
+    return scan_text(visible, hidden, [image] if image else ())
 
 
 def message_date(message: dict) -> float | None:
@@ -305,8 +307,15 @@ def _chat_from_meta(meta: dict, where: str) -> dict:
     return {"chat_id": chat_id, "chat_type": CHAT_TYPES[export_type], "chat_title": name}
 
 
-def read_export(handle: IO[bytes], name: str, report: Callable[[str], None], counts: ReadCounts) -> Iterator[Post]:
-    """Posts of a Telegram Desktop export (one chat, or a whole account), streamed."""
+def read_export(
+    handle: IO[bytes],
+    name: str,
+    report: Callable[[str], None],
+    counts: ReadCounts,
+    pictures: ExportPictures | None = None,
+) -> Iterator[Post]:
+    """Posts of a Telegram Desktop export (one chat, or a whole account), streamed; with ``pictures``, the text
+    of each message's picture is read and scanned with it."""
     meta: dict = {}
     chat: dict | None = None
     chat_error: str | None = None
@@ -330,7 +339,7 @@ def read_export(handle: IO[bytes], name: str, report: Callable[[str], None], cou
                     depth -= 1
                 if depth == 0:
                     counts.messages += 1
-                    post = _post(builder.value, chat, chat_error, meta, name, counts, skip)
+                    post = _post(builder.value, chat, chat_error, meta, name, counts, skip, pictures)
                     builder = None
                     if post is not None:
                         yield post
@@ -382,7 +391,7 @@ def _chat_label(meta: dict) -> str:
     return f"chat {meta.get('name')!r} (id {meta.get('id')})" if meta else "chat"
 
 
-def _post(message, chat, chat_error, meta, name, counts, skip) -> Post | None:
+def _post(message, chat, chat_error, meta, name, counts, skip, pictures=None) -> Post | None:
     number = counts.messages
     where = f"{name}: {_chat_label(meta)} message #{number}"
     if chat is None:
@@ -403,8 +412,9 @@ def _post(message, chat, chat_error, meta, name, counts, skip) -> Post | None:
         skip(f"{where}: message id {problem}; skipped")
         return None
     where = f"{name}: {_chat_label(meta)} message id {message_id}"
+    image = pictures.lines(message, where) if pictures is not None else None
     try:
-        text = message_text(message, where)
+        text = message_text(message, where, image)
     except ValueError as exc:
         skip(f"{exc}; skipped")
         return None
@@ -424,6 +434,7 @@ def _post(message, chat, chat_error, meta, name, counts, skip) -> Post | None:
         date=date,
         chat_type=chat["chat_type"],
         chat_title=chat["chat_title"],
+        from_image=bool(image),
     )
 
 

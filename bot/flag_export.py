@@ -25,6 +25,7 @@ EXPORT_COLUMNS = [
     "reviewed_by",
     "reviewed_at",
     "reasons",
+    "text_from_image",
     "text",
     "watchlist",
     # Issue 15: who made the post, and what moderators and the bot did about it (bot/action_log.py).
@@ -107,6 +108,7 @@ def export_rows(storage: Storage, *, statuses=(), labels=(), since: float | None
             "reviewed_by": reviewer,
             "reviewed_at": _iso(f["reviewed_at"]),
             "reasons": _reason_features(f["reasons"]),
+            "text_from_image": bool(f.get("text_from_image")),
             "text": f["text"],
             "watchlist": _names(f.get("watchlist")),
             "sender": sender_text(post_actors(storage.db, f["chat_id"], f["message_id"])),

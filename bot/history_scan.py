@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import IO
 
 from bot.desktop_export import ExportError, ReadCounts, position_of, read_export
+from bot.export_images import ExportPictures
+from bot.image_text import ImageReader
 from bot.jsonl_posts import read_jsonl
 from bot.post import Post
 from bot.scan_summary import FileSummary, ScanSummary
@@ -58,6 +60,7 @@ def scan_files(
     store_benign_text: bool = False,
     progress: Callable | None = None,
     workers: int = 1,
+    images: ImageReader | None = None,
 ) -> ScanSummary:
     """Scan every file, storing posts and flags; a bad file is reported and the next one is read.
 
@@ -65,13 +68,14 @@ def scan_files(
     With ``workers`` > 1, batches are classified in that many worker processes while this process reads
     and stores; results are stored in reading order, so what is stored is the same as with one worker.
     A database error, Ctrl-C or a worker that dies stops the scan (the batches stored so far stay);
-    rerunning continues, since posts already stored are recognised as duplicates.
+    rerunning continues, since posts already stored are recognised as duplicates. With ``images`` (an OCR
+    reader) the pictures of exports made with media are read and their text scanned with the post.
     """
     summary = ScanSummary(started=storage.clock())
     pipeline = _Pipeline(classifier, workers, storage, summary, store_benign_text, report)
     try:
         for path in map(Path, paths):
-            _scan_file(path, pipeline, summary, report, progress)
+            _scan_file(path, pipeline, summary, report, progress, images)
         pipeline.drain()
     except _StoreError as exc:
         summary.database_error = (
@@ -111,7 +115,12 @@ def _link_top_flags(storage: Storage, summary: ScanSummary) -> None:
 
 
 def _scan_file(
-    path: Path, pipeline: _Pipeline, summary: ScanSummary, report: Callable[[str], None], progress: Callable | None
+    path: Path,
+    pipeline: _Pipeline,
+    summary: ScanSummary,
+    report: Callable[[str], None],
+    progress: Callable | None,
+    images: ImageReader | None = None,
 ) -> None:
     file_summary = FileSummary(str(path))
     summary.files.append(file_summary)
@@ -129,7 +138,8 @@ def _scan_file(
         batch: list[Post] = []
         try:
             with bar if bar is not None else _nothing():
-                for post in read_posts(path, handle, report, file_summary.counts):
+                pictures = ExportPictures(images, path.parent, file_summary.pictures, report) if images else None
+                for post in read_posts(path, handle, report, file_summary.counts, pictures):
                     batch.append(post)
                     if len(batch) >= BATCH:
                         pipeline.put(batch, file_summary)
@@ -343,8 +353,14 @@ def is_jsonl(path: Path) -> bool:
     return path.suffix.lower() in (".jsonl", ".ndjson")
 
 
-def read_posts(path: Path, handle: IO[bytes], report: Callable[[str], None], counts: ReadCounts) -> Iterator[Post]:
-    """Posts of one file: JSONL by its extension, otherwise a Telegram Desktop export."""
+def read_posts(
+    path: Path,
+    handle: IO[bytes],
+    report: Callable[[str], None],
+    counts: ReadCounts,
+    pictures: ExportPictures | None = None,
+) -> Iterator[Post]:
+    """Posts of one file: JSONL by its extension, otherwise a Telegram Desktop export (with its pictures read)."""
     if is_jsonl(path):
         return read_jsonl(handle, str(path), report, counts)
-    return read_export(handle, str(path), report, counts)
+    return read_export(handle, str(path), report, counts, pictures)

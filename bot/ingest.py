@@ -41,10 +41,10 @@ def hidden_parts(message: Message) -> list[str]:
     return [p for p in parts if p]
 
 
-def message_text(message: Message) -> str | None:
-    """The visible text or caption plus the hidden parts (:func:`bot.post.scan_text`); None when there is
-    nothing to read (a sticker)."""
-    return scan_text(message.text or message.caption, hidden_parts(message))
+def message_text(message: Message, images: list[list[str]] | None = None) -> str | None:
+    """The visible text or caption, the lines read from its images, and the hidden parts (:func:`bot.post.scan_text`);
+    None when there is nothing to read (a sticker)."""
+    return scan_text(message.text or message.caption, hidden_parts(message), images or ())
 
 
 def id_problem(message: Message) -> str | None:
@@ -61,7 +61,7 @@ def id_problem(message: Message) -> str | None:
     return None
 
 
-def post_from_message(message: Message, text: str) -> Post:
+def post_from_message(message: Message, text: str, from_image: bool = False) -> Post:
     chat = message.chat
     return Post(
         chat_id=chat.id,
@@ -72,6 +72,7 @@ def post_from_message(message: Message, text: str) -> Post:
         chat_title=_safe(chat.title or chat.full_name),
         chat_username=_safe(chat.username),
         actors=actors_from_message(message),
+        from_image=from_image,
     )
 
 

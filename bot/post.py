@@ -1,8 +1,8 @@
 """A post, the core type of the bot side: where it was posted, and the text that is scanned.
 
 Every source (a live update, a Telegram Desktop export, a JSONL file) turns what it reads into a
-:class:`Post` whose ``text`` is built by :func:`scan_text`: the visible text first, then what the reader
-can reach but not read (URLs behind text links, URL buttons, the chat it was forwarded from), one per
+:class:`Post` whose ``text`` is built by :func:`scan_text`: the visible text first, then the text read from
+its images (marked :data:`IMAGE_MARK`), then what the reader can reach but not read (URLs behind text links, URL buttons, the chat it was forwarded from), one per
 line, capped at the classifier's :data:`classifier.MAX_CHARS`. The same post from two sources is then the
 same text, so it is stored once.
 
@@ -35,14 +35,36 @@ class Post:
     chat_username: str | None = None
     # Who made the post (bot/actors.py); None where the source does not say.
     actors: Actors | None = None
+    # Part of `text` was read from an image (OCR, bot/image_text.py): the posts table records it.
+    from_image: bool = False
 
 
-def scan_text(visible: str | None, hidden: Iterable[str] = ()) -> str | None:
-    """The visible text, then each hidden part not already in it, one per line, capped at MAX_CHARS;
-    None when there is nothing to read (a sticker, a photo without caption)."""
+# Text read from an image joins the scanned text as one line per image, after this mark, so that a moderator (an
+# alert, /check, an export) can tell what the post showed in a picture from what it wrote. An emoji, which the
+# classifier's normalisation drops: the mark is for people, not the model. A word mark ("[image] ") cost 6 of 60
+# detections in benchmarks/ocr_benchmark.py: the corpus's placeholders ("[sticker: …]") are benign chat.
+IMAGE_MARK = "🖼 "
+
+
+def image_line(lines: Iterable[str]) -> str | None:
+    """The text lines read from one image as one scanned line, marked; None when the image held no text."""
+    joined = " ".join(" ".join(line.split()) for line in lines if line.strip())
+    return IMAGE_MARK + joined if joined else None
+
+
+def image_lines(text: str | None) -> list[str]:
+    """The texts read from images in a scanned text, without their mark."""
+    return [line[len(IMAGE_MARK) :] for line in (text or "").splitlines() if line.startswith(IMAGE_MARK)]
+
+
+def scan_text(visible: str | None, hidden: Iterable[str] = (), images: Iterable[Iterable[str]] = ()) -> str | None:
+    """The visible text, then the text of each image (``images``: the lines read from each, one marked line per
+    image, :func:`image_line`), then each hidden part not already in it, one per line, capped at MAX_CHARS; None
+    when there is nothing to read (a sticker, a photo without caption or legible text)."""
     # A lone UTF-16 surrogate (a hostile or broken update) cannot be hashed, stored or sent: U+FFFD instead.
     visible = safe_text(visible or "")
     lines = [visible] if visible.strip() else []
+    lines.extend(safe_text(line) for line in map(image_line, images) if line)
     lines.extend(safe_text(part) for part in hidden if part and part not in visible)
     if not lines:
         return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import contextmanager
 
 from bot.post import Post
 from bot.scan_store import ScanContext, save_many
@@ -34,6 +35,16 @@ class ScanBatcher:
         if self._runner is None or self._runner.done():
             self._runner = asyncio.create_task(self._run(svc))
         await done
+
+    @contextmanager
+    def preparing(self):
+        """Count a post whose text is still being made (its image read, seconds) as in flight, so that polling
+        does not confirm its update to Telegram before the post is stored."""
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
 
     async def _run(self, svc: ScanContext) -> None:
         while self.pending:

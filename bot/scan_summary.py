@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.desktop_export import ReadCounts
+from bot.export_images import PictureCounts
 
 
 @dataclass
@@ -17,6 +18,7 @@ class FileSummary:
     duplicates: int = 0  # already stored with the same text
     flags: Counter = field(default_factory=Counter)
     error: str | None = None  # why reading stopped early, if it did
+    pictures: PictureCounts = field(default_factory=PictureCounts)  # of an export made with media (OCR)
 
 
 @dataclass
@@ -69,6 +71,12 @@ def summary_table(summary: ScanSummary) -> str:
             else ""
         )
     )
+    pictures = [sum(getattr(f.pictures, n) for f in summary.files) for n in ("read", "missing", "refused")]
+    if any(pictures):
+        lines.append(
+            f"Pictures: {pictures[0]} read, {pictures[1]} not in the export (exported without media), "
+            f"{pictures[2]} not readable"
+        )
     if summary.flags_by_chat:
         lines.append("\nTop chats by flags:")
         lines.append(_table(["chat", "flags"], [[_cut(c, 50), n] for c, n in summary.flags_by_chat.most_common(5)]))

@@ -1,4 +1,5 @@
-"""The handler for posts: every channel post and group message, new or edited, is scanned."""
+"""The handler for posts: every channel post and group message, new or edited, is scanned, with the text of its
+picture (bot/message_images.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 from telegram import Update
 
 from bot.ingest import describe, id_problem, message_text, post_from_message
+from bot.message_images import read_message_image
 from bot.services import BotContext
 
 log = logging.getLogger(__name__)
@@ -21,8 +23,10 @@ async def on_post(update: Update, context: BotContext) -> None:
     if (problem := id_problem(message)) is not None:
         log.warning("an update with unusable ids was not scanned: %s", problem)
         return
-    text = message_text(message)
-    if text is None:
-        log.info("chat %d message %d: %s, nothing to scan", message.chat.id, message.message_id, describe(message))
-        return
-    await svc.scans.scan(svc, post_from_message(message, text))
+    with svc.scans.preparing():
+        image = await read_message_image(message, svc.images)
+        text = message_text(message, [image] if image else [])
+        if text is None:
+            log.info("chat %d message %d: %s, nothing to scan", message.chat.id, message.message_id, describe(message))
+            return
+        await svc.scans.scan(svc, post_from_message(message, text, from_image=bool(image)))

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from telegram.ext import CallbackContext, ContextTypes, ExtBot
 
 from bot.alert_actions import AlertActions, RightsCache
+from bot.image_text import ImageReader
 from bot.outbox import Outbox
 from bot.post import Post
 from bot.scan_batcher import ScanBatcher
@@ -57,6 +58,8 @@ class Services:
     # Acting on a flag (issue 15): how long the bot's rights in a chat are trusted, and the alerts' action buttons.
     rights_cache_seconds: float = 60.0
     actions: AlertActions = field(init=False)
+    # Reads the text of the pictures of posts (OCR); None when OCR_ENABLED is off.
+    images: ImageReader | None = None
 
     def __post_init__(self):
         self.outbox = Outbox(self.storage, self.moderator_chat_id, self.alerts_per_minute)

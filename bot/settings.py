@@ -55,6 +55,14 @@ class Settings(BaseSettings):
     # Acting on a flag (issue 15): seconds the bot trusts what getChatMember said of its rights in a chat.
     bot_rights_cache_seconds: float = Field(60.0, ge=0)
 
+    # Reading the text inside images (bot/image_text.py). Images over OCR_MAX_PIXELS are downscaled first (Telegram's
+    # largest photos are 2560×2560; 1280×1280 holds a screenshot's text legibly); each image is given up after
+    # OCR_TIMEOUT_SECONDS; OCR_CONCURRENCY images are read at once, one core each.
+    ocr_enabled: bool = True
+    ocr_max_pixels: int = Field(2_000_000, ge=10_000, le=100_000_000)
+    ocr_timeout_seconds: float = Field(30.0, gt=0, le=3600)
+    ocr_concurrency: int = Field(1, ge=1, le=64)
+
     @field_validator("moderator_user_ids", mode="before")
     @classmethod
     def _split_ids(cls, value):
@@ -79,6 +87,12 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL, e.g. https://t.me")
         return value.rstrip("/")
+
+    @property
+    def telegram_file_url(self) -> str:
+        """Where files fetched with getFile are downloaded: the Bot API URL's .../bot made .../file/bot."""
+        base = self.telegram_api_url.rstrip("/")
+        return base[: -len("/bot")] + "/file/bot" if base.endswith("/bot") else base + "/file/bot"
 
     def require_token(self) -> str:
         if self.telegram_bot_token is None or not self.telegram_bot_token.get_secret_value():

@@ -290,6 +290,30 @@ def m006_platform_watchlist(db: sqlite_utils.Database):
 
 
 @migrations()
+def m007_image_text(db: sqlite_utils.Database):
+    # Whether a post's scanned text holds text read from its images (OCR): a moderator weighs a verdict on a
+    # picture's text differently, and an export says so. flag_rows gains the column (the rest as m003 made it).
+    db.execute("ALTER TABLE posts ADD COLUMN text_from_image INTEGER NOT NULL DEFAULT 0")
+    db.execute("DROP VIEW flag_rows")
+    db.execute(
+        """
+        CREATE VIEW flag_rows AS
+        SELECT f.*, c.title AS chat_title, c.username AS chat_username, c.type AS chat_type,
+               CASE WHEN c.username <> '' THEN 'https://t.me/' || c.username || '/' || f.message_id
+                    WHEN f.chat_id < -1000000000000
+                    THEN 'https://t.me/c/' || (-1000000000000 - f.chat_id) || '/' || f.message_id
+               END AS link,
+               COALESCE(p.date, f.created_at) AS date, p.text AS text,
+               r.reviewer_id, r.reviewer_name, r.at AS reviewed_at, p.text_from_image AS text_from_image
+        FROM flags f
+        LEFT JOIN chats c ON c.id = f.chat_id
+        LEFT JOIN posts p ON p.chat_id = f.chat_id AND p.message_id = f.message_id
+        LEFT JOIN reviews r ON r.id = (SELECT MAX(id) FROM reviews WHERE flag_id = f.id)
+        """
+    )
+
+
+@migrations()
 def m008_actors_and_actions(db: sqlite_utils.Database):
     # Issue 15. Who made each post (bot/actors.py), what moderators and the bot did about a flag (delete the
     # post, ban the sender: bot/action_log.py), and the chats where flagged posts are deleted automatically
@@ -551,6 +575,11 @@ class Storage:
                     [platforms, post.chat_id, post.message_id],
                 )
             store_actors(self.db, post.chat_id, post.message_id, post.actors, keep=keep_text is not None)
+            if post.from_image or old is not None:  # new posts default to 0; an edit may add or drop its image
+                self.db.execute(
+                    "UPDATE posts SET text_from_image = ? WHERE chat_id = ? AND message_id = ?",
+                    [int(post.from_image), post.chat_id, post.message_id],
+                )
             flag = old if old is not None and old["flag_id"] is not None else None
             if not promotion:
                 if flag is None or not flag_may(flag["status"], "withdraw"):
@@ -755,7 +784,8 @@ class Storage:
             self._mark_alert_for_edit(alert_id)
         conn.executemany(
             """INSERT INTO posts (chat_id, message_id, date, text, text_hash, label, score, model_version,
-                                  versions, scanned_at, watchlist) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)""",
+                                  versions, scanned_at, watchlist, text_from_image)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)""",
             [
                 [
                     post.chat_id,
@@ -768,6 +798,7 @@ class Storage:
                     verdict.model_version,
                     now,
                     _platforms_json(verdict),
+                    int(post.from_image),
                 ]
                 for _, post, verdict, digest in fresh
             ],

@@ -5,14 +5,23 @@ from __future__ import annotations
 from html import escape
 
 from bot.alerts import LABEL_NAMES, excerpt
+from bot.image_evidence import image_summary
 from classifier import Verdict
 
 MAX_REASONS_SHOWN = 8  # in a chat message; the terminal shows every reason
 
 
-def verdict_text(verdict: Verdict, *, html: bool = False) -> str:
+def verdict_text(verdict: Verdict, *, html: bool = False, text: str | None = None) -> str:
     """The label and its probability, every label's probability, the reasons, the model version; as plain
-    text for a terminal, or as Telegram HTML (post-derived text escaped and inside <code>)."""
+    text for a terminal, or as Telegram HTML (post-derived text escaped and inside <code>). Given the scanned
+    ``text``, the text read from its image and the reasons found in it follow."""
+    shown = _verdict_text(verdict, html=html)
+    if (seen := image_summary(text, verdict.reasons, html=html, limit=1000 if html else 4096)) is not None:
+        shown += "\n" + seen
+    return shown
+
+
+def _verdict_text(verdict: Verdict, *, html: bool) -> str:
     if not html:
         scores = " · ".join(f"{label} {p:.0%}" for label, p in verdict.scores.items())
         lines = [f"{verdict.label} ({verdict.score:.0%})", f"  {scores}", f"  model {verdict.model_version}"]

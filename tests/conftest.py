@@ -230,3 +230,42 @@ def web_preview():
     fake = FakeWebPreview().start()
     yield fake
     fake.stop()
+
+
+# -- pictures: text read from images (OCR) ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def ocr_engine():
+    """The real OCR engine (rapidocr-onnxruntime), its models loaded once for the session: reading costs seconds."""
+    from bot.image_text import RapidOcrEngine
+
+    return RapidOcrEngine()
+
+
+@pytest.fixture(scope="session")
+def picture_posts(trained_model):
+    """Corpus posts to render as pictures: an English ICO pitch, a Chinese trading-service post and an English
+    crypto-news post (a hard negative), each one the model classifies right as plain text."""
+    from classifier.corpus import BUNDLED_DATA_DIR, load_corpus
+    from tests.fakes.images import renderable
+
+    posts = load_corpus([BUNDLED_DATA_DIR])
+
+    def pick(label, lang, low, high, hard=None):
+        return next(
+            p.text
+            for p in posts
+            if p.label == label
+            and p.lang == lang
+            and (hard is None or p.hard == hard)
+            and low <= len(p.text) <= high
+            and renderable(p.text)
+            and trained_model.predict(p.text).label == label
+        )
+
+    return {
+        "ico_en": pick("ico", "en", 90, 200),
+        "trading_service_zh": pick("trading_service", "zh", 30, 90),
+        "benign_en": pick("benign", "en", 90, 200, hard=True),
+    }

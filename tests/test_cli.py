@@ -158,3 +158,50 @@ def test_train_command_measures_left_out_registers(run, tagged_corpus, tmp_path)
     assert result.exit_code == 0, result.output
     assert "Leave-one-register-out" in result.output and "Leave-one-genre-out" not in result.output
     assert "### Leave-one-register-out (svm)" in (tmp_path / "reports" / "training.md").read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def check_image(model_path, monkeypatch, tmp_path):
+    """Invoke `compliance-bot check` with an OCR engine of the test's choosing, from an empty folder."""
+    from bot.cli import CliApp
+    from bot.image_text import ImageReader
+
+    monkeypatch.setenv("MODEL_PATH", str(model_path))
+    monkeypatch.chdir(tmp_path)
+
+    def invoke(engine, *args):
+        app = CliApp(image_reader=ImageReader(engine))
+        return CliRunner().invoke(cli, ["check", *args], obj=app, catch_exceptions=False)
+
+    return invoke
+
+
+def test_check_image_reads_the_picture_and_weighs_its_text(check_image, ocr_engine, picture_posts, tmp_path):
+    from tests.fakes.images import render
+
+    (tmp_path / "card.png").write_bytes(render(picture_posts["trading_service_zh"]))
+    result = check_image(ocr_engine, "--image", "card.png")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("trading_service (")
+    assert "\nRead from the image: " in result.output and "Weighed from the image: " in result.output
+    with_text = check_image(ocr_engine, "--image", "card.png", "see the picture")
+    assert with_text.exit_code == 0 and with_text.output.startswith("trading_service (")
+
+
+def test_check_image_that_cannot_be_read_checks_the_text_alone_or_fails_in_one_line(check_image, tmp_path):
+    from tests.fakes.images import ScriptedOcr, render
+
+    (tmp_path / "broken.jpg").write_bytes(render("presale", fmt="JPEG")[:200])
+    (tmp_path / "blank.png").write_bytes(render(" "))
+    engine = ScriptedOcr(["never"])
+    result = check_image(engine, "--image", "broken.jpg", "Presale of $MOON ends Friday, buy at moon-sale.example")
+    assert result.exit_code == 0 and result.stdout.startswith("ico (")
+    assert result.stderr.startswith("broken.jpg: not read: a corrupt or truncated image")
+    assert "checking TEXT alone" in result.stderr and "Read from the image" not in result.stdout
+    for name, reason in (("broken.jpg", "a corrupt or truncated image"), ("missing.png", "cannot open it")):
+        alone = check_image(engine, "--image", name)
+        assert alone.exit_code == 1 and alone.output.startswith(f"Error: {name}: not read: {reason}")
+        assert len(alone.output.splitlines()) == 1 and "Traceback" not in alone.output
+    assert engine.sizes == []
+    blank = check_image(ScriptedOcr([]), "--image", "blank.png")
+    assert blank.exit_code == 1 and "nothing to check: no text was read from blank.png" in blank.output

@@ -36,6 +36,7 @@ def test_export_csv_has_the_columns_and_values(tmp_path):
         "reviewed_by",
         "reviewed_at",
         "reasons",
+        "text_from_image",
         "text",
         "watchlist",
         "sender",

@@ -83,6 +83,7 @@ def test_rows_have_the_columns_and_values(tmp_path):
             "reviewed_by",
             "reviewed_at",
             "reasons",
+            "text_from_image",
             "text",
             "watchlist",
             "sender",
@@ -103,6 +104,7 @@ def test_rows_have_the_columns_and_values(tmp_path):
         "reviewed_by": "",
         "reviewed_at": "",
         "reasons": "presale; pre",
+        "text_from_image": "False",
         "text": "Presale of $OLD ends",
         "watchlist": "",
         "sender": "",
@@ -261,7 +263,7 @@ def test_a_separator_inside_a_text_cannot_start_a_new_cell(tmp_path):
     )
     header, line = csv_of(storage).splitlines()
     assert line.startswith('-1001111111111,"Gems;=1+2",1,')
-    assert line.endswith(',"presale; pre","presale;=1+2,=3+4\t@x","","",""')  # no platform, sender or action
+    assert line.endswith(',"presale; pre",False,"presale;=1+2,=3+4\t@x","","",""')  # no platform, sender or action
     assert ",0.97," in line
     [row] = list(csv.DictReader(io.StringIO(csv_of(storage))))
     assert row["text"] == "presale;=1+2,=3+4\t@x" and row["chat_title"] == "Gems;=1+2"

@@ -24,3 +24,14 @@ def test_the_text_is_capped_and_lone_surrogates_are_replaced():
     text = scan_text("a" * MAX_CHARS, ["https://late.example"])
     assert len(text) == MAX_CHARS and text == "a" * MAX_CHARS
     assert scan_text("bad \ud800 half", ["x\udfff"]) == "bad \ufffd half\nx\ufffd"
+
+
+def test_text_read_from_images_follows_the_visible_text_one_marked_line_per_image():
+    from bot.post import IMAGE_MARK, image_line, image_lines
+
+    text = scan_text("Caption", ["https://a.example"], images=[["PRESALE", "  live  now "], [], ["收U 承兑"]])
+    assert text == "Caption\n🖼 PRESALE live now\n🖼 收U 承兑\nhttps://a.example"
+    assert image_lines(text) == ["PRESALE live now", "收U 承兑"]
+    assert image_line(["", "  "]) is None and image_line(["x"]) == IMAGE_MARK + "x"
+    assert scan_text(None, images=[["only the picture"]]) == "🖼 only the picture"
+    assert scan_text(None, images=[[]]) is None  # a picture without legible text is nothing to read

@@ -107,3 +107,23 @@ def test_run_requires_the_moderators_other_commands_do_not(monkeypatch, tmp_path
     assert len(result.output.strip().splitlines()) == 1
     result = CliRunner().invoke(cli, ["check", "Presale of $MOON, buy now"])
     assert result.exit_code == 0 and "ico" in result.output
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [("OCR_ENABLED", "perhaps"), ("OCR_MAX_PIXELS", "100"), ("OCR_TIMEOUT_SECONDS", "0"), ("OCR_CONCURRENCY", "0")],
+)
+def test_malformed_ocr_settings_name_the_variable(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=f"^{name}:"):
+        load_settings(_env_file=None)
+
+
+def test_ocr_settings_and_the_file_url_getfile_downloads_from(monkeypatch):
+    monkeypatch.setenv("OCR_ENABLED", "false")
+    monkeypatch.setenv("OCR_CONCURRENCY", "2")
+    settings = load_settings(_env_file=None)
+    assert (settings.ocr_enabled, settings.ocr_concurrency, settings.ocr_max_pixels) == (False, 2, 2_000_000)
+    assert settings.telegram_file_url == "https://api.telegram.org/file/bot"
+    local = load_settings(_env_file=None, telegram_api_url="http://127.0.0.1:8081/bot/")
+    assert local.telegram_file_url == "http://127.0.0.1:8081/file/bot"

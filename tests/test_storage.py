@@ -279,6 +279,7 @@ def test_an_existing_database_upgrades_to_reviews_that_name_their_callback_query
 from hypothesis import example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from bot.actors import Actors  # noqa: E402
 from classifier.verdict import Verdict  # noqa: E402
 from classifier.watchlist import LOOKALIKE, NAME, PlatformMatch  # noqa: E402
 
@@ -288,7 +289,7 @@ scan_strategy = st.tuples(st.sampled_from(BATCH_CHATS), st.integers(1, 6), st.sa
 
 
 def dump(storage) -> dict:
-    tables = ("chats", "posts", "post_versions", "flags", "alerts", "outbox")
+    tables = ("chats", "posts", "post_versions", "flags", "alerts", "outbox", "post_actors")
     return {t: sorted(map(tuple, storage.db.execute(f"SELECT * FROM {t}").fetchall()), key=repr) for t in tables}
 
 
@@ -307,7 +308,11 @@ def batch_verdict(text: str) -> Verdict:
 
 def as_post(item) -> Post:
     (chat_id, kind, title, username), message_id, text = item
-    return Post(chat_id, message_id, text, 1.0 + message_id, kind, title, username)
+    # Some posts come with their sender, some with text read from a picture: both paths store them alike.
+    actors = Actors("user", user_id=message_id, username=f"u{message_id}") if message_id % 2 else None
+    return Post(
+        chat_id, message_id, text, 1.0 + message_id, kind, title, username, actors=actors, from_image=message_id > 4
+    )
 
 
 @settings(max_examples=150, deadline=None)
@@ -356,3 +361,28 @@ def test_a_batch_is_one_transaction_and_a_failure_stores_none_of_it(tmp_path):
     outcomes = storage.record_scans(pairs[:-1], threshold=0.8, store_benign_text=False)
     assert len({o.flag_id for o in outcomes}) == 48 and len({o.alert_id for o in outcomes}) == 48
     assert storage.db.execute("SELECT COUNT(*) FROM flags").fetchone()[0] == 49
+
+
+def test_posts_record_whether_their_text_came_from_an_image_and_old_databases_upgrade(tmp_path):
+    import sqlite_utils
+
+    from bot.flag_export import export_rows
+
+    path = tmp_path / "old.db"
+    db = sqlite_utils.Database(sqlite3.connect(path))
+    migrations.apply(db, stop_before="m007_image_text")  # a database of a release without OCR
+    old = Storage(db)
+    scan(old, Post(-1001111111111, 5, "Presale live", chat_title="Channel"))
+    old.close()
+    storage = Storage.open(path)
+    assert "m007_image_text" in [m.name for m in migrations.applied(storage.db)]
+    assert storage.post(-1001111111111, 5)["text_from_image"] == 0  # what was stored stays, as written text
+    picture = Post(-1001111111111, 6, "🖼 PRESALE live now", chat_title="Channel", from_image=True)
+    scan(storage, picture)
+    assert storage.post(-1001111111111, 6)["text_from_image"] == 1
+    assert [(r["message_id"], r["text_from_image"]) for r in export_rows(storage)] == [(5, False), (6, True)]
+    # An edit that drops the picture (its caption alone now) is text again.
+    scan(storage, Post(-1001111111111, 6, "presale, caption only", chat_title="Channel"))
+    assert storage.post(-1001111111111, 6)["text_from_image"] == 0
+    view = {v["message_id"]: v["text"] for v in storage.db.query("SELECT * FROM flag_details")}
+    assert view == {5: "Presale live", 6: "presale, caption only"}  # the Datasette view still reads through

@@ -71,6 +71,8 @@ class FakeBotApi:
         # Acting on flags (issue 15): chat members as getChatMember answers, refusals by (method, chat id).
         self.members: dict[tuple[int, int], dict] = {}
         self.refusals: dict[tuple[str, int], list[tuple[int, str]]] = {}
+        self.files: dict[str, bytes] = {}  # file_id -> content, served by getFile and the file URL
+        self.downloads: list[str] = []  # file paths downloaded, in order
 
     # -- test side ------------------------------------------------------------------------------
     def push_update(self, update: dict) -> int:
@@ -108,6 +110,24 @@ class FakeBotApi:
     def pending_updates(self) -> int:
         with self._lock:
             return len(self.updates)
+
+    # -- files: getFile and the file URL (/file/bot<token>/<file_path>) ---------------------------------
+    def add_file(self, file_id: str, content: bytes) -> None:
+        with self._lock:
+            self.files[file_id] = content
+
+    def download(self, file_path: str) -> bytes | None:
+        """A file's content by the file_path getFile gave; None (a 404) for a path it never gave."""
+        with self._lock:
+            self.downloads.append(file_path)
+            file_id = file_path.removeprefix("files/")
+            return self.files.get(file_id) if file_path.startswith("files/") else None
+
+    def _file(self, params: dict) -> dict:
+        file_id = str(params.get("file_id"))
+        content = self.files.get(file_id)
+        result = {"file_id": file_id, "file_unique_id": f"u{file_id}", "file_path": f"files/{file_id}"}
+        return result | ({"file_size": len(content)} if content is not None else {})
 
     # -- API side -------------------------------------------------------------------------------
     def take_updates(self, offset: int | None, limit: int = 100) -> list[dict]:
@@ -188,6 +208,8 @@ class FakeBotApi:
             message = self.messages.get(key, {"message_id": key[1], "date": int(time.time()), "chat": {"id": key[0]}})
             self.messages[key] = message | {"reply_markup": _as_json(params.get("reply_markup")) or {}}
             return self.messages[key]
+        if method == "getFile":
+            return self._file(params)
         # setMyCommands, deleteWebhook, answerCallbackQuery, setWebhook, close, logOut …
         return True
 
@@ -290,6 +312,9 @@ class InMemoryRequest(BaseRequest):
         connect_timeout=None,
         pool_timeout=None,
     ) -> tuple[int, bytes]:
+        if "/file/bot" in url:  # a download from the file URL getFile gave
+            content = self.api.download(url.split("/file/bot", 1)[1].split("/", 1)[1])
+            return (200, content) if content is not None else (404, b"Not Found")
         name = url.rsplit("/", 1)[-1]
         params = dict(request_data.parameters) if request_data else {}
         files = {}
@@ -343,6 +368,7 @@ class FakeBotApiServer:
         asyncio.set_event_loop(self._loop)
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_route("GET", "/file/bot{token}/{path:.+}", self._download)
         self._runner = web.AppRunner(app)
         self._loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -380,6 +406,16 @@ class FakeBotApiServer:
                 await asyncio.sleep(0.05)
         status, body = self.api.handle(method, params, files)
         return web.json_response(body, status=status)
+
+    async def _download(self, request):
+        """A file from the file URL getFile gave (https://api.telegram.org/file/bot<token>/<file_path>)."""
+        from aiohttp import web
+
+        self.tokens_seen.add(request.match_info["token"])
+        content = self.api.download(request.match_info["path"])
+        if content is None:
+            return web.Response(status=404, text="Not Found")
+        return web.Response(body=content, content_type="application/octet-stream")
 
     @staticmethod
     async def _params(request) -> tuple[dict, dict]:
