@@ -116,15 +116,22 @@ class IntakeServer:
 @pytest.fixture(scope="module")
 def logs():
     handler = CapturedLogs()
-    root, intake = logging.getLogger(), logging.getLogger("bot.webhook")
-    levels = root.level, intake.level
+    # Tornado reports an oversized body on "tornado.general"; importing dask.distributed (the bulk-scan tests)
+    # sets the "tornado" logger to CRITICAL and stops it propagating, for the whole process: both are set here
+    # as the bot has them (its `run` never imports Dask).
+    root, intake, tornado = logging.getLogger(), logging.getLogger("bot.webhook"), logging.getLogger("tornado")
+    levels, propagate = (root.level, intake.level, tornado.level), tornado.propagate
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     intake.setLevel(logging.DEBUG)
+    tornado.setLevel(logging.NOTSET)
+    tornado.propagate = True
     yield handler
     root.removeHandler(handler)
     root.setLevel(levels[0])
     intake.setLevel(levels[1])
+    tornado.setLevel(levels[2])
+    tornado.propagate = propagate
 
 
 @pytest.fixture(scope="module")
