@@ -8,7 +8,7 @@ import math
 import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from classifier.genres import (
@@ -147,8 +147,26 @@ def corpus_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.glob("*.jsonl") if p.is_file())
 
 
+# The corpus's writers invented their domains under the reserved suffix .example; real promoters use .com,
+# .io, .xyz … Read as written, "example" became a cue of promotion that no real post carries (490 posts,
+# 96% of them promotion). The corpus is read with each such suffix replaced by a common real one, chosen from
+# the post's own text so that every run, and every tool that reads the corpus, sees the same posts.
+_EXAMPLE_SUFFIX = re.compile(r"\.example\b", re.IGNORECASE)
+REAL_SUFFIXES = ("com", "io", "xyz", "net", "app", "org", "vip", "top", "cc", "finance", "pro", "co")
+
+
+def with_real_suffixes(text: str) -> str:
+    """``text`` with every ``.example`` suffix replaced by one of :data:`REAL_SUFFIXES`, deterministically."""
+    if ".example" not in text.lower():
+        return text
+    seed = int(hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:8], 16)
+    picks = iter(range(seed, seed + len(text)))
+    return _EXAMPLE_SUFFIX.sub(lambda _: "." + REAL_SUFFIXES[next(picks) % len(REAL_SUFFIXES)], text)
+
+
 def load_corpus(paths: Iterable[Path], problems: list[Problem] | None = None) -> list[LabelledPost]:
-    """Posts from files and directories of ``*.jsonl``; duplicate texts keep the last label seen."""
+    """Posts from files and directories of ``*.jsonl``; duplicate texts keep the last label seen. Invented
+    ``.example`` domains are read under real suffixes (:func:`with_real_suffixes`)."""
     problems = [] if problems is None else problems
     by_text: dict[str, LabelledPost] = {}
     for path in paths:
@@ -161,6 +179,7 @@ def load_corpus(paths: Iterable[Path], problems: list[Problem] | None = None) ->
                 problems.append(Problem(str(file), 0, "file not found"))
                 continue
             for post in read_labelled(file, problems):
+                post = replace(post, text=with_real_suffixes(post.text))
                 by_text.pop(post.text, None)
                 by_text[post.text] = post
     return list(by_text.values())

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from classifier.corpus import (
@@ -123,3 +125,16 @@ def test_missing_paths_and_bad_lines_are_problems_not_crashes(tmp_path):
 def test_language_is_guessed_when_absent():
     assert guess_language("长期收U，汇率置顶") == "zh"
     assert guess_language("Presale live now 空投") == "en"
+
+
+def test_invented_example_domains_are_read_under_real_suffixes():
+    from classifier.corpus import REAL_SUFFIXES, with_real_suffixes
+
+    text = "Claim at https://nova-drop.example/claim or mirror nova-app.EXAMPLE, docs on gitbook.io"
+    once = with_real_suffixes(text)
+    assert once == with_real_suffixes(text)  # the same post reads the same in every run and every tool
+    assert ".example" not in once.lower() and "gitbook.io" in once
+    suffixes = re.findall(r"nova-(?:drop|app)\.(\w+)", once)
+    assert len(suffixes) == 2 and set(suffixes) <= set(REAL_SUFFIXES)
+    assert with_real_suffixes("no invented domain here: binance.com") == "no invented domain here: binance.com"
+    assert not any(".example" in post.text.lower() for post in load_corpus([BUNDLED_DATA_DIR]))
