@@ -618,13 +618,7 @@ class Storage:
                 self._mark_alert_for_edit(flag["alert_id"])
             if platforms is not None or flag is not None:
                 self.db.execute("UPDATE flags SET watchlist = ? WHERE id = ?", [platforms, flag_id])
-            # A post in a language the model was not trained on waits for the digest: its score means little.
-            # A look-alike or mirror of a listed platform alerts at once whatever the model's score, unless
-            # nothing may (history scans pass an infinite threshold).
-            notify = (verdict.score >= threshold and verdict.language_covered) or (
-                getattr(verdict, "watchlist_flagged", False) and threshold <= 1.0
-            )
-            alert_id = self._attach_alert(flag_id, digest, verdict.label, notify, now)
+            alert_id = self._attach_alert(flag_id, digest, verdict.label, _notifies(verdict, threshold), now)
             return ScanOutcome(flag_id=flag_id, alert_id=alert_id)
 
     def _attach_alert(self, flag_id: int, digest: str, label: str, notify: bool, now: float) -> int:
@@ -739,9 +733,7 @@ class Storage:
         joined: dict[int, bool] = {}  # existing alerts joined: whether one of their new flags notifies
         flag_rows, flag_of = [], {}
         for i, post, verdict, digest in flagged:
-            notify = (verdict.score >= threshold and verdict.language_covered) or (
-                getattr(verdict, "watchlist_flagged", False) and threshold <= 1.0
-            )
+            notify = _notifies(verdict, threshold)
             pair = (digest, verdict.label)
             if pair in alerts:
                 alert_id = alerts[pair]
@@ -1169,6 +1161,15 @@ class Storage:
 
 # (chat id, message id) pairs or text hashes a query reads at once: SQLite before 3.32 allows 999 parameters.
 _KEYS_PER_QUERY = 400
+
+
+def _notifies(verdict, threshold: float) -> bool:
+    """Whether a flag alerts at once. A post in a language the model was not trained on waits for the digest:
+    its score means little. A look-alike or mirror of a listed platform alerts at once whatever the model's
+    score, unless nothing may (history scans pass an infinite threshold)."""
+    return (verdict.score >= threshold and verdict.language_covered) or (
+        getattr(verdict, "watchlist_flagged", False) and threshold <= 1.0
+    )
 
 
 def _platforms_json(verdict) -> str | None:
