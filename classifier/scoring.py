@@ -49,6 +49,35 @@ def tfidf(counts: sp.csr_matrix, weighting) -> sp.csr_matrix:
     return counts
 
 
+def word_ngram_counts(vectorizer, documents) -> sp.csr_matrix:
+    """``CountVectorizer.transform`` of a fitted word-n-gram vectorizer (no stop words, counts not binary).
+
+    scikit-learn builds every n-gram of a document, then looks each up and counts it in a Python loop with
+    a try/except per n-gram: a fifth of a batch's time. Here the lookups run in ``map`` and the counting in
+    ``sum_duplicates``; the tokens are the vectorizer's own (its preprocessor and tokenizer)."""
+    if vectorizer.analyzer != "word" or vectorizer.stop_words is not None or vectorizer.binary:
+        return CountVectorizer.transform(vectorizer, documents)
+    vocabulary = vectorizer.vocabulary_
+    preprocess, tokenize = vectorizer.build_preprocessor(), vectorizer.build_tokenizer()
+    min_n, max_n = vectorizer.ngram_range
+    pieces, lengths = [], []
+    for document in documents:
+        tokens = tokenize(preprocess(document))
+        grams = list(tokens) if min_n == 1 else []
+        for n in range(max(min_n, 2), max_n + 1):
+            grams += map(" ".join, zip(*(tokens[i:] for i in range(n))))
+        found = [i for i in map(vocabulary.get, grams) if i is not None]
+        lengths.append(len(found))
+        pieces += found
+    indptr = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    indices = np.array(pieces, dtype=np.int32)
+    data = np.ones(len(indices), dtype=vectorizer.dtype)
+    counts = sp.csr_matrix((data, indices, indptr), shape=(len(lengths), len(vocabulary)))
+    counts.sum_duplicates()
+    return counts
+
+
 def _row_of_each_value(matrix: sp.csr_matrix) -> np.ndarray:
     return np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
 
@@ -86,8 +115,7 @@ class LinearScorer:
     def features(self, prepared) -> list[sp.csr_matrix]:
         """The three feature blocks of the prepared posts, as the pipeline's FeatureUnion makes them."""
         chars = tfidf(self.chars.counts(prepared), self.chars.tfidf_)
-        # The count step of TfidfVectorizer.transform (its own, public), without its per-call checks.
-        words = tfidf(CountVectorizer.transform(self.words, prepared), self.words)
+        words = tfidf(word_ngram_counts(self.words, prepared), self.words)
         return [chars, words, self.evidence.transform(prepared)]
 
     def probabilities(self, blocks: list[sp.csr_matrix]) -> np.ndarray:

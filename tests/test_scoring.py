@@ -7,7 +7,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 
 from classifier.corpus import BUNDLED_DATA_DIR, load_corpus
 from classifier.model import PromotionClassifier, build_pipeline, decide, prepare_many
-from classifier.scoring import LinearScorer, tfidf
+from classifier.scoring import LinearScorer, tfidf, word_ngram_counts
 
 ODD_POSTS = [
     "",
@@ -52,6 +52,21 @@ def test_tfidf_equals_scikit_learns_transform(trained_model, sample_texts):
     got = tfidf(CountVectorizer.transform(words, prepared), words)
     assert np.isfinite(got.data).all()
     assert abs(got - expected).max() < 1e-6
+
+
+def test_word_counts_equal_the_vectorizers_own(trained_model, sample_texts):
+    words = trained_model.pipeline.named_steps["features"].transformer_list[1][1]
+    prepared = prepare_many(sample_texts)
+    expected = CountVectorizer.transform(words, prepared)
+    got = word_ngram_counts(words, prepared)
+    assert got.dtype == expected.dtype and got.has_sorted_indices
+    assert (got != expected).nnz == 0
+
+
+@pytest.mark.parametrize("ngram_range", [(1, 1), (1, 3), (2, 3)])
+def test_word_counts_equal_for_other_ngram_ranges(sample_texts, ngram_range):
+    vectorizer = CountVectorizer(ngram_range=ngram_range, min_df=2).fit(sample_texts)
+    assert (word_ngram_counts(vectorizer, sample_texts) != vectorizer.transform(sample_texts)).nnz == 0
 
 
 def test_verdict_labels_equal_thresholds_applied_to_predict_proba(trained_model, sample_texts):
