@@ -61,7 +61,7 @@ def summary_table(summary: ScanSummary) -> str:
     ]
     if len(rows) > 1:
         rows.append(["total", *[sum(r[i] for r in rows) for i in range(1, len(header))]])
-    lines = [_table(header, rows)]
+    lines = [text_table(header, rows)]
     flagged = sum(sum(f.flags.values()) for f in summary.files)
     lines.append(
         f"\nFlags: {flagged}"
@@ -79,12 +79,12 @@ def summary_table(summary: ScanSummary) -> str:
         )
     if summary.flags_by_chat:
         lines.append("\nTop chats by flags:")
-        lines.append(_table(["chat", "flags"], [[_cut(c, 50), n] for c, n in summary.flags_by_chat.most_common(5)]))
+        lines.append(text_table(["chat", "flags"], [[_cut(c, 50), n] for c, n in summary.flags_by_chat.most_common(5)]))
     if summary.top:
         lines.append("\nMost confident flags:")
         top = sorted(summary.top, reverse=True)
         lines.append(
-            _table(
+            text_table(
                 ["p", "label", "chat", "post", "text"],
                 [[f"{s:.2f}", d["label"], _cut(d["chat"], 30), d["link"], _cut(d["text"], 60)] for s, *_, d in top],
             )
@@ -97,7 +97,8 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _table(header: list, rows: list[list]) -> str:
+def text_table(header: list, rows: list[list]) -> str:
+    """A plain-text table for the terminal: a header, a rule, columns padded, numbers right-aligned."""
     cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     out = []

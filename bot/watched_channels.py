@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 from bot.post import Post, shown
 from bot.scan_store import ScanContext, save_many
-from bot.scan_summary import _table
+from bot.scan_summary import text_table
 from bot.storage import Storage, text_hash
 from bot.web_preview_fetch import FetchError, PoliteFetcher, RateLimited
 from bot.web_preview_page import ChannelPage, PageLayoutError, parse_page, profile_kind
@@ -473,4 +473,6 @@ def round_table(summary: RoundSummary) -> str:
     ]
     if len(rows) > 1:
         rows.append(["total", *[summary.total(k) for k in ("pages", "posts", "new", "edited", "flags")], ""])
-    return _table(header, rows) if rows else "No channels are watched: add one with `compliance-bot watch add NAME`."
+    return (
+        text_table(header, rows) if rows else "No channels are watched: add one with `compliance-bot watch add NAME`."
+    )
