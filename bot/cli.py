@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from bot.flag_lifecycle import FLAG_STATUSES
 from bot.settings import MAX_STATS_DAYS, ConfigError, Settings, load_settings
 
 _NOT_MADE = object()  # CliApp's OCR reader before first use (None is a reader switched off: OCR_ENABLED=false)
@@ -481,18 +482,13 @@ def _send_scan_digest(settings, storage, summary) -> None:
         )
 
 
-# bot.storage.FLAG_STATUSES, spelt out: importing bot.storage (sqlite-utils) would slow every command's
-# start-up by about 0.15 s. tests/test_export.py holds the two equal.
-EXPORT_STATUSES = ("pending", "confirmed", "false_positive", "relabelled", "withdrawn")
-
-
 @cli.command()
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True)
 @click.option(
     "--status",
     "statuses",
     multiple=True,
-    type=click.Choice(EXPORT_STATUSES),
+    type=click.Choice(FLAG_STATUSES),
     help="Only flags with this status; repeatable.",
 )
 @click.option(

@@ -23,31 +23,15 @@ from pathlib import Path
 import sqlite_utils
 
 from bot.actors import store_actors
+from bot.flag_lifecycle import (
+    FLAG_TRANSITIONS,
+    REVIEW_DECISIONS,
+    REVIEWED_STATUSES,
+    IllegalTransition,
+    flag_may,
+    flag_transition,
+)
 from bot.post import Post
-
-FLAG_STATUSES = ("pending", "confirmed", "false_positive", "relabelled", "withdrawn")
-_REVIEWED = frozenset({"confirmed", "false_positive", "relabelled"})
-# The life of a flag, in one place: every change of a flag's status goes through `flag_transition`.
-# event: (the statuses it may leave, None meaning "no flag yet"; the status it leads to)
-FLAG_TRANSITIONS: dict[str, tuple[frozenset, str]] = {
-    # A post is scanned as promotion for the first time.
-    "flag": (frozenset({None}), "pending"),
-    # An edit that still reads as promotion is a new claim: whatever was decided about the old text is
-    # reopened, and a withdrawn flag comes back.
-    "reopen": (frozenset({"pending", "withdrawn"}) | _REVIEWED, "pending"),
-    # An edit made the post benign: the flag follows the latest text.
-    "withdraw": (frozenset({"pending"}) | _REVIEWED, "withdrawn"),
-    # A moderator's decision (the review buttons). A reviewed flag may be reviewed again (the latest review
-    # stands); a withdrawn one may not: the text that was flagged is gone.
-    "confirm": (frozenset({"pending"}) | _REVIEWED, "confirmed"),
-    "false_positive": (frozenset({"pending"}) | _REVIEWED, "false_positive"),
-    "relabel": (frozenset({"pending"}) | _REVIEWED, "relabelled"),
-}
-REVIEW_DECISIONS = ("confirm", "false_positive", "relabel")
-
-
-class IllegalTransition(ValueError):
-    """A change of a flag's status that FLAG_TRANSITIONS does not allow."""
 
 
 class ReviewAlreadyRecorded(Exception):
@@ -57,20 +41,6 @@ class ReviewAlreadyRecorded(Exception):
     def __init__(self, callback_query_id: str, decision: str):
         super().__init__(f"the review of callback query {callback_query_id!r} is already recorded ({decision})")
         self.callback_query_id, self.decision = callback_query_id, decision
-
-
-def flag_may(status: str | None, event: str) -> bool:
-    """Whether a flag in ``status`` (None: no flag yet) may take ``event``."""
-    return status in FLAG_TRANSITIONS[event][0]
-
-
-def flag_transition(status: str | None, event: str) -> str:
-    """The status a flag in ``status`` (None: no flag yet) moves to on ``event``; refuses what the table does not allow."""
-    if event not in FLAG_TRANSITIONS:
-        raise IllegalTransition(f"no such flag event: {event!r}")
-    if not flag_may(status, event):
-        raise IllegalTransition(f"a {status or 'new'} flag cannot take {event!r}")
-    return FLAG_TRANSITIONS[event][1]
 
 
 migrations = sqlite_utils.Migrations("compliance-bot")
@@ -1107,7 +1077,7 @@ class Storage:
     def reviewed_flags(self) -> list[dict]:
         """The latest review of every flag that stands reviewed now, with its post's text, oldest review
         first. A flag reopened by an edit (status pending again) is left out: its review was of another text."""
-        reviewed = sorted(_REVIEWED)
+        reviewed = sorted(REVIEWED_STATUSES)
         return list(
             self.db.query(
                 f"""SELECT r.id AS review_id, r.flag_id, r.decision, r.old_label, r.new_label, r.at, r.reviewer_id,

@@ -5,16 +5,9 @@ from dataclasses import replace
 
 import pytest
 
+from bot.flag_lifecycle import IllegalTransition
 from bot.post import Post
-from bot.storage import (
-    FLAG_STATUSES,
-    FLAG_TRANSITIONS,
-    IllegalTransition,
-    ReviewAlreadyRecorded,
-    Storage,
-    flag_transition,
-    migrations,
-)
+from bot.storage import ReviewAlreadyRecorded, Storage, migrations
 from tests.fakes.classifier import FakeClassifier
 
 CLF = FakeClassifier()
@@ -155,23 +148,8 @@ def test_an_existing_database_upgrades_to_the_flag_rows_view(tmp_path):
     assert "reviews_flag" in {index.name for index in storage.db["reviews"].indexes}
 
 
-def test_flag_status_changes_follow_one_transition_table(tmp_path):
-    assert flag_transition(None, "flag") == "pending"
-    assert flag_transition("withdrawn", "reopen") == flag_transition("confirmed", "reopen") == "pending"
-    for status in ("pending", "confirmed", "false_positive", "relabelled"):
-        assert flag_transition(status, "withdraw") == "withdrawn"
-        assert flag_transition(status, "relabel") == "relabelled"
-    for status, event in (
-        ("withdrawn", "confirm"),
-        ("withdrawn", "withdraw"),
-        ("pending", "flag"),
-        (None, "confirm"),
-        ("pending", "escalate"),
-    ):
-        with pytest.raises(IllegalTransition):
-            flag_transition(status, event)
-    assert {to for _, to in FLAG_TRANSITIONS.values()} == set(FLAG_STATUSES)
-    # Through the store: a withdrawn flag takes no review, and an unknown decision changes nothing.
+def test_the_store_refuses_what_the_flag_life_cycle_refuses(tmp_path):
+    """A withdrawn flag takes no review, and an unknown decision changes nothing."""
     storage = Storage.open(tmp_path / "x.db")
     flagged = scan(storage, Post(-100, 1, "Presale live"))
     scan(storage, Post(-100, 1, "sorry, wrong chat"))
