@@ -240,8 +240,9 @@ _output_option = click.option(
     "--leave-out",
     type=click.Choice(["register", "genre"]),
     multiple=True,
-    help="Also measure how the model does on a register (or genre) it never saw: a model per "
-    "register (or genre), trained without it; the figures go into the training report. Repeatable.",
+    help="Also measure how the model does on a genre it never saw: a model per genre, trained without "
+    "it; the figures go into the training report. Registers are always left out one by one (their "
+    "predictions tune the thresholds); `register` is accepted and changes nothing. Repeatable.",
 )
 @_db_option
 @_model_option

@@ -29,7 +29,16 @@ from sklearn.metrics import f1_score, recall_score
 from classifier.corpus import BUNDLED_DATA_DIR, LabelledPost, Problem, load_corpus
 from classifier.genres import GENRES, REGISTERS
 from classifier.labels import BENIGN, LABELS, PROMOTION_LABELS
-from classifier.model import DEFAULT_C, DEFAULT_THRESHOLDS, FAMILIES, build_pipeline, decide
+from classifier.model import (
+    DEFAULT_C,
+    DEFAULT_THRESHOLDS,
+    FAMILIES,
+    PreparedPost,
+    build_pipeline,
+    decide,
+    fit_prepared,
+    prepare_many,
+)
 from classifier.report import leave_one_out_markdown
 
 GROUPINGS = ("register", "genre")
@@ -45,13 +54,19 @@ class OutOfGroup(NamedTuple):
 
 
 def out_of_group_probabilities(
-    posts: Sequence[LabelledPost], by: str, family: str = "svm", C: float = DEFAULT_C, log: Callable = print
+    posts: Sequence[LabelledPost],
+    by: str,
+    family: str = "svm",
+    C: float = DEFAULT_C,
+    log: Callable = print,
+    prepared: Sequence[PreparedPost] | None = None,
 ) -> OutOfGroup:
-    """Fit without each group of ``by`` (``register`` or ``genre``) and predict that group's posts."""
+    """Fit without each group of ``by`` (``register`` or ``genre``) and predict that group's posts.
+    ``prepared``: the posts already prepared (``prepare_many`` of their texts), when the caller has them."""
     if by not in GROUPINGS:
         raise ValueError(f"by must be one of {', '.join(GROUPINGS)}")
     names = REGISTERS if by == "register" else GENRES
-    texts = [p.text for p in posts]
+    prepared = prepare_many([p.text for p in posts]) if prepared is None else prepared
     labels = np.array([p.label for p in posts])
     of_post = np.array([getattr(p, by) for p in posts], dtype=object)
     probabilities = np.zeros((len(posts), len(LABELS)))
@@ -63,10 +78,10 @@ def out_of_group_probabilities(
             log(f"  {by} {group}: left in (without it a label has no training post)")
             continue
         started = time.perf_counter()
-        pipeline = build_pipeline(C=C, family=family).fit(
-            [t for t, held in zip(texts, test) if not held], labels[~test]
+        pipeline = fit_prepared(
+            build_pipeline(C=C, family=family), [x for x, held in zip(prepared, test) if not held], labels[~test]
         )
-        probabilities[test] = pipeline.predict_proba([t for t, held in zip(texts, test) if held])
+        probabilities[test] = pipeline[1:].predict_proba([x for x, held in zip(prepared, test) if held])
         measured[test] = group
         log(f"  {by} {group}: {int(test.sum())} posts ({time.perf_counter() - started:.1f} s)")
     return OutOfGroup(probabilities, classes, measured)
@@ -78,9 +93,11 @@ def leave_one_out(
     thresholds: dict[str, float] | None = None,
     family: str = "svm",
     log: Callable = print,
+    prepared: Sequence[PreparedPost] | None = None,
 ) -> dict:
     """Fit without each group of ``by`` (``register`` or ``genre``), predict that group; the figures."""
-    return figures(posts, out_of_group_probabilities(posts, by, family, log=log), by, thresholds, family)
+    oog = out_of_group_probabilities(posts, by, family, log=log, prepared=prepared)
+    return figures(posts, oog, by, thresholds, family)
 
 
 def figures(

@@ -77,6 +77,9 @@ def to_markdown(metrics: dict, title: str) -> str:
             f"False positives on crypto-related benign posts (`hard`): {hard['false_positives']} of "
             f"{hard['posts']} = **{hard['false_positive_rate']:.1%}**",
         ]
+    if "thresholds" in metrics:
+        values = ", ".join(f"`{label}` {value:.2f}" for label, value in metrics["thresholds"]["values"].items())
+        lines += ["", f"Thresholds: {values} (tuned on {metrics['thresholds']['tuned_on']})"]
     cm = metrics["confusion_matrix"]
     lines += [
         "",

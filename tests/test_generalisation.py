@@ -6,6 +6,7 @@ import pytest
 from classifier import generalisation
 from classifier.corpus import BUNDLED_DATA_DIR, LabelledPost, load_corpus
 from classifier.generalisation import leave_one_out
+from classifier.model import prepare_many
 from classifier.report import leave_one_out_markdown
 
 REGISTERS = ("channel_post", "group_chat", "one_line_call")
@@ -25,26 +26,20 @@ def posts():
 
 def test_each_register_is_predicted_by_a_model_that_never_saw_it(posts, monkeypatch):
     fitted_on = []
-    real_build = generalisation.build_pipeline
+    real_fit = generalisation.fit_prepared
 
-    def spy(**kwargs):
-        pipeline = real_build(**kwargs)
-        fit = pipeline.fit
+    def spy(pipeline, prepared, labels):
+        fitted_on.append({post.normalized for post in prepared})
+        return real_fit(pipeline, prepared, labels)
 
-        def recording_fit(texts, labels):
-            fitted_on.append(set(texts))
-            return fit(texts, labels)
-
-        pipeline.fit = recording_fit
-        return pipeline
-
-    monkeypatch.setattr(generalisation, "build_pipeline", spy)
+    monkeypatch.setattr(generalisation, "fit_prepared", spy)
     result = leave_one_out(posts, "register", log=lambda m: None)
     assert list(result["groups"]) == list(REGISTERS)
     assert len(fitted_on) == 3
-    untagged = {p.text for p in posts if not p.register}
+    normalized = {p.text: post.normalized for p, post in zip(posts, prepare_many([p.text for p in posts]))}
+    untagged = {normalized[p.text] for p in posts if not p.register}
     for register, seen in zip(REGISTERS, fitted_on):
-        held = {p.text for p in posts if p.register == register}
+        held = {normalized[p.text] for p in posts if p.register == register}
         assert not held & seen and untagged <= seen
         assert result["groups"][register]["posts"] == len(held)
     assert result["posts"] == sum(1 for p in posts if p.register)

@@ -113,6 +113,30 @@ def test_cached_char_ngrams_count_exactly_like_scikit_learn():
     assert (vectorizer.counts(posts) != expected).nnz == 0  # and again, from the warm cache
 
 
+@pytest.mark.parametrize("min_df, max_df", [(2, 0.9), (1, 1.0), (3, 40), (0.01, 0.5)])
+def test_the_vocabulary_is_the_one_scikit_learn_fits(min_df, max_df):
+    """Same n-grams, document-frequency limits (counts and shares) and order; the same idf."""
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
+
+    from classifier.corpus import BUNDLED_DATA_DIR, load_corpus
+    from classifier.model import WordCachedCharNgrams, prepare_many
+
+    posts = prepare_many([p.text for p in load_corpus([BUNDLED_DATA_DIR])][::20] + ["", "🚀", "a a a"])
+    texts = [p.normalized for p in posts]
+    ours = WordCachedCharNgrams(min_df=min_df, max_df=max_df).fit(posts)
+    reference = CountVectorizer(analyzer="char_wb", ngram_range=(1, 4), min_df=min_df, max_df=max_df, lowercase=False)
+    counts = reference.fit_transform(texts)
+    assert ours.counter_.vocabulary_ == reference.vocabulary_
+    assert np.allclose(ours.tfidf_.idf_, TfidfTransformer(sublinear_tf=True).fit(counts).idf_)
+
+
+def test_a_vocabulary_pruned_to_nothing_is_refused_like_scikit_learn_refuses_it():
+    from classifier.model import WordCachedCharNgrams, prepare_many
+
+    with pytest.raises(ValueError, match="no terms remain"):
+        WordCachedCharNgrams(min_df=5).fit(prepare_many(["one post", "another"]))
+
+
 def test_the_word_cache_stays_within_its_limit_and_keeps_its_recent_half():
     from classifier.corpus import BUNDLED_DATA_DIR, load_corpus
     from classifier.model import WordCachedCharNgrams, prepare_many

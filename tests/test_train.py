@@ -4,8 +4,18 @@ import numpy as np
 import pytest
 
 from classifier import load_model, manifest_path
-from classifier.corpus import LabelledPost
-from classifier.train import GateRefused, in_heldout, main, merge_reviewed, train_and_save, tune_thresholds
+from classifier.corpus import LabelledPost, load_corpus
+from classifier.generalisation import OutOfGroup
+from classifier.train import (
+    GateRefused,
+    in_heldout,
+    main,
+    merge_reviewed,
+    train,
+    train_and_save,
+    tune_out_of_register,
+    tune_thresholds,
+)
 from classifier.versions import VersionError, install, list_versions, previous_version, read_snapshot, version_dir
 
 
@@ -20,6 +30,37 @@ def test_thresholds_are_tuned_on_out_of_fold_predictions():
     probabilities = np.array([[0.6, 0.35, 0.05]] * 10 + [[0.7, 0.25, 0.05]] * 10)
     thresholds = tune_thresholds(y, probabilities, classes)
     assert 0.25 < thresholds["ico"] <= 0.35
+
+
+def test_thresholds_are_tuned_out_of_register_when_registers_are_left_out():
+    classes = ["benign", "ico", "trading_service"]
+    posts = [
+        LabelledPost(f"p{i}", "ico" if i < 10 else ("trading_service" if i < 20 else "benign"), "en") for i in range(30)
+    ]
+    # In cross-validation promotion scores 0.8; out of register only 0.35, benign 0.125 everywhere.
+    benign = [0.75, 0.125, 0.125]
+    cv = np.array([[0.1, 0.8, 0.1]] * 10 + [[0.1, 0.1, 0.8]] * 10 + [benign] * 10)
+    oog = np.array([[0.3, 0.35, 0.3]] * 10 + [[0.3, 0.3, 0.35]] * 10 + [benign] * 10)
+    measured = OutOfGroup(oog, classes, np.array(["group_chat"] * 30, dtype=object))
+    thresholds, tuned_on = tune_out_of_register(posts, measured, cv, classes)
+    assert tuned_on == "leave-one-register-out predictions"
+    assert 0.125 < thresholds["ico"] <= 0.35 and 0.125 < thresholds["trading_service"] <= 0.35
+    # Without a register left out (no post measured), the cross-validated predictions decide.
+    unmeasured = OutOfGroup(np.zeros((30, 3)), classes, np.array([""] * 30, dtype=object))
+    thresholds, tuned_on = tune_out_of_register(posts, unmeasured, cv, classes)
+    assert tuned_on == "cross-validated predictions" and thresholds["ico"] > 0.35
+
+
+def test_training_tunes_on_registers_left_out_and_reports_them(tagged_corpus, small_corpus):
+    tagged = train(load_corpus([tagged_corpus]), log=quiet)
+    assert tagged.metrics["thresholds"] == {
+        "values": tagged.thresholds,
+        "tuned_on": "leave-one-register-out predictions",
+    }
+    assert tagged.metrics["leave_one_out"]["register"]["thresholds"] == tagged.thresholds
+    untagged = train(load_corpus([small_corpus]), log=quiet)
+    assert untagged.metrics["thresholds"]["tuned_on"] == "cross-validated predictions"
+    assert untagged.metrics["leave_one_out"] == {}
 
 
 def test_training_writes_model_manifest_and_reports(small_corpus, tmp_path):
@@ -170,7 +211,7 @@ def test_leave_one_out_figures_go_into_the_training_report(tagged_corpus, tmp_pa
         "private_pitch",
         "one_line_call",
     }
-    # Measured with the thresholds the cross-validation chose, not the defaults.
+    # Measured with the thresholds training chose, not the defaults.
     assert loo["register"]["thresholds"] == result.thresholds
     report = (tmp_path / "reports" / "training.md").read_text(encoding="utf-8")
     assert "### Leave-one-register-out (svm)" in report and "### Leave-one-genre-out (svm)" in report
