@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from sklearn.metrics import f1_score, recall_score
+from sklearn.metrics import recall_score
 
 from classifier.corpus import BUNDLED_DATA_DIR, LabelledPost, Problem, load_corpus
 from classifier.genres import GENRES, REGISTERS
@@ -39,7 +39,7 @@ from classifier.model import (
     fit_prepared,
     prepare_many,
 )
-from classifier.report import leave_one_out_markdown
+from classifier.report import leave_one_out_markdown, macro_f1
 
 GROUPINGS = ("register", "genre")
 
@@ -127,7 +127,7 @@ def figures(
         "family": family,
         "thresholds": thresholds,
         "posts": int(measured.sum()),
-        "macro_f1": round(float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)), 4),
+        "macro_f1": macro_f1(y_true, y_pred),
         "recall": {
             label: round(float(recall_score(y_true == label, y_pred == label, zero_division=0)), 4) for label in present
         },
@@ -147,9 +147,7 @@ def _group_figures(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     if (y_true != BENIGN).any():  # flagged with either promotion label: what an alert needs
         figures["promotion_caught"] = round(float(np.mean(y_pred[y_true != BENIGN] != BENIGN)), 4)
     if len(present) > 1:
-        figures["macro_f1"] = round(
-            float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)), 4
-        )
+        figures["macro_f1"] = macro_f1(y_true, y_pred)
     return figures
 
 

@@ -42,7 +42,7 @@ from classifier.model import (
     prepare_many,
 )
 from classifier.persistence import ModelLoadError, load_model, read_manifest, save_model
-from classifier.report import compute_metrics, to_markdown, write_reports
+from classifier.report import compute_metrics, macro_f1, to_markdown, write_reports
 from classifier.versions import (
     MODEL_NAME,
     SNAPSHOT_NAME,
@@ -125,9 +125,7 @@ def heldout_macro_f1(
     pipeline = fit_prepared(build_pipeline(), prepare(train_posts), labels)
     probabilities = pipeline[1:].predict_proba(prepare(heldout))
     predicted = decide(probabilities, list(pipeline.classes_), {**DEFAULT_THRESHOLDS, **thresholds})
-    y = [p.label for p in heldout]
-    present = [label for label in LABELS if label in set(y)]
-    return round(float(f1_score(y, predicted, labels=present, average="macro", zero_division=0)), 4)
+    return macro_f1([p.label for p in heldout], predicted)
 
 
 def _preparer(known: dict[str, PreparedPost]) -> Callable[[Sequence[LabelledPost]], list[PreparedPost]]:
