@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,14 @@ def trained_model(model_path):
 MODERATOR_CHAT_ID = -1007777777777
 # A chat title or user name that Telegram apps would turn into links if it stood in plain text.
 LINK_BAIT = "Free t.me/scam and @scam_bot"
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a CLI process a test presses Ctrl-C on: SIGINT at its default, as a terminal
+    gives it. A shell without job control (a CI script's ``cmd &``) starts background jobs with SIGINT
+    ignored, an ignored signal stays ignored through exec, and Python then never raises
+    KeyboardInterrupt: the test would measure the shell that started it, not the CLI."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def outside_code(html: str) -> str:

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from click.testing import CliRunner
 
 from bot.cli import cli
+from tests.conftest import interruptible
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPLIANCE_BOT = [sys.executable, "-c", "from bot.cli import cli; cli()"]  # the console script, from this tree
@@ -339,6 +340,7 @@ def test_ctrl_c_stops_the_scan_and_its_cluster_in_one_line(tmp_path, model_path)
         stderr=subprocess.PIPE,
         text=True,
         cwd=tmp_path,
+        preexec_fn=interruptible,
     )
     try:
         seen = ""

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import CliApp, cli
-from tests.conftest import MODERATOR_CHAT_ID, TEST_TOKEN
+from tests.conftest import MODERATOR_CHAT_ID, TEST_TOKEN, interruptible
 from tests.fakes import updates as U
 from tests.fakes.classifier import FakeClassifier
 
@@ -449,6 +449,7 @@ def test_ctrl_c_on_a_real_scan_with_workers_stops_every_process_without_a_traceb
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=interruptible,
     )
     try:
         deadline = time.monotonic() + 30
