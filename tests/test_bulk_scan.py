@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sqlite3
 import subprocess
@@ -12,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from click.testing import CliRunner
@@ -261,6 +263,18 @@ def test_a_local_cluster_of_two_processes_by_default(tmp_path, model_path):
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert len(summary["workers"]) >= 1 and summary["posts"] == 80
     assert "Scanning 2 partitions" in done.stderr and "Traceback" not in done.stderr
+    assert re.search(r"Dask dashboard: http://[\d.]+:\d+/status", done.stderr), done.stderr
+
+
+def test_the_local_cluster_s_dashboard_is_linked_and_served():
+    """The link the terminal shows answers over HTTP."""
+    from bot.bulk_scan import dashboard_link, dask_client
+
+    with dask_client(None, 1) as client:
+        link = dashboard_link(client)
+        assert link and link.startswith("http://") and link.endswith("/status")
+        page = httpx.get(link, timeout=30, follow_redirects=True)
+        assert page.status_code == 200 and "bokeh" in page.text.lower()
 
 
 def test_end_to_end_with_dask_scheduler_and_workers_started_as_processes(tmp_path, model_path):
@@ -277,7 +291,8 @@ def test_end_to_end_with_dask_scheduler_and_workers_started_as_processes(tmp_pat
         started.append(subprocess.Popen([dask, *args], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=logs))
 
     try:
-        start("scheduler", ["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"])
+        # Dashboard on a free port: 8787, the default, may be another cluster's on a shared machine.
+        start("scheduler", ["scheduler", "--host", "127.0.0.1", "--port", str(port), "--dashboard-address", ":0"])
         for i in range(2):
             start(
                 f"worker{i}",
@@ -309,6 +324,8 @@ def test_end_to_end_with_dask_scheduler_and_workers_started_as_processes(tmp_pat
             cwd=tmp_path,
         )
         assert done.returncode == 0, done.stderr + done.stdout
+        link = re.search(r"Dask dashboard: (http://\S+/status)", done.stderr)
+        assert link and httpx.get(link[1], timeout=30).status_code == 200, done.stderr  # the scheduler serves it
         summary = json.loads((tmp_path / "out" / "summary.json").read_text())
         assert summary["posts"] == 430 and summary["partitions"] == 3
         assert set(summary["workers"]) <= workers
