@@ -111,7 +111,7 @@ class WordCachedCharNgrams(TransformerMixin, BaseEstimator):
     def _fit_vocabulary(self, texts: list[str]) -> sp.csr_matrix:
         """Give ``counter_`` the vocabulary its own ``fit`` would find (the same n-grams, document-frequency
         limits and order) and return the count matrix over it, analysing each distinct word once: training
-        fits a model per fold and per left-out group, and the plain fit was a third of each."""
+        fits a model per fold and per left-out group, and the plain fit was a quarter of each."""
         documents = [text.split() for text in texts]
         grams_of: dict[str, list[str]] = {}
         for words in documents:
