@@ -49,6 +49,21 @@ def tfidf(counts: sp.csr_matrix, weighting) -> sp.csr_matrix:
     return counts
 
 
+def rows_matrix(lengths, indices, n_columns: int, data=None, dtype=np.float32) -> sp.csr_matrix:
+    """The CSR matrix whose row ``i`` holds the next ``lengths[i]`` of ``indices`` (columns, in any order,
+    repeats allowed), with ``data`` or ones; a column repeated within a row holds the sum of its values.
+
+    Every count matrix here is built this way: each word or n-gram found adds a one to its column. Repeats
+    are summed after a transpose there and back, which leaves each row's columns sorted in time linear in
+    the entries; ``sum_duplicates`` alone sorts row by row (twice as slow on a batch of posts)."""
+    indptr = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    values = np.ones(len(indices), dtype=dtype) if data is None else np.asarray(data, dtype=dtype)
+    matrix = sp.csr_matrix((values, indices, indptr), shape=(len(lengths), n_columns)).tocsc().tocsr()
+    matrix.sum_duplicates()
+    return matrix
+
+
 def word_ngram_counts(vectorizer, documents) -> sp.csr_matrix:
     """``CountVectorizer.transform`` of a fitted word-n-gram vectorizer (no stop words, counts not binary).
 
@@ -69,13 +84,7 @@ def word_ngram_counts(vectorizer, documents) -> sp.csr_matrix:
         found = [i for i in map(vocabulary.get, grams) if i is not None]
         lengths.append(len(found))
         pieces += found
-    indptr = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=indptr[1:])
-    indices = np.array(pieces, dtype=np.int32)
-    data = np.ones(len(indices), dtype=vectorizer.dtype)
-    counts = sp.csr_matrix((data, indices, indptr), shape=(len(lengths), len(vocabulary)))
-    counts.sum_duplicates()
-    return counts
+    return rows_matrix(lengths, np.array(pieces, dtype=np.int32), len(vocabulary), dtype=vectorizer.dtype)
 
 
 def _row_of_each_value(matrix: sp.csr_matrix) -> np.ndarray:
