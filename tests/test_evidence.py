@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -164,7 +166,7 @@ def test_emoji_are_counted_but_are_no_feature(text):
 _CALL_PIECES = st.sampled_from(
     ["long", "short", "buy", "sell", "entry", "enter", "tp", "t", "target", "take", "profit", "sl", "stop", "loss",
      "lev", "leverage", "cross", "isolated", "x", "10", "3", "usdt", "usd", "btc", "eth", "bnb", "/", " ", "-", "zone",
-     "at", "做多", "做空", "止盈", "止损", "倍", "杠杆", "全仓", "入场", "目标", "防守", "e", "n", "a"]
+     "at", "做多", "做空", "止盈", "止损", "倍", "杠杆", "全仓", "入场", "目标", "防守", "e", "n", "a", "٣", "开"]
 )  # fmt: skip
 
 
@@ -176,3 +178,14 @@ def test_a_call_part_is_searched_whenever_its_pattern_could_match(text):
         if pattern.search(text):
             assert any(t in text for t in triggers), name
     assert find_signal_parts(text) == [name for name, (_, pattern) in SIGNAL_PARTS.items() if pattern.search(text)]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_CALL_PIECES, max_size=12).map("".join))
+def test_the_lookahead_opening_a_call_part_changes_no_match(text):
+    # Each pattern is "(?=[first characters])(?:bare pattern)": the lookahead only lets re skip ahead.
+    for name, (_, pattern) in SIGNAL_PARTS.items():
+        assert pattern.pattern.startswith("(?=["), name
+        bare = re.compile(pattern.pattern.split("])(?:", 1)[1].removesuffix(")"))
+        found, expected = pattern.search(text), bare.search(text)
+        assert (found and found.span()) == (expected and expected.span()), name
