@@ -47,7 +47,9 @@ _SPACED_SEPARATORS = re.compile(r"[ .\-_*·•|]")
 _CJK = r"\u3400-\u9fff\uf900-\ufaff"
 _CJK_GAP = re.compile(rf"(?<=[{_CJK}])[ \t]+(?=[{_CJK}])")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # Cc without tab and newline
-_WHITESPACE = re.compile(r"[ \t\r\f\v]+")
+# Runs of blanks become one space. A lone space is already one, so it is not matched at all: replacing
+# every single space with itself was a third of the folding's time.
+_WHITESPACE = re.compile(r"[ \t\r\f\v]{2,}|[\t\r\f\v]")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 
 

@@ -1,4 +1,6 @@
-from classifier.normalize import clean, normalize, safe_text
+import pytest
+
+from classifier.normalize import clean, fold, normalize, safe_text
 
 
 def test_full_width_and_styled_letters_become_plain():
@@ -60,3 +62,18 @@ def test_clean_keeps_case_for_addresses_and_codes():
 
 def test_spaced_out_look_alikes_are_folded_too():
     assert normalize("Sign up on В i n а n с е now") == "sign up on binance now"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("a  b", "a b"),
+        ("a\tb", "a b"),
+        ("a \t\r b", "a b"),
+        ("one two three", "one two three"),
+        ("one\n\n\ntwo  \n three", "one\ntwo \n three"),
+        ("  lead and trail\t", "lead and trail"),
+    ],
+)
+def test_blanks_are_squeezed_to_one_space_and_blank_lines_dropped(text, expected):
+    assert fold(text) == expected
