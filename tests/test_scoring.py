@@ -7,7 +7,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 
 from classifier.corpus import BUNDLED_DATA_DIR, load_corpus
 from classifier.model import PromotionClassifier, build_pipeline, decide, prepare_many
-from classifier.scoring import LinearScorer, tfidf, word_ngram_counts
+from classifier.scoring import LinearScorer, rows_matrix, tfidf, word_ngram_counts
 
 ODD_POSTS = [
     "",
@@ -42,6 +42,26 @@ def test_feature_blocks_equal_the_feature_union(trained_model, sample_texts):
     got = sp.hstack(LinearScorer(trained_model.pipeline).features(prepared), format="csr")
     assert abs(got - expected).max() < 1e-6
     assert (got != 0).nnz == (expected != 0).nnz
+
+
+def test_evidence_features_equal_the_dict_vectorizers_own(trained_model, sample_texts):
+    evidence = trained_model.pipeline.named_steps["features"].transformer_list[2][1]
+    prepared = prepare_many(sample_texts)
+    expected = evidence.vectorizer_.transform(p.evidence.features() for p in prepared)
+    got = evidence.transform(prepared)
+    assert got.shape == expected.shape and got.dtype == expected.dtype
+    assert abs(got - expected).max() == 0
+
+
+def test_rows_matrix_sums_the_columns_a_row_repeats():
+    got = rows_matrix([3, 0, 2], np.array([4, 1, 4, 0, 0]), 5, data=[1.0, 2.0, 0.5, 1.0, 3.0])
+    expected = np.zeros((3, 5), dtype=np.float32)
+    expected[0, 4], expected[0, 1], expected[2, 0] = 1.5, 2.0, 4.0
+    np.testing.assert_array_equal(got.toarray(), expected)
+    assert got.has_canonical_format and got.nnz == 3
+    ones = rows_matrix([2, 1], np.array([2, 2, 0]), 3)
+    np.testing.assert_array_equal(ones.toarray(), [[0, 0, 2], [1, 0, 0]])
+    assert rows_matrix([], np.zeros(0, dtype=np.int32), 3).shape == (0, 3)
 
 
 def test_tfidf_equals_scikit_learns_transform(trained_model, sample_texts):
