@@ -64,6 +64,20 @@ def test_rows_matrix_sums_the_columns_a_row_repeats():
     assert rows_matrix([], np.zeros(0, dtype=np.int32), 3).shape == (0, 3)
 
 
+def test_rows_matrix_is_the_same_whichever_way_it_sums_repeats():
+    # More entries than columns: summed after a transpose; fewer: by sorting each row.
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(0, 40, size=50)
+    indices = rng.integers(0, 30, size=int(lengths.sum()))
+    many = rows_matrix(lengths, indices, 30)
+    few = rows_matrix(lengths, indices, 10_000)[:, :30]
+    assert many.has_canonical_format
+    np.testing.assert_array_equal(many.toarray(), few.toarray())
+    expected = np.zeros((50, 30))
+    np.add.at(expected, (np.repeat(np.arange(50), lengths), indices), 1)
+    np.testing.assert_array_equal(many.toarray(), expected)
+
+
 def test_tfidf_equals_scikit_learns_transform(trained_model, sample_texts):
     """Including rows with no word at all (empty and emoji-only posts)."""
     words = trained_model.pipeline.named_steps["features"].transformer_list[1][1]
