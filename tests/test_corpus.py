@@ -38,6 +38,12 @@ def test_every_post_has_a_genre_and_register_and_every_cell_of_the_wild_is_cover
     assert coverage_gaps(bundled) == []
 
 
+def test_held_out_posts_are_never_read_as_training_data(bundled):
+    held_out = load_corpus([BUNDLED_DATA_DIR / "held_out"])
+    assert len(held_out) >= 200
+    assert not {p.text for p in held_out} & {p.text for p in bundled}
+
+
 def test_near_duplicates_stay_under_two_percent(bundled):
     twins = near_duplicates([p.text for p in bundled])
     assert len(twins) / len(bundled) <= 0.02, f"{len(twins)} posts have a near-twin"
