@@ -96,6 +96,16 @@ class WordCachedCharNgrams(TransformerMixin, BaseEstimator):
         self.max_df = max_df
 
     def fit(self, posts, y=None):
+        self._fit(posts)
+        return self
+
+    def fit_transform(self, posts, y=None):
+        """``fit(posts).transform(posts)`` from the count matrix the fit has already built: counting every
+        training post again took a sixth of each of training's fits."""
+        counts = self._fit(posts)
+        return self.tfidf_.transform(counts).astype(np.float32)
+
+    def _fit(self, posts) -> sp.csr_matrix:
         self.counter_ = CountVectorizer(
             analyzer="char_wb",
             ngram_range=self.ngram_range,
@@ -104,9 +114,10 @@ class WordCachedCharNgrams(TransformerMixin, BaseEstimator):
             lowercase=False,
             dtype=np.float32,
         )
-        self.tfidf_ = TfidfTransformer(sublinear_tf=True).fit(self._fit_vocabulary([p.normalized for p in posts]))
+        counts = self._fit_vocabulary([p.normalized for p in posts])
+        self.tfidf_ = TfidfTransformer(sublinear_tf=True).fit(counts)
         self._cache = {}
-        return self
+        return counts
 
     def _fit_vocabulary(self, texts: list[str]) -> sp.csr_matrix:
         """Give ``counter_`` the vocabulary its own ``fit`` would find (the same n-grams, document-frequency

@@ -130,6 +130,19 @@ def test_the_vocabulary_is_the_one_scikit_learn_fits(min_df, max_df):
     assert np.allclose(ours.tfidf_.idf_, TfidfTransformer(sublinear_tf=True).fit(counts).idf_)
 
 
+@pytest.mark.parametrize("min_df, max_df", [(2, 0.9), (1, 1.0)])
+def test_fit_transform_is_fit_then_transform(min_df, max_df):
+    from classifier.corpus import BUNDLED_DATA_DIR, load_corpus
+    from classifier.model import WordCachedCharNgrams, prepare_many
+
+    posts = prepare_many([p.text for p in load_corpus([BUNDLED_DATA_DIR])][::25] + ["", "🚀", "a a a"])
+    together = WordCachedCharNgrams(min_df=min_df, max_df=max_df).fit_transform(posts)
+    apart = WordCachedCharNgrams(min_df=min_df, max_df=max_df).fit(posts).transform(posts)
+    assert together.dtype == apart.dtype == np.float32
+    assert together.has_canonical_format
+    assert abs(together - apart).max() == 0 and together.nnz == apart.nnz
+
+
 def test_a_vocabulary_pruned_to_nothing_is_refused_like_scikit_learn_refuses_it():
     from classifier.model import WordCachedCharNgrams, prepare_many
 
