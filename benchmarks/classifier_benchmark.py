@@ -224,7 +224,7 @@ def main() -> int:
     parser.add_argument(
         "--paired-only",
         action="store_true",
-        help="only the alternating rounds, of the model at --model against a freshly trained reference (~3 min)",
+        help="only the alternating rounds, of the model at --model against a freshly trained reference (about 20 s a round)",
     )
     parser.add_argument("--model", type=Path, default=Path("data/model.joblib"), help="model for --paired-only")
     args = parser.parse_args()
