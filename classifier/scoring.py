@@ -5,7 +5,7 @@ batch that is nothing; on one post it is about 2 ms, ten times the arithmetic, a
 posts one update at a time. So inference reads the fitted pieces once (idf vectors, the SVM's weights,
 Platt's sigmoid parameters) and does the same sums: tf-idf as ``TfidfTransformer.transform``, the
 decision function as ``LinearSVC.decision_function``, the calibrated probabilities as
-``CalibratedClassifierCV.predict_proba``. The pipeline stays the model: training fits it, persistence
+``CalibratedClassifierCV.predict_proba`` (then :func:`blend_benign`, as the model's calibration does). The pipeline stays the model: training fits it, persistence
 saves it, and tests/test_scoring.py holds these results to the pipeline's own ``predict_proba``.
 """
 
@@ -17,6 +17,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit
 from sklearn.feature_extraction.text import CountVectorizer
+
+from classifier.labels import BENIGN
 
 CONTRIBUTION_ROWS = 2048
 
@@ -65,6 +67,26 @@ def rows_matrix(lengths, indices, n_columns: int, data=None, dtype=np.float32) -
         matrix = matrix.tocsc().tocsr()
     matrix.sum_duplicates()
     return matrix
+
+
+def blend_benign(probabilities: np.ndarray, benign_sigmoid: np.ndarray, benign: int, weight: float) -> np.ndarray:
+    """Probabilities whose benign column is the weighted mean (``weight`` on the sigmoid) of the normalised
+    one and ``benign_sigmoid``, the benign-versus-rest sigmoid's own estimate before normalisation; the
+    promotion labels share the rest in the proportions they had. Rows still sum to one.
+
+    Why: normalising divides one by the sum of three one-versus-rest sigmoids. Promotion of a kind the
+    model has not seen scores low on both promotion sigmoids, so normalising hands most of the mass to
+    benign even when the benign sigmoid itself is also low (model.BlendedCalibration has the figures)."""
+    if not weight:
+        return probabilities
+    blended = (1.0 - weight) * probabilities[:, benign] + weight * benign_sigmoid
+    others = 1.0 - probabilities[:, benign]
+    # A row whose promotion labels had no mass at all (sigmoids that underflowed) shares the rest equally.
+    even = np.full_like(probabilities, 1.0 / (probabilities.shape[1] - 1))
+    shares = np.divide(probabilities, others[:, None], out=even, where=others[:, None] > 0)
+    result = shares * (1.0 - blended)[:, None]
+    result[:, benign] = blended
+    return result
 
 
 def word_ngram_counts(vectorizer, documents) -> sp.csr_matrix:
@@ -123,6 +145,9 @@ class LinearScorer:
         self.intercept = np.asarray(svm.intercept_, dtype=np.float64)
         self.sigmoid_a = np.array([c.a_ for c in calibrated.calibrators], dtype=np.float64)
         self.sigmoid_b = np.array([c.b_ for c in calibrated.calibrators], dtype=np.float64)
+        # Models saved before model.BlendedCalibration normalise only (weight 0).
+        self.benign_weight = float(getattr(pipeline[-1], "benign_weight", 0.0)) if not self.binary else 0.0
+        self.benign = self.classes.index(BENIGN) if BENIGN in self.classes else None
 
     def features(self, prepared) -> list[sp.csr_matrix]:
         """The three feature blocks of the prepared posts, as the pipeline's FeatureUnion makes them."""
@@ -141,7 +166,9 @@ class LinearScorer:
         probabilities = np.divide(calibrated, total, out=uniform, where=total != 0)
         # As predict_proba does: a rounding error above 1 is 1.
         probabilities[(probabilities > 1.0) & (probabilities <= 1.0 + 1e-5)] = 1.0
-        return probabilities
+        if self.benign is None:
+            return probabilities
+        return blend_benign(probabilities, calibrated[:, self.benign], self.benign, self.benign_weight)
 
     def contributions(self, blocks: list[sp.csr_matrix], label_indices: np.ndarray, minimum: float) -> Contributions:
         """What each feature of each post added to the score of that post's label, where that is at least

@@ -1,8 +1,12 @@
 import numpy as np
 import pytest
+from sklearn.base import clone
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.svm import LinearSVC
 
+from classifier.corpus import BUNDLED_DATA_DIR, load_corpus
 from classifier.labels import LABELS
-from classifier.model import decide
+from classifier.model import BlendedCalibration, build_pipeline, decide, prepare_many
 
 # The hard cases of ../shared/LABELS.md: the model must get the table right.
 HARD_CASES = [
@@ -89,6 +93,45 @@ def test_decide_applies_per_label_thresholds():
     assert decide(probabilities, classes, thresholds) == ["ico", "benign", "benign", "ico"]
     # The label furthest past its own threshold wins when two pass.
     assert decide(np.array([[0.0, 0.45, 0.55]]), classes, {"ico": 0.3, "trading_service": 0.5}) == ["ico"]
+
+
+@pytest.fixture(scope="module")
+def calibration_data(trained_model):
+    """Features and labels of a fifth of the corpus, for fitting calibrations side by side."""
+    posts = load_corpus([BUNDLED_DATA_DIR])[::5]
+    features = trained_model.pipeline[1:-1].transform(prepare_many([p.text for p in posts]))
+    return features, np.array([p.label for p in posts])
+
+
+def test_blended_calibration_of_weight_zero_is_scikit_learns_calibration(calibration_data):
+    X, y = calibration_data
+    svm = LinearSVC(class_weight="balanced", random_state=0)
+    plain = CalibratedClassifierCV(svm, method="sigmoid", cv=3, ensemble=False).fit(X, y)
+    unblended = BlendedCalibration(svm, method="sigmoid", cv=3, ensemble=False, benign_weight=0.0).fit(X, y)
+    np.testing.assert_allclose(unblended.predict_proba(X), plain.predict_proba(X))
+
+
+def test_blended_calibration_puts_benign_between_the_normalised_and_its_own_sigmoid(calibration_data):
+    X, y = calibration_data
+    blended = clone(build_pipeline()[-1]).fit(X, y)  # clone: scikit-learn must see benign_weight as a parameter
+    assert blended.benign_weight == 0.5
+    got = blended.predict_proba(X)
+    normalised = CalibratedClassifierCV.predict_proba(blended, X)
+    classes = list(blended.classes_)
+    benign = classes.index("benign")
+    calibrated = blended.calibrated_classifiers_[0]
+    own = calibrated.calibrators[benign].predict(calibrated.estimator.decision_function(X)[:, benign])
+    np.testing.assert_allclose(got[:, benign], (normalised[:, benign] + own) / 2)
+    np.testing.assert_allclose(got.sum(axis=1), 1.0)
+    promotion = [i for i in range(len(classes)) if i != benign]
+    np.testing.assert_allclose(
+        got[:, promotion[0]] * normalised[:, promotion[1]],
+        got[:, promotion[1]] * normalised[:, promotion[0]],
+        atol=1e-12,
+    )
+    # Posts whose own benign sigmoid is below the normalised share: the blend lowers P(benign), and some exist.
+    lower = own < normalised[:, benign]
+    assert lower.any() and (got[lower, benign] < normalised[lower, benign]).all()
 
 
 @pytest.mark.parametrize("word", ["a", "ab", "abc", "binance", "长期收u,汇率置顶", "0x1234567890abcdef"])
@@ -272,7 +315,9 @@ def test_emoji_alone_do_not_make_a_promotion(trained_model, text):
 def test_a_look_alike_link_flags_a_post_the_model_alone_would_not(trained_model):
     from classifier.watchlist import Watchlist
 
-    text = "Lunch at noon tomorrow? the menu is at b1nance-vip.example"
+    # Enough of an ordinary post that the model alone reads it benign: a bare link to an unknown site is
+    # itself a weak sign of promotion.
+    text = "Lunch at noon tomorrow? I booked the usual table, the menu is at b1nance-vip.example, see you all there"
     assert trained_model.predict_many([text], watchlist=Watchlist([]))[0].label == "benign"
     verdict = trained_model.predict(text)  # the bundled list
     assert verdict.label == "trading_service" and verdict.watchlist_flagged

@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import CountVectorizer
 
 from classifier.corpus import BUNDLED_DATA_DIR, load_corpus
 from classifier.model import PromotionClassifier, build_pipeline, decide, prepare_many
-from classifier.scoring import LinearScorer, rows_matrix, tfidf, word_ngram_counts
+from classifier.scoring import LinearScorer, blend_benign, rows_matrix, tfidf, word_ngram_counts
 
 ODD_POSTS = [
     "",
@@ -149,3 +150,32 @@ def test_each_score_is_the_probability_of_its_own_label(trained_model, sample_te
         assert list(verdict.scores) == ["ico", "trading_service", "benign"]
         for label, probability in verdict.scores.items():
             assert probability == pytest.approx(expected[row, classes.index(label)], abs=1e-7)
+
+
+def test_blend_moves_benign_towards_its_own_sigmoid_and_keeps_the_promotion_shares():
+    # Columns: benign, ico, trading_service. Normalised P(benign) 0.2, its own sigmoid 0.1.
+    probabilities = np.array([[0.2, 0.5, 0.3], [0.6, 0.1, 0.3]])
+    blended = blend_benign(probabilities, np.array([0.1, 0.9]), 0, 0.5)
+    np.testing.assert_allclose(blended[:, 0], [0.15, 0.75])
+    np.testing.assert_allclose(blended[0, 1:], [0.85 * 0.5 / 0.8, 0.85 * 0.3 / 0.8])
+    np.testing.assert_allclose(blended[1, 1:], [0.25 * 0.25, 0.25 * 0.75])
+    np.testing.assert_allclose(blended.sum(axis=1), 1.0)
+
+
+def test_blend_of_weight_zero_changes_nothing_and_a_row_without_promotion_mass_shares_it_evenly():
+    probabilities = np.array([[1.0, 0.0, 0.0], [0.3, 0.3, 0.4]])
+    assert blend_benign(probabilities, np.array([0.2, 0.2]), 0, 0.0) is probabilities
+    blended = blend_benign(probabilities, np.array([0.4, 0.3]), 0, 0.5)
+    np.testing.assert_allclose(blended[0], [0.7, 0.15, 0.15])
+
+
+def test_a_model_saved_before_the_blend_scores_as_its_pipeline_normalised_only(sample_texts):
+    posts = load_corpus([BUNDLED_DATA_DIR])[::20]
+    pipeline = build_pipeline()
+    svm = pipeline.steps[-1][1].estimator
+    pipeline.steps[-1] = ("model", CalibratedClassifierCV(svm, method="sigmoid", cv=3, ensemble=False))
+    pipeline.fit([p.text for p in posts], [p.label for p in posts])
+    scorer = LinearScorer(pipeline)
+    assert scorer.benign_weight == 0.0
+    got = scorer.probabilities(scorer.features(prepare_many(sample_texts)))
+    np.testing.assert_allclose(got, pipeline.predict_proba(sample_texts), rtol=1e-5, atol=1e-7)
