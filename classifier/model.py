@@ -251,7 +251,10 @@ class BlendedCalibration(CalibratedClassifierCV):
 
 
 def _svm(C: float):
-    svm = LinearSVC(C=C, class_weight="balanced", random_state=0)  # reproducible figures
+    # tol 1e-3 instead of 1e-4: each SVM fit a quarter faster (training fits 56 of them), the figures the
+    # same within noise (on the 14,241-post corpus, at thresholds 0.40: out of register macro-F1 0.9365
+    # against 0.9378, out of genre 0.7038 against 0.7028).
+    svm = LinearSVC(C=C, class_weight="balanced", tol=1e-3, random_state=0)  # random_state: reproducible figures
     # ensemble=False: one SVM fitted on all the data, so its weights explain every verdict.
     return BlendedCalibration(svm, method="sigmoid", cv=3, ensemble=False)
 
