@@ -238,10 +238,11 @@ _output_option = click.option(
 @click.option("--no-reviews", is_flag=True, help="Leave the moderators' reviews out (train on the corpus alone).")
 @click.option(
     "--leave-out",
-    type=click.Choice(["register", "genre"]),
+    type=click.Choice(["register", "genre", "source"]),
     multiple=True,
-    help="Also measure how the model does on a genre it never saw: a model per genre, trained without "
-    "it; the figures go into the training report. Registers are always left out one by one (their "
+    help="Also measure how the model does on a genre it never saw (`genre`: a model per genre, trained "
+    "without it) or on a writer's voice it never saw (`source`: a model per corpus file, about 6 min); "
+    "the figures go into the training report. Registers are always left out one by one (their "
     "predictions tune the thresholds); `register` is accepted and changes nothing. Repeatable.",
 )
 @_db_option

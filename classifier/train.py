@@ -289,7 +289,11 @@ def train(
         metrics["leave_one_out"]["register"] = figures(posts, by_register, "register", thresholds)
     for by in [b for b in leave_out if b != "register"]:
         log(f"Leave-one-{by}-out: a model per {by}, trained without it…")
-        metrics["leave_one_out"][by] = leave_one_out(posts, by, thresholds, log=log, prepared=prepared)
+        result = leave_one_out(posts, by, thresholds, log=log, prepared=prepared)
+        if result is None:
+            log(f"  nothing measured: no {by} could be left out")
+        else:
+            metrics["leave_one_out"][by] = result
     log("Fitting the final model on all posts…")
     pipeline = fit_prepared(build_pipeline(), prepared, y)
     data_hash = corpus_hash(posts)
@@ -402,7 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--leave-out",
         action="append",
         choices=GROUPINGS,
-        help="also measure leave-one-genre-out (leave-one-register-out is always measured: it tunes the thresholds)",
+        help="also measure leave-one-genre-out or leave-one-source-out (a model per corpus file); leave-one-register-out is always measured: it tunes the thresholds",
     )
     args = parser.parse_args(argv)
     try:

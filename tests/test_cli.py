@@ -160,6 +160,16 @@ def test_train_command_measures_left_out_registers(run, tagged_corpus, tmp_path)
     assert "### Leave-one-register-out (svm)" in (tmp_path / "reports" / "training.md").read_text(encoding="utf-8")
 
 
+def test_train_command_says_when_no_source_can_be_left_out(run, tagged_corpus, tmp_path):
+    # One corpus file holds every label, so there is no file to leave out: said, and training goes on.
+    model = tmp_path / "lso.joblib"
+    result = run("train", "--data", str(tagged_corpus), "--no-reviews", "--leave-out", "source", "--model", str(model))
+    assert result.exit_code == 0, result.output
+    assert "nothing measured: no source could be left out" in result.output
+    assert "Leave-one-source-out" not in (tmp_path / "reports" / "training.md").read_text(encoding="utf-8")
+    assert model.exists()
+
+
 @pytest.fixture
 def check_image(model_path, monkeypatch, tmp_path):
     """Invoke `compliance-bot check` with an OCR engine of the test's choosing, from an empty folder."""

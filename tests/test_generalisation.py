@@ -1,5 +1,5 @@
-"""Leave-one-register-out and leave-one-genre-out: every measured post is predicted by a model that never
-saw its register (or genre)."""
+"""Leave-one-register-out, -genre-out and -source-out: every measured post is predicted by a model that
+never saw its register (or genre, or corpus file)."""
 
 import pytest
 
@@ -58,6 +58,28 @@ def test_a_genre_is_measured_by_the_recall_of_its_label(posts):
     assert all(f"| `{genre}` |" in markdown for genre in result["groups"])
 
 
+def test_each_source_file_is_predicted_by_a_model_that_never_saw_it(posts, monkeypatch):
+    fitted_on = []
+    real_fit = generalisation.fit_prepared
+
+    def spy(pipeline, prepared, labels):
+        fitted_on.append({post.normalized for post in prepared})
+        return real_fit(pipeline, prepared, labels)
+
+    monkeypatch.setattr(generalisation, "fit_prepared", spy)
+    result = leave_one_out(posts, "source", log=lambda m: None)
+    sources = sorted({p.source for p in posts if p.source})
+    assert list(result["groups"]) == sources and len(sources) > 3
+    normalized = {p.text: post.normalized for p, post in zip(posts, prepare_many([p.text for p in posts]))}
+    assert len(fitted_on) == len(sources)
+    for source, seen in zip(sources, fitted_on):
+        held = {normalized[p.text] for p in posts if p.source == source}
+        assert not held & seen
+        assert result["groups"][source]["posts"] == len(held)
+    assert result["posts"] == sum(1 for p in posts if p.source)
+    assert "### Leave-one-source-out (svm)" in leave_one_out_markdown(result)
+
+
 def test_a_group_holding_a_whole_label_stays_in_training(posts):
     # Every benign post moved into group_chat: without group_chat there would be nothing benign to learn.
     moved = [
@@ -71,6 +93,14 @@ def test_a_group_holding_a_whole_label_stays_in_training(posts):
     result = leave_one_out(moved, "register", log=messages.append)
     assert set(result["groups"]) == {"channel_post", "one_line_call"}
     assert any("group_chat: left in" in m for m in messages)
+
+
+def test_nothing_to_leave_out_gives_no_figures(posts):
+    # One corpus file holds every label: leaving it out would leave nothing to learn from.
+    messages = []
+    one_file = [LabelledPost(p.text, p.label, p.lang, source="only") for p in posts]
+    assert leave_one_out(one_file, "source", log=messages.append) is None
+    assert any("only: left in" in m for m in messages)
 
 
 def test_an_unknown_grouping_is_refused(posts):
