@@ -309,6 +309,21 @@ def test_emoji_alone_do_not_make_a_promotion(trained_model, text):
     assert all("emoji" not in r.feature for r in verdict.reasons)
 
 
+# Handles and links sat mostly in promotion in the older corpus, so tagging an account read as a pitch
+# (a panel recap tagging two speakers scored 0.48 trading_service); news footers and replies carry them too.
+TAGGED_BUT_BENIGN = [
+    "Great panel today with @alice_chain and @bobdefi on stablecoin regulation, thanks all",
+    "SEC delays decision on spot SOL ETF again. via @WuBlockchain",
+    "币安宣布下架三个交易对，明日生效。\n\n订阅频道 @bitnews_cn | 投稿 @bitnews_tougao",
+    "Binance to delist three pairs tomorrow.\n\nFollow @cryptonews_daily for more",
+]
+
+
+@pytest.mark.parametrize("text", TAGGED_BUT_BENIGN)
+def test_tagging_an_account_or_a_channel_footer_is_not_promotion(trained_model, text):
+    assert trained_model.predict(text).label == "benign"
+
+
 # -- platform watchlists (classifier/watchlist.py) -----------------------------------------------
 
 
