@@ -24,15 +24,21 @@ def posts():
     return chosen
 
 
-def test_each_register_is_predicted_by_a_model_that_never_saw_it(posts, monkeypatch):
-    fitted_on = []
+@pytest.fixture
+def fitted_on(monkeypatch):
+    """The normalized texts of every fit's training posts, in order of fitting."""
+    seen = []
     real_fit = generalisation.fit_prepared
 
     def spy(pipeline, prepared, labels):
-        fitted_on.append({post.normalized for post in prepared})
+        seen.append({post.normalized for post in prepared})
         return real_fit(pipeline, prepared, labels)
 
     monkeypatch.setattr(generalisation, "fit_prepared", spy)
+    return seen
+
+
+def test_each_register_is_predicted_by_a_model_that_never_saw_it(posts, fitted_on):
     result = leave_one_out(posts, "register", log=lambda m: None)
     assert list(result["groups"]) == list(REGISTERS)
     assert len(fitted_on) == 3
@@ -58,15 +64,7 @@ def test_a_genre_is_measured_by_the_recall_of_its_label(posts):
     assert all(f"| `{genre}` |" in markdown for genre in result["groups"])
 
 
-def test_each_source_file_is_predicted_by_a_model_that_never_saw_it(posts, monkeypatch):
-    fitted_on = []
-    real_fit = generalisation.fit_prepared
-
-    def spy(pipeline, prepared, labels):
-        fitted_on.append({post.normalized for post in prepared})
-        return real_fit(pipeline, prepared, labels)
-
-    monkeypatch.setattr(generalisation, "fit_prepared", spy)
+def test_each_source_file_is_predicted_by_a_model_that_never_saw_it(posts, fitted_on):
     result = leave_one_out(posts, "source", log=lambda m: None)
     sources = sorted({p.source for p in posts if p.source})
     assert list(result["groups"]) == sources and len(sources) > 3
