@@ -36,7 +36,9 @@ def test_every_disguise_keeps_at_least_90_percent_of_the_plain_detection_rate(tr
         assert row.rate / plain.rate >= 0.9, f"{row.name} evades:\n{table(rows)}"
     # The text disguises really changed the posts: the set is not the plain set again.
     changed = {r.name: r.changed for r in rows}
-    assert changed["homoglyphs"] >= SAMPLE * 0.8 and changed["full-width"] == len(promotional_sample)
+    # Full-width forms exist for ASCII only: a post all in Chinese with Chinese punctuation stays as it is.
+    with_ascii = sum(any("!" <= ch <= "~" or ch == " " for ch in text) for text in promotional_sample)
+    assert changed["homoglyphs"] >= SAMPLE * 0.8 and changed["full-width"] == with_ascii >= SAMPLE * 0.9
     assert changed["zero-width"] >= SAMPLE * 0.5 and changed["URL buttons"] > 0
 
 
