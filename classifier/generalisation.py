@@ -40,7 +40,7 @@ from classifier.model import (
     build_pipeline,
     decide,
     fit_prepared,
-    prepare_many,
+    prepared_posts,
 )
 from classifier.report import leave_one_out_markdown, macro_f1
 
@@ -68,7 +68,7 @@ def out_of_group_probabilities(
     ``prepared``: the posts already prepared (``prepare_many`` of their texts), when the caller has them."""
     if by not in GROUPINGS:
         raise ValueError(f"by must be one of {', '.join(GROUPINGS)}")
-    prepared = prepare_many([p.text for p in posts]) if prepared is None else prepared
+    prepared = prepared_posts(posts, prepared)
     labels = np.array([p.label for p in posts])
     of_post = np.array([getattr(p, by) for p in posts], dtype=object)
     probabilities = np.zeros((len(posts), len(LABELS)))
@@ -87,6 +87,11 @@ def out_of_group_probabilities(
         measured[test] = group
         log(f"  {by} {group}: {int(test.sum())} posts ({time.perf_counter() - started:.1f} s)")
     return OutOfGroup(probabilities, classes, measured)
+
+
+def nothing_measured(by: str) -> str:
+    """What a report says when no group of ``by`` could be left out."""
+    return f"nothing measured: no {by} could be left out"
 
 
 def leave_one_out(
@@ -196,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for by in args.by or GROUPINGS:
             print(f"Leave-one-{by}-out, {family}:")
             result = leave_one_out(posts, by, thresholds, family)
-            print(leave_one_out_markdown(result) if result else f"nothing measured: no {by} could be left out\n")
+            print(leave_one_out_markdown(result) if result else nothing_measured(by) + "\n")
     return 1 if problems else 0
 
 

@@ -63,6 +63,11 @@ def prepare_many(texts: Sequence[str]) -> list[PreparedPost]:
     return [prepare(t) for t in texts]
 
 
+def prepared_posts(posts: Sequence, prepared: Sequence[PreparedPost] | None = None) -> Sequence[PreparedPost]:
+    """``prepared`` when the caller already has the posts prepared, else the posts' texts prepared now."""
+    return prepare_many([p.text for p in posts]) if prepared is None else prepared
+
+
 def char_wb_ngrams(word: str, min_n: int, max_n: int) -> list[str]:
     """The n-grams scikit-learn's ``char_wb`` analyzer makes of one word (padded with a space each
     side; a padded word no longer than n is counted once, whole), built with list comprehensions."""

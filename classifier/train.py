@@ -30,7 +30,14 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
 
 from classifier.corpus import BUNDLED_DATA_DIR, LabelledPost, Problem, corpus_hash, load_corpus
-from classifier.generalisation import GROUPINGS, OutOfGroup, figures, leave_one_out, out_of_group_probabilities
+from classifier.generalisation import (
+    GROUPINGS,
+    OutOfGroup,
+    figures,
+    leave_one_out,
+    nothing_measured,
+    out_of_group_probabilities,
+)
 from classifier.labels import BENIGN, LABELS, PROMOTION_LABELS
 from classifier.model import (
     DEFAULT_THRESHOLDS,
@@ -40,6 +47,7 @@ from classifier.model import (
     decide,
     fit_prepared,
     prepare_many,
+    prepared_posts,
 )
 from classifier.persistence import ModelLoadError, load_model, read_manifest, save_model
 from classifier.report import compute_metrics, macro_f1, to_markdown, write_reports
@@ -232,7 +240,7 @@ def cross_validate(
     posts: Sequence[LabelledPost], folds: int = 5, seed: int = 0, prepared: Sequence[PreparedPost] | None = None
 ):
     """Out-of-fold probabilities for every post (each predicted by a model that never saw it)."""
-    prepared = prepare_many([p.text for p in posts]) if prepared is None else prepared
+    prepared = prepared_posts(posts, prepared)
     labels = np.array([p.label for p in posts])
     strata = np.array([f"{p.label}/{p.lang}" for p in posts])
     probabilities = np.zeros((len(posts), len(LABELS)))
@@ -274,7 +282,7 @@ def train(
     missing = [label for label in LABELS if y.count(label) < folds]
     if missing:
         raise ValueError(f"too few posts labelled {', '.join(missing)} to train (need at least {folds} each)")
-    prepared = prepare_many([p.text for p in posts]) if prepared is None else prepared
+    prepared = prepared_posts(posts, prepared)
     log(f"Cross-validating on {len(posts)} posts ({folds} folds)…")
     probabilities, classes = cross_validate(posts, folds, prepared=prepared)
     log("Leave-one-register-out: a model per register, trained without it…")
@@ -291,7 +299,7 @@ def train(
         log(f"Leave-one-{by}-out: a model per {by}, trained without it…")
         result = leave_one_out(posts, by, thresholds, log=log, prepared=prepared)
         if result is None:
-            log(f"  nothing measured: no {by} could be left out")
+            log(f"  {nothing_measured(by)}")
         else:
             metrics["leave_one_out"][by] = result
     log("Fitting the final model on all posts…")
