@@ -18,6 +18,8 @@ from classifier.train import (
 )
 from classifier.versions import VersionError, install, list_versions, previous_version, read_snapshot, version_dir
 
+ANOTHER = {"ico": "trading_service", "trading_service": "benign", "benign": "ico"}
+
 
 def quiet(message):
     pass
@@ -32,14 +34,28 @@ def test_thresholds_are_tuned_on_out_of_fold_predictions():
     assert 0.25 < thresholds["ico"] <= 0.35
 
 
+def test_near_ties_go_to_the_lower_thresholds():
+    classes = ["benign", "ico", "trading_service"]
+
+    def tuned(ico_scores, benign_scores):
+        rows = [[1 - s, s, 0.0] for s in ico_scores + benign_scores]
+        return tune_thresholds(["ico"] * len(ico_scores) + ["benign"] * len(benign_scores), np.array(rows), classes)
+
+    # Two more ico posts caught for three benign ones flagged: macro-F1 lower by 0.0017, a tie → recall.
+    assert tuned([0.8] * 198 + [0.32] * 2, [0.1] * 197 + [0.32] * 3)["ico"] <= 0.30
+    # Ten benign posts flagged for the same two is not a tie: the higher threshold keeps them out.
+    assert tuned([0.8] * 198 + [0.32] * 2, [0.1] * 190 + [0.32] * 10)["ico"] >= 0.35
+
+
 def test_thresholds_are_tuned_out_of_register_when_registers_are_left_out():
     classes = ["benign", "ico", "trading_service"]
     posts = [
         LabelledPost(f"p{i}", "ico" if i < 10 else ("trading_service" if i < 20 else "benign"), "en") for i in range(30)
     ]
-    # In cross-validation promotion scores 0.8; out of register only 0.35, benign 0.125 everywhere.
+    # In cross-validation promotion scores 0.8 and benign 0.4: only thresholds above 0.4 separate them there.
+    # Out of register promotion scores only 0.35, benign 0.125.
     benign = [0.75, 0.125, 0.125]
-    cv = np.array([[0.1, 0.8, 0.1]] * 10 + [[0.1, 0.1, 0.8]] * 10 + [benign] * 10)
+    cv = np.array([[0.1, 0.8, 0.1]] * 10 + [[0.1, 0.1, 0.8]] * 10 + [[0.2, 0.4, 0.4]] * 10)
     oog = np.array([[0.3, 0.35, 0.3]] * 10 + [[0.3, 0.3, 0.35]] * 10 + [benign] * 10)
     measured = OutOfGroup(oog, classes, np.array(["group_chat"] * 30, dtype=object))
     thresholds, tuned_on = tune_out_of_register(posts, measured, cv, classes)
@@ -77,15 +93,15 @@ def test_training_writes_model_manifest_and_reports(small_corpus, tmp_path):
 
 @pytest.fixture(scope="module")
 def noisy_extra(small_corpus, tmp_path_factory):
-    """Near-copies of every promotion post of the small corpus, wrongly labelled benign."""
+    """A copy of every post of the small corpus that differs only by invisible characters (the model reads it
+    as the same post), labelled as another label, and kept outside the gate's held-out split: a model trained
+    on them reads the held-out posts worse, whatever its thresholds, than the current model."""
     path = tmp_path_factory.mktemp("noise") / "noisy.jsonl"
     with open(path, "w", encoding="utf-8") as out:
         for line in small_corpus.read_text(encoding="utf-8").splitlines():
             post = json.loads(line)
-            if post["label"] != "benign":
-                out.write(
-                    json.dumps(post | {"text": post["text"] + " !!", "label": "benign"}, ensure_ascii=False) + "\n"
-                )
+            text = next(t for n in range(1, 20) if not in_heldout(t := post["text"] + "\u200b" * n))
+            out.write(json.dumps(post | {"text": text, "label": ANOTHER[post["label"]]}, ensure_ascii=False) + "\n")
     return path
 
 
