@@ -54,6 +54,25 @@ def small_corpus(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def noisy_extra(small_corpus, tmp_path_factory):
+    """A copy of every post of the small corpus that differs only by invisible characters (the model reads it
+    as the same post), labelled as another label, and kept outside the gate's held-out split: a model trained
+    on them reads the held-out posts worse, whatever its thresholds, than the current model."""
+    import json
+
+    from classifier.train import in_heldout
+
+    another = {"ico": "trading_service", "trading_service": "benign", "benign": "ico"}
+    path = tmp_path_factory.mktemp("noise") / "noisy.jsonl"
+    with open(path, "w", encoding="utf-8") as out:
+        for line in small_corpus.read_text(encoding="utf-8").splitlines():
+            post = json.loads(line)
+            text = next(t for n in range(1, 20) if not in_heldout(t := post["text"] + "\u200b" * n))
+            out.write(json.dumps(post | {"text": text, "label": another[post["label"]]}, ensure_ascii=False) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
 def tagged_corpus(tmp_path_factory):
     """Eight posts of each label in each register, with their genre and register, as one JSONL file."""
     import json

@@ -355,10 +355,10 @@ def test_the_list_passed_in_or_set_on_the_classifier_is_the_one_used(trained_mod
     from classifier.watchlist import Watchlist
 
     mine = Watchlist([Platform("Fooex", ("fooexchange.com",), ("福交易",))])
-    text = "Lunch at noon tomorrow? menu at f0oexchange-app.example, ask 福交易"
+    text = "Lunch at noon tomorrow? menu at f0oexchange-app.com, ask 福交易"
     (verdict,) = trained_model.predict_many([text], watchlist=mine)
     assert verdict.label == "trading_service" and verdict.platforms == ["Fooex"]
-    assert "look-alike of fooexchange.com: f0oexchange-app.example" in str(verdict.reasons[0])
+    assert "look-alike of fooexchange.com: f0oexchange-app.com" in str(verdict.reasons[0])
     assert trained_model.predict(text).platforms == []  # not on the bundled list
     trained_model.watchlist = mine
     try:

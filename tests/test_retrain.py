@@ -181,21 +181,17 @@ def test_train_refuses_a_missing_database_given_with_db(tmp_path, small_corpus):
     assert not (tmp_path / "nope.db").exists() and not (tmp_path / "model.joblib").exists()
 
 
-def test_train_reports_a_gate_refusal_and_unknown_labels_in_extra(tmp_path, small_corpus):
+def test_train_reports_a_gate_refusal_and_unknown_labels_in_extra(tmp_path, small_corpus, noisy_extra):
     runner = CliRunner()
     assert runner.invoke(cli, ["train", "--data", str(small_corpus)], env=env_for(tmp_path)).exit_code == 0
     noisy = tmp_path / "noisy.jsonl"
-    with open(noisy, "w", encoding="utf-8") as out:
-        for line in small_corpus.read_text(encoding="utf-8").splitlines():
-            post = json.loads(line)
-            if post["label"] != "benign":
-                out.write(
-                    json.dumps(post | {"text": post["text"] + " !!", "label": "benign"}, ensure_ascii=False) + "\n"
-                )
-        out.write('{"text": "join my pump", "label": "scam"}\n')
+    lines = noisy_extra.read_text(encoding="utf-8").splitlines() + ['{"text": "join my pump", "label": "scam"}']
+    noisy.write_text("\n".join(lines) + "\n", encoding="utf-8")
     result = runner.invoke(cli, ["train", "--data", str(small_corpus), "--extra", str(noisy)], env=env_for(tmp_path))
     assert result.exit_code == 1
-    assert "noisy.jsonl:121: \"label\" must be one of ico, trading_service, benign, got 'scam'" in result.output
+    assert (
+        f"noisy.jsonl:{len(lines)}: \"label\" must be one of ico, trading_service, benign, got 'scam'" in result.output
+    )
     assert "Error: not installed: macro-F1 would drop" in result.output and "--force" in result.output
     assert len(list_versions(tmp_path / "model.joblib")) == 1
 

@@ -18,8 +18,6 @@ from classifier.train import (
 )
 from classifier.versions import VersionError, install, list_versions, previous_version, read_snapshot, version_dir
 
-ANOTHER = {"ico": "trading_service", "trading_service": "benign", "benign": "ico"}
-
 
 def quiet(message):
     pass
@@ -89,20 +87,6 @@ def test_training_writes_model_manifest_and_reports(small_corpus, tmp_path):
     assert set(figures["per_label"]) == {"ico", "trading_service", "benign"}
     assert figures["confusion_matrix"]["labels"] == ["ico", "trading_service", "benign"]
     assert (reports / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def noisy_extra(small_corpus, tmp_path_factory):
-    """A copy of every post of the small corpus that differs only by invisible characters (the model reads it
-    as the same post), labelled as another label, and kept outside the gate's held-out split: a model trained
-    on them reads the held-out posts worse, whatever its thresholds, than the current model."""
-    path = tmp_path_factory.mktemp("noise") / "noisy.jsonl"
-    with open(path, "w", encoding="utf-8") as out:
-        for line in small_corpus.read_text(encoding="utf-8").splitlines():
-            post = json.loads(line)
-            text = next(t for n in range(1, 20) if not in_heldout(t := post["text"] + "\u200b" * n))
-            out.write(json.dumps(post | {"text": text, "label": ANOTHER[post["label"]]}, ensure_ascii=False) + "\n")
-    return path
 
 
 def test_quality_gate_compares_on_the_same_heldout_split_and_keeps_the_better_model(
