@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -30,6 +29,7 @@ import numpy as np
 from sklearn.metrics import recall_score
 
 from classifier.corpus import BUNDLED_DATA_DIR, LabelledPost, Problem, load_corpus
+from classifier.fitting import Split, fit_and_predict_all
 from classifier.genres import GENRES, REGISTERS
 from classifier.labels import BENIGN, LABELS, PROMOTION_LABELS
 from classifier.model import (
@@ -37,9 +37,7 @@ from classifier.model import (
     DEFAULT_THRESHOLDS,
     FAMILIES,
     PreparedPost,
-    build_pipeline,
     decide,
-    fit_prepared,
     prepared_posts,
 )
 from classifier.report import leave_one_out_markdown, macro_f1
@@ -74,18 +72,25 @@ def out_of_group_probabilities(
     probabilities = np.zeros((len(posts), len(LABELS)))
     measured = np.array([""] * len(posts), dtype=object)
     classes = sorted(LABELS)  # scikit-learn orders the classes so whenever every label is in training
+    held_out = []
     for group in group_names(by, of_post):
         test = of_post == group
         if len(set(labels[~test])) < len(LABELS):
             log(f"  {by} {group}: left in (without it a label has no training post)")
             continue
-        started = time.perf_counter()
-        pipeline = fit_prepared(
-            build_pipeline(C=C, family=family), [x for x, held in zip(prepared, test) if not held], labels[~test]
+        held_out.append((group, test))
+    splits = [
+        Split(
+            [x for x, held in zip(prepared, test) if not held],
+            labels[~test],
+            [x for x, held in zip(prepared, test) if held],
         )
-        probabilities[test] = pipeline[1:].predict_proba([x for x, held in zip(prepared, test) if held])
+        for _, test in held_out
+    ]
+    for (group, test), predicted in zip(held_out, fit_and_predict_all(splits, C, family)):
+        probabilities[test] = predicted.probabilities
         measured[test] = group
-        log(f"  {by} {group}: {int(test.sum())} posts ({time.perf_counter() - started:.1f} s)")
+        log(f"  {by} {group}: {int(test.sum())} posts ({predicted.seconds:.1f} s)")
     return OutOfGroup(probabilities, classes, measured)
 
 

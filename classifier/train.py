@@ -30,6 +30,7 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
 
 from classifier.corpus import BUNDLED_DATA_DIR, LabelledPost, Problem, corpus_hash, load_corpus
+from classifier.fitting import Split, fit_and_predict_all
 from classifier.generalisation import (
     GROUPINGS,
     OutOfGroup,
@@ -124,22 +125,26 @@ def in_heldout(text: str) -> bool:
     return int(hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:8], 16) % HELDOUT_MODULUS == 0
 
 
-def heldout_macro_f1(
-    train_posts: Sequence[LabelledPost],
+def heldout_macro_f1s(
+    runs: Sequence[tuple[Sequence[LabelledPost], dict[str, float]]],
     heldout: Sequence[LabelledPost],
-    thresholds: dict[str, float],
     prepared: dict[str, PreparedPost] | None = None,
-) -> float:
-    """Fit the current recipe on ``train_posts`` and score it, with ``thresholds``, on ``heldout``.
-    ``prepared``: posts already prepared, by text (the others are prepared here)."""
-    labels = [p.label for p in train_posts]
-    if len(set(labels)) < 2:
-        raise ValueError("fewer than two labels to fit on")
+) -> list[float]:
+    """For each run (training posts, thresholds): fit the current recipe on the training posts and score
+    it, with the thresholds, on ``heldout``; the runs fitted side by side. ``prepared``: posts already
+    prepared, by text (the others are prepared here)."""
     prepare = _preparer(prepared or {})
-    pipeline = fit_prepared(build_pipeline(), prepare(train_posts), labels)
-    probabilities = pipeline[1:].predict_proba(prepare(heldout))
-    predicted = decide(probabilities, list(pipeline.classes_), {**DEFAULT_THRESHOLDS, **thresholds})
-    return macro_f1([p.label for p in heldout], predicted)
+    splits = []
+    for train_posts, _ in runs:
+        labels = [p.label for p in train_posts]
+        if len(set(labels)) < 2:
+            raise ValueError("fewer than two labels to fit on")
+        splits.append(Split(prepare(train_posts), labels, prepare(heldout)))
+    truth = [p.label for p in heldout]
+    return [
+        macro_f1(truth, decide(predicted.probabilities, predicted.classes, {**DEFAULT_THRESHOLDS, **thresholds}))
+        for (_, thresholds), predicted in zip(runs, fit_and_predict_all(splits))
+    ]
 
 
 def _preparer(known: dict[str, PreparedPost]) -> Callable[[Sequence[LabelledPost]], list[PreparedPost]]:
@@ -183,9 +188,10 @@ def compare_on_heldout(
                 "the current model has no training snapshot" if snapshot is None else "empty held-out split"
             )
         log(f"Quality gate: both models on the same held-out split of {len(heldout)} posts…")
-        candidate_f1 = heldout_macro_f1(rest, heldout, result.thresholds, prepared)
         current_train = [p for p in read_snapshot(snapshot) if p.text not in held_texts]
-        current_f1 = heldout_macro_f1(current_train, heldout, current.get("thresholds") or {}, prepared)
+        candidate_f1, current_f1 = heldout_macro_f1s(
+            [(rest, result.thresholds), (current_train, current.get("thresholds") or {})], heldout, prepared
+        )
         gate |= {
             "method": "same held-out split",
             "heldout_posts": len(heldout),
@@ -254,11 +260,14 @@ def cross_validate(
     labels = np.array([p.label for p in posts])
     strata = np.array([f"{p.label}/{p.lang}" for p in posts])
     probabilities = np.zeros((len(posts), len(LABELS)))
+    folds_of = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(strata, strata))
+    splits = [
+        Split([prepared[i] for i in train], labels[train], [prepared[i] for i in test]) for train, test in folds_of
+    ]
     classes = None
-    for train_idx, test_idx in StratifiedKFold(folds, shuffle=True, random_state=seed).split(strata, strata):
-        pipeline = fit_prepared(build_pipeline(), [prepared[i] for i in train_idx], labels[train_idx])
-        classes = list(pipeline.classes_)
-        probabilities[test_idx] = pipeline[1:].predict_proba([prepared[i] for i in test_idx])
+    for (_, test), predicted in zip(folds_of, fit_and_predict_all(splits)):
+        classes = predicted.classes
+        probabilities[test] = predicted.probabilities
     return probabilities, classes
 
 

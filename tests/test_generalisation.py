@@ -26,15 +26,15 @@ def posts():
 
 @pytest.fixture
 def fitted_on(monkeypatch):
-    """The normalized texts of every fit's training posts, in order of fitting."""
+    """The normalized texts of every fit's training posts, in order of the splits."""
     seen = []
-    real_fit = generalisation.fit_prepared
+    real = generalisation.fit_and_predict_all
 
-    def spy(pipeline, prepared, labels):
-        seen.append({post.normalized for post in prepared})
-        return real_fit(pipeline, prepared, labels)
+    def spy(splits, *args, **kwargs):
+        seen.extend({post.normalized for post in split.train} for split in splits)
+        return real(splits, *args, **kwargs)
 
-    monkeypatch.setattr(generalisation, "fit_prepared", spy)
+    monkeypatch.setattr(generalisation, "fit_and_predict_all", spy)
     return seen
 
 

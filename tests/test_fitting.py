@@ -1,0 +1,44 @@
+"""Fits in worker processes: the same probabilities as fitting one split after another, in order."""
+
+import numpy as np
+import pytest
+
+from classifier import fitting
+from classifier.corpus import BUNDLED_DATA_DIR, load_corpus
+from classifier.fitting import Split, fit_and_predict, fit_and_predict_all
+from classifier.model import prepare_many
+
+
+@pytest.fixture(scope="module")
+def splits():
+    """Three splits of 240 bundled posts: each fits on two thirds and predicts the rest."""
+    posts = []
+    for label in ("ico", "trading_service", "benign"):
+        posts += [p for p in load_corpus([BUNDLED_DATA_DIR]) if p.label == label][::40][:80]
+    prepared = prepare_many([p.text for p in posts])
+    labels = [p.label for p in posts]
+    return [
+        Split(
+            [x for i, x in enumerate(prepared) if i % 3 != k],
+            [y for i, y in enumerate(labels) if i % 3 != k],
+            [x for i, x in enumerate(prepared) if i % 3 == k],
+        )
+        for k in range(3)
+    ]
+
+
+def test_processes_give_the_probabilities_of_fitting_one_after_another(splits):
+    alone = [fit_and_predict(split) for split in splits]
+    together = list(fit_and_predict_all(splits, processes=2))
+    assert len(together) == len(splits)
+    for a, b, split in zip(alone, together, splits):
+        assert a.classes == b.classes == ["benign", "ico", "trading_service"]
+        assert b.probabilities.shape == (len(split.test), 3)
+        assert np.array_equal(a.probabilities, b.probabilities)  # to the last bit, not roughly
+
+
+def test_one_process_fits_here(splits, monkeypatch):
+    calls = []
+    monkeypatch.setattr(fitting, "fit_and_predict", lambda split, C, family: calls.append(split) or split)
+    assert list(fit_and_predict_all(splits, processes=1)) == splits
+    assert calls == splits
