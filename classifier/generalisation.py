@@ -29,7 +29,7 @@ import numpy as np
 from sklearn.metrics import recall_score
 
 from classifier.corpus import BUNDLED_DATA_DIR, LabelledPost, Problem, load_corpus
-from classifier.fitting import Split, fit_and_predict_all
+from classifier.fitting import FIT_PROCESSES, Split, fit_and_predict_all
 from classifier.genres import GENRES, REGISTERS
 from classifier.labels import BENIGN, LABELS, PROMOTION_LABELS
 from classifier.model import (
@@ -61,6 +61,7 @@ def out_of_group_probabilities(
     C: float = DEFAULT_C,
     log: Callable = print,
     prepared: Sequence[PreparedPost] | None = None,
+    processes: int = FIT_PROCESSES,
 ) -> OutOfGroup:
     """Fit without each group of ``by`` (``register``, ``genre`` or ``source``) and predict that group's posts.
     ``prepared``: the posts already prepared (``prepare_many`` of their texts), when the caller has them."""
@@ -87,7 +88,7 @@ def out_of_group_probabilities(
         )
         for _, test in held_out
     ]
-    for (group, test), predicted in zip(held_out, fit_and_predict_all(splits, C, family)):
+    for (group, test), predicted in zip(held_out, fit_and_predict_all(splits, C, family, processes)):
         probabilities[test] = predicted.probabilities
         measured[test] = group
         log(f"  {by} {group}: {int(test.sum())} posts ({predicted.seconds:.1f} s)")
@@ -106,10 +107,11 @@ def leave_one_out(
     family: str = "svm",
     log: Callable = print,
     prepared: Sequence[PreparedPost] | None = None,
+    processes: int = FIT_PROCESSES,
 ) -> dict | None:
     """Fit without each group of ``by`` (``register``, ``genre`` or ``source``), predict that group; the figures,
     or None when no group could be left out (no post has the field, or one group holds a whole label)."""
-    oog = out_of_group_probabilities(posts, by, family, log=log, prepared=prepared)
+    oog = out_of_group_probabilities(posts, by, family, log=log, prepared=prepared, processes=processes)
     return figures(posts, oog, by, thresholds, family) if (oog.groups != "").any() else None
 
 

@@ -30,7 +30,7 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
 
 from classifier.corpus import BUNDLED_DATA_DIR, LabelledPost, Problem, corpus_hash, load_corpus
-from classifier.fitting import Split, fit_and_predict_all
+from classifier.fitting import FIT_PROCESSES, Split, fit_and_predict_all
 from classifier.generalisation import (
     GROUPINGS,
     OutOfGroup,
@@ -129,6 +129,7 @@ def heldout_macro_f1s(
     runs: Sequence[tuple[Sequence[LabelledPost], dict[str, float]]],
     heldout: Sequence[LabelledPost],
     prepared: dict[str, PreparedPost] | None = None,
+    processes: int = FIT_PROCESSES,
 ) -> list[float]:
     """For each run (training posts, thresholds): fit the current recipe on the training posts and score
     it, with the thresholds, on ``heldout``; the runs fitted side by side. ``prepared``: posts already
@@ -143,7 +144,7 @@ def heldout_macro_f1s(
     truth = [p.label for p in heldout]
     return [
         macro_f1(truth, decide(predicted.probabilities, predicted.classes, {**DEFAULT_THRESHOLDS, **thresholds}))
-        for (_, thresholds), predicted in zip(runs, fit_and_predict_all(splits))
+        for (_, thresholds), predicted in zip(runs, fit_and_predict_all(splits, processes=processes))
     ]
 
 
@@ -162,6 +163,7 @@ def compare_on_heldout(
     model_path: Path,
     log: Callable = print,
     prepared: dict[str, PreparedPost] | None = None,
+    processes: int = FIT_PROCESSES,
 ) -> dict:
     """The quality gate's figures: the candidate and the current model on the same held-out split.
 
@@ -190,7 +192,7 @@ def compare_on_heldout(
         log(f"Quality gate: both models on the same held-out split of {len(heldout)} posts…")
         current_train = [p for p in read_snapshot(snapshot) if p.text not in held_texts]
         candidate_f1, current_f1 = heldout_macro_f1s(
-            [(rest, result.thresholds), (current_train, current.get("thresholds") or {})], heldout, prepared
+            [(rest, result.thresholds), (current_train, current.get("thresholds") or {})], heldout, prepared, processes
         )
         gate |= {
             "method": "same held-out split",
@@ -253,7 +255,11 @@ def tune_thresholds(
 
 
 def cross_validate(
-    posts: Sequence[LabelledPost], folds: int = 5, seed: int = 0, prepared: Sequence[PreparedPost] | None = None
+    posts: Sequence[LabelledPost],
+    folds: int = 5,
+    seed: int = 0,
+    prepared: Sequence[PreparedPost] | None = None,
+    processes: int = FIT_PROCESSES,
 ):
     """Out-of-fold probabilities for every post (each predicted by a model that never saw it)."""
     prepared = prepared_posts(posts, prepared)
@@ -265,7 +271,7 @@ def cross_validate(
         Split([prepared[i] for i in train], labels[train], [prepared[i] for i in test]) for train, test in folds_of
     ]
     classes = None
-    for (_, test), predicted in zip(folds_of, fit_and_predict_all(splits)):
+    for (_, test), predicted in zip(folds_of, fit_and_predict_all(splits, processes=processes)):
         classes = predicted.classes
         probabilities[test] = predicted.probabilities
     return probabilities, classes
@@ -292,6 +298,7 @@ def train(
     leave_out: Sequence[str] = (),
     log: Callable = print,
     prepared: Sequence[PreparedPost] | None = None,
+    processes: int = FIT_PROCESSES,
 ) -> TrainingResult:
     """Cross-validate for the report, leave each register out for the thresholds (and the report),
     measure each further grouping of ``leave_out`` (``genre``: see classifier.generalisation), then fit the
@@ -303,9 +310,9 @@ def train(
         raise ValueError(f"too few posts labelled {', '.join(missing)} to train (need at least {folds} each)")
     prepared = prepared_posts(posts, prepared)
     log(f"Cross-validating on {len(posts)} posts ({folds} folds)…")
-    probabilities, classes = cross_validate(posts, folds, prepared=prepared)
+    probabilities, classes = cross_validate(posts, folds, prepared=prepared, processes=processes)
     log("Leave-one-register-out: a model per register, trained without it…")
-    by_register = out_of_group_probabilities(posts, "register", log=log, prepared=prepared)
+    by_register = out_of_group_probabilities(posts, "register", log=log, prepared=prepared, processes=processes)
     thresholds, tuned_on = tune_out_of_register(posts, by_register, probabilities, classes)
     predicted = decide(probabilities, classes, thresholds)
     metrics = compute_metrics(y, predicted, [p.lang for p in posts], [p.hard for p in posts])
@@ -316,7 +323,7 @@ def train(
         metrics["leave_one_out"]["register"] = figures(posts, by_register, "register", thresholds)
     for by in [b for b in leave_out if b != "register"]:
         log(f"Leave-one-{by}-out: a model per {by}, trained without it…")
-        result = leave_one_out(posts, by, thresholds, log=log, prepared=prepared)
+        result = leave_one_out(posts, by, thresholds, log=log, prepared=prepared, processes=processes)
         if result is None:
             log(f"  {nothing_measured(by)}")
         else:
@@ -339,10 +346,11 @@ def train_and_save(
     report_dir: Path | None = None,
     leave_out: Sequence[str] = (),
     log: Callable = print,
+    processes: int = FIT_PROCESSES,
 ) -> TrainingResult:
     """Load the corpus, lay the reviewed posts over it, train, write the reports; install the model as a
     new kept version unless the quality gate refuses (``force`` overrides). ``leave_out`` adds the
-    leave-one-register-out and leave-one-genre-out figures to the report (a fit per register or genre)."""
+    leave-one-register-out and leave-one-genre-out figures to the report (a fit per register or genre). ``processes``: how many fits run at once (:mod:`classifier.fitting`)."""
     model_path = Path(model_path)
     problems: list[Problem] = []
     posts = load_corpus([*(data or [BUNDLED_DATA_DIR]), *extra], problems)
@@ -352,9 +360,11 @@ def train_and_save(
     if reviewed:
         log(f"Reviews used: {used} texts ({conflicts} disagreed with the corpus; the reviews won)")
     prepared = prepare_many([p.text for p in posts])
-    result = train(posts, leave_out=leave_out, log=log, prepared=prepared)
+    result = train(posts, leave_out=leave_out, log=log, prepared=prepared, processes=processes)
     result.problems, result.reviews_used, result.conflicts = problems, used, conflicts
-    result.gate = compare_on_heldout(posts, result, model_path, log, dict(zip((p.text for p in posts), prepared)))
+    result.gate = compare_on_heldout(
+        posts, result, model_path, log, dict(zip((p.text for p in posts), prepared)), processes
+    )
     if force and result.gate["refusal"]:
         result.gate["forced"] = True
     result.metrics["reviews"] = {"used": used, "conflicts": conflicts}

@@ -4,6 +4,7 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import cli
+from classifier import fitting
 
 
 @pytest.fixture
@@ -168,6 +169,24 @@ def test_train_command_says_when_no_source_can_be_left_out(run, tagged_corpus, t
     assert "nothing measured: no source could be left out" in result.output
     assert "Leave-one-source-out" not in (tmp_path / "reports" / "training.md").read_text(encoding="utf-8")
     assert model.exists()
+
+
+def test_train_command_fits_in_this_process_with_one_job(run, tagged_corpus, tmp_path, monkeypatch):
+    fitted_here = []
+    real = fitting.fit_and_predict
+    monkeypatch.setattr(fitting, "fit_and_predict", lambda *a: fitted_here.append(1) or real(*a))
+    model = tmp_path / "one.joblib"
+    result = run("train", "--data", str(tagged_corpus), "--no-reviews", "--jobs", "1", "--model", str(model))
+    assert result.exit_code == 0, result.output
+    assert len(fitted_here) >= 5 + 2  # five folds and at least two left-out registers, none in a worker
+    assert model.exists()
+
+
+def test_train_command_refuses_zero_jobs(run, tagged_corpus, tmp_path):
+    result = run("train", "--data", str(tagged_corpus), "--jobs", "0", "--model", str(tmp_path / "m.joblib"))
+    assert result.exit_code == 2
+    assert "Invalid value for '--jobs'" in result.output
+    assert not (tmp_path / "m.joblib").exists()
 
 
 @pytest.fixture
