@@ -241,7 +241,7 @@ _output_option = click.option(
     type=click.Choice(["register", "genre", "source"]),
     multiple=True,
     help="Also measure how the model does on a genre it never saw (`genre`: a model per genre, trained "
-    "without it) or on a writer's voice it never saw (`source`: a model per corpus file, about 20 min on 78 files); "
+    "without it) or on a writer's voice it never saw (`source`: a model per corpus file, about 10 min on 85 files); "
     "the figures go into the training report. Registers are always left out one by one (their "
     "predictions tune the thresholds); `register` is accepted and changes nothing. Repeatable.",
 )

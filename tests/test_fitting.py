@@ -1,5 +1,7 @@
 """Fits in worker processes: the same probabilities as fitting one split after another, in order."""
 
+import multiprocessing
+
 import numpy as np
 import pytest
 
@@ -42,3 +44,13 @@ def test_one_process_fits_here(splits, monkeypatch):
     monkeypatch.setattr(fitting, "fit_and_predict", lambda split, C, family: calls.append(split) or split)
     assert list(fit_and_predict_all(splits, processes=1)) == splits
     assert calls == splits
+
+
+def test_no_worker_outlives_the_fits(splits):
+    # The bot can train on first use inside its own process: idle workers must not stay behind there.
+    list(fit_and_predict_all(splits, processes=2))
+    assert multiprocessing.active_children() == []
+    results = fit_and_predict_all(splits, processes=2)
+    next(results)
+    results.close()  # a caller that stops early (an error in between) ends the workers too
+    assert multiprocessing.active_children() == []
