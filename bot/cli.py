@@ -250,7 +250,7 @@ _output_option = click.option(
     type=click.IntRange(min=1),
     default=None,
     help="How many fits run at once, each in its own process (default 2, 1 on a one-core machine). Each "
-    "takes about 0.9 GB on the bundled corpus; 1 fits one after another in this process (about 1.5 times "
+    "takes about 0.9 GB on the bundled corpus; 1 fits one after another in this process (about 1.4 times "
     "as long).",
 )
 @_db_option
