@@ -135,12 +135,13 @@ def heldout_macro_f1s(
     it, with the thresholds, on ``heldout``; the runs fitted side by side. ``prepared``: posts already
     prepared, by text (the others are prepared here)."""
     prepare = _preparer(prepared or {})
+    held = prepare(heldout)
     splits = []
     for train_posts, _ in runs:
         labels = [p.label for p in train_posts]
         if len(set(labels)) < 2:
             raise ValueError("fewer than two labels to fit on")
-        splits.append(Split(prepare(train_posts), labels, prepare(heldout)))
+        splits.append(Split(prepare(train_posts), labels, held))
     truth = [p.label for p in heldout]
     return [
         macro_f1(truth, decide(predicted.probabilities, predicted.classes, {**DEFAULT_THRESHOLDS, **thresholds}))
@@ -350,7 +351,8 @@ def train_and_save(
 ) -> TrainingResult:
     """Load the corpus, lay the reviewed posts over it, train, write the reports; install the model as a
     new kept version unless the quality gate refuses (``force`` overrides). ``leave_out`` adds the
-    leave-one-register-out and leave-one-genre-out figures to the report (a fit per register or genre). ``processes``: how many fits run at once (:mod:`classifier.fitting`)."""
+    leave-one-register-out and leave-one-genre-out figures to the report (a fit per register or genre).
+    ``processes``: how many fits run at once (:mod:`classifier.fitting`)."""
     model_path = Path(model_path)
     problems: list[Problem] = []
     posts = load_corpus([*(data or [BUNDLED_DATA_DIR]), *extra], problems)
