@@ -28,7 +28,7 @@ from typing import NamedTuple
 import numpy as np
 from joblib.externals.loky import ProcessPoolExecutor
 
-from classifier.model import DEFAULT_C, PreparedPost, build_pipeline, fit_prepared
+from classifier.model import DEFAULT_C, PreparedPost, build_pipeline, fit_prepared, probabilities_with_passages
 
 # Two: each worker holds a copy of the posts it fits on and its own fit (about 0.9 GB at the peak of a fit
 # on the 20,791-post corpus), and the bot may retrain on a small server. One core: fits in this process.
@@ -53,7 +53,7 @@ def fit_and_predict(split: Split, C: float = DEFAULT_C, family: str = "svm") -> 
     """Fit a fresh pipeline on the split's training posts and predict its test posts."""
     started = time.perf_counter()
     pipeline = fit_prepared(build_pipeline(C=C, family=family), list(split.train), np.asarray(split.labels))
-    probabilities = pipeline[1:].predict_proba(list(split.test))
+    probabilities = probabilities_with_passages(list(split.test), pipeline[1:].predict_proba, pipeline.classes_)
     return Predicted(list(pipeline.classes_), probabilities, time.perf_counter() - started)
 
 

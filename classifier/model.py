@@ -29,12 +29,13 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.svm import LinearSVC
 
+from classifier import passages
 from classifier.evidence import Evidence, extract
 from classifier.labels import BENIGN, LABELS, PROMOTION_LABELS, TRADING_SERVICE
 from classifier.language import detect_language, is_covered
 from classifier.normalize import MAX_CHARS, clean, fold
 from classifier.scoring import Contributions, LinearScorer, blend_benign, rows_matrix
-from classifier.verdict import Reason, Verdict, language_reason, watchlist_reason
+from classifier.verdict import Reason, Verdict, language_reason, passage_reason, watchlist_reason
 from classifier.watchlist import Watchlist, default_watchlist
 
 DEFAULT_THRESHOLDS = {label: 0.5 for label in PROMOTION_LABELS}
@@ -49,14 +50,22 @@ class PreparedPost(NamedTuple):
     normalized: str
     evidence: Evidence
     language: str
+    # A long post's passages (classifier.passages), as text: prepared only if the post needs reading by them.
+    passages: tuple[str, ...] = ()
+
+
+def _prepare(text: str, language: str | None = None, passages: tuple[str, ...] = ()) -> PreparedPost:
+    cleaned = clean(text)
+    normalized = fold(cleaned)
+    evidence = extract(text, cleaned=cleaned, normalized=normalized)
+    return PreparedPost(normalized, evidence, language or detect_language(cleaned), passages)
 
 
 def prepare(text: str) -> PreparedPost:
-    """Clean once, then derive the n-gram text, the evidence and the language from it."""
+    """Clean once, then derive the n-gram text, the evidence and the language from it; cut a long post
+    into its passages."""
     text = text[:MAX_CHARS]
-    cleaned = clean(text)
-    normalized = fold(cleaned)
-    return PreparedPost(normalized, extract(text, cleaned=cleaned, normalized=normalized), detect_language(cleaned))
+    return _prepare(text, passages=passages.split(text))
 
 
 def prepare_many(texts: Sequence[str]) -> list[PreparedPost]:
@@ -66,6 +75,28 @@ def prepare_many(texts: Sequence[str]) -> list[PreparedPost]:
 def prepared_posts(posts: Sequence, prepared: Sequence[PreparedPost] | None = None) -> Sequence[PreparedPost]:
     """``prepared`` when the caller already has the posts prepared, else the posts' texts prepared now."""
     return prepare_many([p.text for p in posts]) if prepared is None else prepared
+
+
+def passages_to_read(
+    prepared: Sequence[PreparedPost], probabilities: np.ndarray, classes: Sequence[str]
+) -> tuple[list[PreparedPost], np.ndarray]:
+    """The passages of the posts that need them (:func:`classifier.passages.to_read`), prepared (the
+    language is their post's: nothing reads it but the reasons, which are the post's), and for each the
+    row of its post."""
+    counts = [len(post.passages) for post in prepared]
+    needed = passages.to_read(np.array(counts), probabilities, classes)
+    rows = [_prepare(text, prepared[i].language) for i in needed for text in prepared[i].passages]
+    return rows, np.repeat(needed, [counts[i] for i in needed])
+
+
+def probabilities_with_passages(prepared: Sequence[PreparedPost], predict_proba, classes) -> np.ndarray:
+    """The posts' probabilities (``predict_proba`` of prepared posts), each long post's promotion labels
+    raised by its passages (:func:`classifier.passages.combine`)."""
+    whole = predict_proba(list(prepared))
+    rows, owner = passages_to_read(prepared, whole, classes)
+    if not rows:
+        return whole
+    return passages.combine(whole, classes, predict_proba(rows), owner)
 
 
 def char_wb_ngrams(word: str, min_n: int, max_n: int) -> list[str]:
@@ -371,8 +402,13 @@ class PromotionClassifier:
             scorer = self.scorer
             prepared = prepare_many(texts)
             blocks = scorer.features(prepared)
-            probabilities = scorer.probabilities(blocks)
+            whole = scorer.probabilities(blocks)
             classes = scorer.classes
+            # A long post is read passage by passage too (classifier.passages), in a second batch.
+            rows, owner = passages_to_read(prepared, whole, classes)
+            passage_blocks = scorer.features(rows) if rows else None
+            scored = scorer.probabilities(passage_blocks) if rows else whole[:0]
+            probabilities = passages.combine(whole, classes, scored, owner)
             labels = decide(probabilities, classes, self.thresholds)
             listed = watchlist or self.watchlist or default_watchlist()  # an empty list is a list: no __len__
             found = [listed.match(text, post.normalized) for text, post in zip(texts, prepared)]
@@ -386,6 +422,9 @@ class PromotionClassifier:
                 why = self._reasons(
                     scorer.contributions(blocks, label_indices, MIN_REASON_WEIGHT), len(texts), prepared, reasons
                 )
+                if rows:
+                    chosen = passages.deciding(whole, scored, owner, label_indices)
+                    self._passage_reasons(why, chosen, labels, prepared, scored, passage_blocks, rows, owner, reasons)
             else:
                 why = [[] for _ in labels]
             for row, post in enumerate(prepared):
@@ -405,6 +444,28 @@ class PromotionClassifier:
                 )
                 for row, (label, row_probabilities) in enumerate(zip(labels, probabilities[:, order].tolist()))
             ]
+
+    def _passage_reasons(self, why, chosen, labels, prepared, scored, blocks, rows, owner, limit) -> None:
+        """For each post a passage flagged (``chosen``: its row, or -1), that passage first, then its reasons."""
+        flagged = [
+            (post, int(row))
+            for post, row in enumerate(chosen.tolist())
+            if row >= 0
+            and scored[row, self.classes.index(labels[post])] / passages.DISCOUNT
+            >= self.thresholds.get(labels[post], 1.0)
+        ]  # a passage that raised the label, where the whole post or the watchlist made the verdict, is not named
+        if not flagged:
+            return
+        label_indices = np.array([self.classes.index(labels[owner[row]]) for row in range(len(rows))])
+        passage_why = self._reasons(
+            self.scorer.contributions(blocks, label_indices, MIN_REASON_WEIGHT), len(rows), rows, limit
+        )
+        first = np.searchsorted(owner, np.arange(len(prepared)))
+        for post, row in flagged:
+            index = row - int(first[post])
+            text = prepared[post].passages[index]
+            probability = float(scored[row, self.classes.index(labels[post])])
+            why[post] = [passage_reason(index, len(prepared[post].passages), text, probability), *passage_why[row]]
 
     def _reasons(
         self, contributions: Contributions, n_posts: int, prepared: list[PreparedPost], limit: int

@@ -12,7 +12,9 @@ class Reason:
     """One piece of evidence that weighed towards the verdict's label.
 
     ``kind`` is ``evidence`` (something extracted: an exchange, a referral code, an address…),
-    ``word`` (a word n-gram) or ``chars`` (a character n-gram). ``weight`` is its contribution to the
+    ``word`` (a word n-gram) or ``chars`` (a character n-gram); a long post that one of its passages
+    flagged (classifier.passages) carries first a reason of kind ``passage`` naming it (weight: the
+    passage's own probability), then that passage's reasons. ``weight`` is its contribution to the
     label's linear score, so reasons sort by how much they mattered. A post in a language the model was not
     trained on carries a first reason of kind ``language`` (weight 0) that says so.
     """
@@ -26,12 +28,23 @@ class Reason:
             return f"language: {self.feature}"
         if self.kind == "watchlist":
             return f"watchlist: {self.feature}"
+        if self.kind == "passage":
+            return f"passage: {self.feature}"
         return f"{self.kind}: {self.feature} (+{self.weight:.2f})"
 
 
 def language_reason(language: str) -> Reason:
     """The reason that puts a language the model was not trained on before a moderator."""
     return Reason("language", f"{language}, not covered by the model: scores unreliable", 0.0)
+
+
+def passage_reason(index: int, count: int, text: str, probability: float) -> Reason:
+    """The reason a passage that reads as promotion on its own gives to the long post it is part of."""
+    words = " ".join(text.split())
+    shown = words if len(words) <= 120 else words[:119] + "…"
+    return Reason(
+        "passage", f"{index + 1} of {count} reads as promotion on its own ({probability:.2f}): {shown}", probability
+    )
 
 
 def watchlist_reason(match) -> Reason:

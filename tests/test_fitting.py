@@ -54,3 +54,27 @@ def test_no_worker_outlives_the_fits(splits):
     next(results)
     results.close()  # a caller that stops early (an error in between) ends the workers too
     assert multiprocessing.active_children() == []
+
+
+def test_held_out_long_posts_are_read_by_their_passages_as_the_product_reads_them(splits):
+    """Training's figures must be those of the verdicts: a long test post is scored whole and by passage."""
+    from classifier.model import PromotionClassifier, build_pipeline, fit_prepared, passages_to_read
+
+    split = splits[0]
+    chat = [
+        "my daughter starts school on monday, we bought her shoes and a bag and she is so excited, her "
+        "grandmother is coming over on sunday to take pictures before the first day",
+        "the rain finally stopped so we walked to the park after dinner, the kids fed the ducks and we got "
+        "ice cream on the way home, lovely evening honestly",
+        "does anyone know a good plumber near the station? the kitchen tap has been dripping for a week and "
+        "the landlord keeps saying he will send someone",
+    ]
+    texts = ["\n\n".join(chat), "gm all"]
+    test = prepare_many(texts)
+    predicted = fit_and_predict(Split(split.train, split.labels, test))
+    pipeline = fit_prepared(build_pipeline(), list(split.train), np.asarray(split.labels))
+    rows, owner = passages_to_read(test, pipeline[1:].predict_proba(test), predicted.classes)
+    assert len(rows) == len(test[0].passages) > 1 and set(owner.tolist()) == {0}  # the long post was read
+    verdicts = PromotionClassifier(pipeline).predict_many(texts, reasons=0)
+    for row, verdict in zip(predicted.probabilities, verdicts):
+        assert [verdict.scores[label] for label in predicted.classes] == pytest.approx(row.tolist(), abs=1e-7)

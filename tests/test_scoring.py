@@ -7,7 +7,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import CountVectorizer
 
 from classifier.corpus import BUNDLED_DATA_DIR, load_corpus
-from classifier.model import PromotionClassifier, build_pipeline, decide, prepare_many
+from classifier.model import PromotionClassifier, build_pipeline, decide, prepare_many, probabilities_with_passages
 from classifier.scoring import LinearScorer, blend_benign, rows_matrix, tfidf, word_ngram_counts
 
 ODD_POSTS = [
@@ -105,9 +105,11 @@ def test_word_counts_equal_for_other_ngram_ranges(sample_texts, ngram_range):
 
 
 def test_verdict_labels_equal_thresholds_applied_to_predict_proba(trained_model, sample_texts):
-    expected = decide(
-        trained_model.pipeline.predict_proba(sample_texts), trained_model.classes, trained_model.thresholds
+    classes = trained_model.classes
+    probabilities = probabilities_with_passages(
+        prepare_many(sample_texts), trained_model.pipeline[1:].predict_proba, classes
     )
+    expected = decide(probabilities, classes, trained_model.thresholds)
     from classifier.watchlist import Watchlist
 
     # The model's labels alone: no watchlist, whose look-alike links would turn some benign ones.
@@ -144,8 +146,12 @@ def test_a_two_label_model_scores_like_its_pipeline():
 
 
 def test_each_score_is_the_probability_of_its_own_label(trained_model, sample_texts):
-    expected = trained_model.pipeline.predict_proba(sample_texts)
     classes = trained_model.classes
+    # The pipeline's own probabilities, each long post's raised by its passages as training measures them.
+    expected = probabilities_with_passages(
+        prepare_many(sample_texts), trained_model.pipeline[1:].predict_proba, classes
+    )
+    assert any(post.passages for post in prepare_many(sample_texts))  # the sample holds long posts
     for row, verdict in enumerate(trained_model.predict_many(sample_texts, reasons=0)):
         assert list(verdict.scores) == ["ico", "trading_service", "benign"]
         for label, probability in verdict.scores.items():
