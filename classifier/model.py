@@ -424,7 +424,9 @@ class PromotionClassifier:
                 )
                 if rows:
                     chosen = passages.deciding(whole, scored, owner, label_indices)
-                    self._passage_reasons(why, chosen, labels, prepared, scored, passage_blocks, rows, owner, reasons)
+                    self._passage_reasons(
+                        why, chosen, label_indices, prepared, scored, passage_blocks, rows, owner, reasons
+                    )
             else:
                 why = [[] for _ in labels]
             for row, post in enumerate(prepared):
@@ -445,27 +447,29 @@ class PromotionClassifier:
                 for row, (label, row_probabilities) in enumerate(zip(labels, probabilities[:, order].tolist()))
             ]
 
-    def _passage_reasons(self, why, chosen, labels, prepared, scored, blocks, rows, owner, limit) -> None:
+    def _passage_reasons(self, why, chosen, label_indices, prepared, scored, blocks, rows, owner, limit) -> None:
         """For each post a passage flagged (``chosen``: its row, or -1), that passage first, then its reasons."""
-        flagged = [
-            (post, int(row))
-            for post, row in enumerate(chosen.tolist())
-            if row >= 0
-            and scored[row, self.classes.index(labels[post])] / passages.DISCOUNT
-            >= self.thresholds.get(labels[post], 1.0)
-        ]  # a passage that raised the label, where the whole post or the watchlist made the verdict, is not named
-        if not flagged:
+        posts = np.flatnonzero(chosen >= 0)
+        named, labels = chosen[posts], label_indices[posts]
+        probability = scored[named, labels]
+        threshold = np.array([self.thresholds.get(self.classes[label], 1.0) for label in labels.tolist()])
+        # A passage that raised the label, where the whole post or the watchlist made the verdict, is not named.
+        made = probability / passages.DISCOUNT >= threshold
+        posts, named, labels, probability = posts[made], named[made], labels[made], probability[made]
+        if not len(posts):
             return
-        label_indices = np.array([self.classes.index(labels[owner[row]]) for row in range(len(rows))])
+        # Reasons of the named passages only, not of every passage in the batch.
         passage_why = self._reasons(
-            self.scorer.contributions(blocks, label_indices, MIN_REASON_WEIGHT), len(rows), rows, limit
+            self.scorer.contributions([block[named] for block in blocks], labels, MIN_REASON_WEIGHT),
+            len(named),
+            [rows[row] for row in named.tolist()],
+            limit,
         )
         first = np.searchsorted(owner, np.arange(len(prepared)))
-        for post, row in flagged:
+        for k, (post, row) in enumerate(zip(posts.tolist(), named.tolist())):
             index = row - int(first[post])
-            text = prepared[post].passages[index]
-            probability = float(scored[row, self.classes.index(labels[post])])
-            why[post] = [passage_reason(index, len(prepared[post].passages), text, probability), *passage_why[row]]
+            parts = prepared[post].passages
+            why[post] = [passage_reason(index, len(parts), parts[index], float(probability[k])), *passage_why[k]]
 
     def _reasons(
         self, contributions: Contributions, n_posts: int, prepared: list[PreparedPost], limit: int

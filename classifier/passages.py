@@ -76,11 +76,15 @@ def split(text: str) -> tuple[str, ...]:
     return tuple(passages) if len(passages) > 1 else ()
 
 
+def _promotion_columns(classes: Sequence[str]) -> list[int]:
+    return [list(classes).index(label) for label in PROMOTION_LABELS if label in classes]
+
+
 def to_read(counts: np.ndarray, probabilities: np.ndarray, classes: Sequence[str]) -> np.ndarray:
     """The posts (rows) whose passages are worth reading: those that have passages (``counts``) and
     whose every promotion label is below ``1 / DISCOUNT`` read whole. Above that no passage can raise the
     label, and a post that reads as promotion that clearly needs no passage to flag it."""
-    columns = [list(classes).index(label) for label in PROMOTION_LABELS if label in classes]
+    columns = _promotion_columns(classes)
     return np.flatnonzero((counts > 0) & (probabilities[:, columns].max(axis=1) < 1.0 / DISCOUNT))
 
 
@@ -92,7 +96,7 @@ def combine(
     Thresholds apply to the promotion columns; the benign one of a post a passage raised becomes what the
     promotion labels leave of 1 (0 if nothing), so each row still sums to at most 1."""
     combined = probabilities.copy()
-    columns = [list(classes).index(label) for label in PROMOTION_LABELS if label in classes]
+    columns = _promotion_columns(classes)
     for column in columns:
         best = np.zeros(len(probabilities))
         np.maximum.at(best, owner, passage_probabilities[:, column] / DISCOUNT)
