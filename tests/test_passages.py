@@ -60,11 +60,15 @@ def test_a_very_long_post_gets_longer_passages_not_more():
 
 def test_prepared_posts_carry_their_passages_and_only_those_needed_are_read():
     long_post = "\n\n".join([*NEWS, SPONSORED])
-    prepared = [prepare(NEWS[0]), prepare(long_post), prepare(long_post + " "), prepare(long_post + "  ")]
+    prepared = [prepare(NEWS[0]), *(prepare(long_post + " " * k) for k in range(4))]
     assert prepared[1].passages == passages.split(long_post)
     count = len(prepared[1].passages)
-    # Read whole: the second post reads benign, the third already 0.5 trading_service, the fourth under it.
-    whole = np.array([[0.9, 0.05, 0.05], [0.9, 0.05, 0.05], [0.4, 0.1, 0.5], [0.45, 0.1, 0.45]])
+    # Read whole: the second post reads benign, the third already 0.5 trading_service, the fourth under it,
+    # the fifth hardly promotion at all.
+    floor = passages.READ_FROM
+    whole = np.array(
+        [[0.9, 0.05, 0.05], [0.9, 0.05, 0.05], [0.4, 0.1, 0.5], [0.45, 0.1, 0.45], [1 - floor, floor / 2, floor / 2]]
+    )
     rows, owner = passages_to_read(prepared, whole, ["benign", "ico", "trading_service"])
     assert owner.tolist() == [1] * count + [3] * count
     assert rows[0] == prepare(prepared[1].passages[0])._replace(language=prepared[1].language)
