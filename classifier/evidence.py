@@ -43,7 +43,9 @@ def find_exchanges(normalized: str) -> list[str]:
     if not _ANY_EXCHANGE.search(normalized):
         return []
     found = {name for needle, name in _SUBSTRING_NAMES if needle in normalized}
-    found.update(_TOKEN_NAMES[t] for t in _TOKEN_NAMES.keys() & set(_TOKEN.findall(normalized)))
+    if maybe := [needle for needle in _TOKEN_NAMES if needle in normalized]:  # tokenise only if worth it
+        tokens = set(_TOKEN.findall(normalized))
+        found.update(_TOKEN_NAMES[needle] for needle in maybe if needle in tokens)
     return [name for name in EXCHANGES if name in found]
 
 
@@ -177,8 +179,9 @@ def _starting_with(first: str, pattern: str) -> re.Pattern:
 
 
 SIGNAL_PARTS: dict[str, tuple[tuple[str, ...], re.Pattern]] = {
+    # A quote after a slash, or a ticker glued to usdt/usdc: "eth" alone is in "something" and "method".
     "pair": (
-        ("usd", "btc", "eth", "bnb"),
+        ("usd", "/btc", "/ btc", "/eth", "/ eth", "/bnb", "/ bnb"),
         _starting_with(
             "a-z0-9", r"\b[a-z0-9]{2,10} ?/ ?(?:usdt|usdc|usd|btc|eth|bnb)\b|\b[a-z0-9]{2,10}(?:usdt|usdc)\b(?<!^usdt)"
         ),
@@ -188,15 +191,15 @@ SIGNAL_PARTS: dict[str, tuple[tuple[str, ...], re.Pattern]] = {
         _starting_with("lsb做多空开", r"\b(?:long|short|buy zone|buy|sell)\b|做多|做空|多单|空单|开多|开空"),
     ),
     "entry": (
-        ("ent", "buy", "入场", "进场", "开仓", "点位", "建仓"),
+        ("entr", "enter", "buy zone", "buy at", "buy between", "入场", "进场", "开仓", "点位", "建仓"),
         _starting_with(
             "eb入进开点建",
             r"\b(?:entry|entries|enter|entry zone|buy zone|buy at|buy between)\b|入场|进场|开仓|点位|建仓",
         ),
     ),
-    # "tp", "target", "take profit" and "t1" all hold a "t": a weak filter, but still one for Chinese posts.
+    # "t" alone is in nine English posts in ten: "t1" to "t9" (and "t0") instead.
     "targets": (
-        ("t", "止盈", "目标"),
+        ("tp", "target", "profit", *(f"t{digit}" for digit in range(10)), "止盈", "目标"),
         _starting_with("t止目", r"\b(?:tp ?\d?|targets?|take[ -]?profit|t\d)\b|止盈|目标"),
     ),
     "stop": (
