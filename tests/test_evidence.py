@@ -31,6 +31,12 @@ def test_known_exchanges_are_found(text, exchange):
     assert exchange in extract(text).exchanges
 
 
+def test_a_whole_token_name_counts_only_as_a_token_beside_a_name_found_anywhere():
+    assert extract("binance or okx, your pick").exchanges == ["binance", "okx"]
+    assert extract("mybinancebonus at tokxyz.example").exchanges == ["binance"]
+    assert set(extract("kraken, htx and mexc").exchanges) == {"kraken", "huobi", "mexc"}
+
+
 def test_gate_as_an_english_word_is_not_an_exchange():
     assert extract("meet me at the gate").exchanges == []
 

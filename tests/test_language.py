@@ -10,6 +10,12 @@ from classifier.normalize import clean
         ("Всем привет! Перезалив видео с канала, ссылка в описании, подписывайтесь и ставьте лайки", "ru"),
         ("سلام دوستان، امروز قیمت بیت کوین بالا رفت و همه خوشحال هستند و منتظر روزهای بهتر", "fa"),
         ("Hola amigos, hoy les traigo un nuevo video sobre cómo invertir en criptomonedas de forma segura", "es"),
+        # Plain ASCII, no accent: letters are counted on the ASCII path, and CLD2 still tells the language.
+        (
+            "Hola amigos, hoy les traigo un nuevo video sobre como invertir en criptomonedas de forma segura y facil",
+            "es",
+        ),
+        ("Halo teman teman, hari ini saya mau berbagi cara belajar memasak rendang yang enak untuk pemula", "id"),
         ("Presale live now, 1 BNB = 50,000 MOON, buy at moon-sale.example and join our telegram", "en"),
         ("长期收U，汇率置顶，见U打款 @otc_desk", "zh"),
         ("收U 出U 汇率7.32", "zh"),
