@@ -31,6 +31,7 @@ from sklearn.svm import LinearSVC
 
 from classifier import passages
 from classifier.evidence import Evidence, extract
+from classifier.gram_columns import GramColumns
 from classifier.labels import BENIGN, LABELS, PROMOTION_LABELS, TRADING_SERVICE
 from classifier.language import detect_language, is_covered
 from classifier.normalize import MAX_CHARS, clean, fold
@@ -129,6 +130,7 @@ class WordCachedCharNgrams(TransformerMixin, BaseEstimator):
     # benchmark's reference to x0.8 (benchmarks/README.md).
     CACHE_LIMIT = 100_000
     CACHEABLE_LENGTH = 24
+    NUMPY_FROM_CHARS = 100  # below this, numpy's set-up costs more than the dict lookups (session 13: 60 characters)
 
     def __init__(self, ngram_range=(1, 4), min_df=2, max_df=0.9):
         self.ngram_range = ngram_range
@@ -157,6 +159,7 @@ class WordCachedCharNgrams(TransformerMixin, BaseEstimator):
         counts = self._fit_vocabulary([p.normalized for p in posts])
         self.tfidf_ = TfidfTransformer(sublinear_tf=True).fit(counts)
         self._cache = {}
+        self._gram_columns = None
         return counts
 
     def _fit_vocabulary(self, texts: list[str]) -> sp.csr_matrix:
@@ -193,6 +196,27 @@ class WordCachedCharNgrams(TransformerMixin, BaseEstimator):
         per_doc = np.bincount(rows[stay], minlength=len(texts))
         return rows_matrix(per_doc, columns[stay].astype(np.int32), len(terms), data=counts.data[stay])
 
+    def _analyse(self, words: list[str]) -> dict[str, np.ndarray]:
+        """Vocabulary indices of the n-grams of words the cache lacks, each word's array; the cacheable ones
+        cached. Many characters at once go through numpy (:mod:`classifier.gram_columns`), a few through
+        the vocabulary's dict, which costs less than numpy's set-up for one short word."""
+        if sum(map(len, words)) < self.NUMPY_FROM_CHARS or not self._columns().usable:
+            return {word: self._word_indices(word) for word in words}
+        columns, per_word = self._columns().of_words(words)
+        found = dict(zip(words, np.split(columns, np.cumsum(per_word)[:-1])))
+        for word, indices in found.items():
+            if len(word) <= self.CACHEABLE_LENGTH:
+                # A copy: a view would keep the whole batch's array alive as long as the word stays cached.
+                self._remember(word, indices.copy())
+        return found
+
+    def _columns(self) -> GramColumns:
+        # Made on first use, not saved with the model: it is the vocabulary in another form (25 ms to make).
+        # Two threads may both make it; either result is the same.
+        if self._gram_columns is None:
+            self._gram_columns = GramColumns(self.counter_.vocabulary_, *self.ngram_range)
+        return self._gram_columns
+
     def _word_indices(self, word: str) -> np.ndarray:
         """Vocabulary indices of one word's n-grams (a miss of the cache)."""
         vocabulary = self.counter_.vocabulary_
@@ -201,10 +225,13 @@ class WordCachedCharNgrams(TransformerMixin, BaseEstimator):
         found = np.fromiter(map(vocabulary.get, grams, repeat(-1)), dtype=np.int32, count=len(grams))
         indices = found[found >= 0]
         if len(word) <= self.CACHEABLE_LENGTH:  # long tokens (URLs, Chinese clauses) rarely come back
-            if len(self._cache) >= self.CACHE_LIMIT:
-                self._forget_oldest_half()
-            self._cache[word] = indices
+            self._remember(word, indices)
         return indices
+
+    def _remember(self, word: str, indices: np.ndarray) -> None:
+        if len(self._cache) >= self.CACHE_LIMIT:
+            self._forget_oldest_half()
+        self._cache[word] = indices
 
     def _forget_oldest_half(self) -> None:
         """Drop the half cached longest ago, not all: the recent half stays for the next posts."""
@@ -215,10 +242,19 @@ class WordCachedCharNgrams(TransformerMixin, BaseEstimator):
     def counts(self, posts) -> sp.csr_matrix:
         """The n-gram count matrix, equal to ``self.counter_.transform`` of the normalized texts."""
         pieces, lengths = [], []
-        cache, miss = self._cache, self._word_indices
-        for post in posts:
+        cache = self._cache
+        texts = [post.normalized.split() for post in posts]
+        # In order of first use, so that the words cached last are this batch's last.
+        missed = self._analyse([w for w in dict.fromkeys(chain.from_iterable(texts)) if w not in cache])
+
+        def miss(word: str) -> np.ndarray:
+            found = missed.get(word)
+            # Another thread's batch may have evicted a word that was cached when this batch began.
+            return self._word_indices(word) if found is None else found
+
+        for words in texts:
             # get, not "in" then index: another thread's batch may clear the cache between the two.
-            words = [miss(w) if (found := cache.get(w)) is None else found for w in post.normalized.split()]
+            words = [miss(w) if (found := cache.get(w)) is None else found for w in words]
             lengths.append(sum(map(len, words)))
             pieces.extend(words)
         indices = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int32)
@@ -233,7 +269,12 @@ class WordCachedCharNgrams(TransformerMixin, BaseEstimator):
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_cache"] = {}
+        state.pop("_gram_columns", None)
         return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._gram_columns = None
 
 
 class EvidenceVectorizer(TransformerMixin, BaseEstimator):

@@ -145,12 +145,15 @@ def test_char_wb_ngrams_match_scikit_learn(word):
         assert char_wb_ngrams(word, low, high) == reference._char_wb_ngrams(word)
 
 
-def test_cached_char_ngrams_count_exactly_like_scikit_learn():
+@pytest.mark.parametrize("numpy_from_chars", [0, 10**9])
+def test_cached_char_ngrams_count_exactly_like_scikit_learn(numpy_from_chars):
+    """Words the cache lacks looked up in numpy (classifier.gram_columns) or one at a time in the dict."""
     from classifier.corpus import BUNDLED_DATA_DIR, load_corpus
     from classifier.model import WordCachedCharNgrams, prepare_many
 
     posts = prepare_many([p.text for p in load_corpus([BUNDLED_DATA_DIR])][:400])
     vectorizer = WordCachedCharNgrams().fit(posts)
+    vectorizer.NUMPY_FROM_CHARS = numpy_from_chars
     expected = vectorizer.counter_.transform([p.normalized for p in posts])
     assert (vectorizer.counts(posts) != expected).nnz == 0
     assert (vectorizer.counts(posts) != expected).nnz == 0  # and again, from the warm cache
@@ -203,6 +206,7 @@ def test_the_word_cache_stays_within_its_limit_and_keeps_its_recent_half():
     expected = vectorizer.counter_.transform([p.normalized for p in posts])
     assert (vectorizer.counts(posts) != expected).nnz == 0
     assert 50 <= len(vectorizer._cache) <= 100
+    assert all(indices.base is None for indices in vectorizer._cache.values())  # no view keeps a batch alive
     last_word = posts[-1].normalized.split()[-1]
     assert last_word in vectorizer._cache or len(last_word) > vectorizer.CACHEABLE_LENGTH
 
