@@ -69,7 +69,11 @@ class GramColumns:
             if n in self.lengths:
                 keys[:, n - self.lengths.start] = key
         flat = keys.ravel()
-        at = np.searchsorted(self.keys, flat)
+        # Searched in sorted order, each search starts where the last ended and stays in cache: sorting and
+        # searching took half as long as searching in the order of the text.
+        order = np.argsort(flat)
+        at = np.empty_like(order)
+        at[order] = np.searchsorted(self.keys, flat[order])
         np.minimum(at, len(self.keys) - 1, out=at)
         found = np.flatnonzero(self.keys[at] == flat)
         word_of_start = np.repeat(np.arange(len(words)), [len(word) + 3 for word in words])
