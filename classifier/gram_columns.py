@@ -14,6 +14,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+# Characters looked up at once: each takes about 150 bytes of temporary arrays, so the 300,000 characters
+# a batch of 20,000 posts misses would take 45 MB at once; a slice of 65,536 takes 10.
+SLICE_CHARS = 65_536
 # Between words: a character no n-gram holds (words come from str.split(), so none holds a line break).
 _GAP = "\n"
 
@@ -56,6 +59,19 @@ class GramColumns:
     def of_words(self, words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """The columns of every n-gram of the words that the vocabulary holds, word after word, and how many
         each word has. Words are padded with a space each side, as ``char_wb`` pads them."""
+        columns, per_word, start, size = [], [], 0, 0
+        for end, word in enumerate(words, 1):
+            size += len(word) + 3
+            if size >= SLICE_CHARS or end == len(words):
+                found, counts = self._of_slice(words[start:end])
+                columns.append(found)
+                per_word.append(counts)
+                start, size = end, 0
+        if not columns:
+            return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64)
+        return np.concatenate(columns), np.concatenate(per_word)
+
+    def _of_slice(self, words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         text = "".join(f" {word} {_GAP}" for word in words) + _GAP * self.max_n
         places = self._places(text)
         size = len(places)

@@ -55,3 +55,14 @@ def test_a_vocabulary_too_wide_to_pack_in_64_bits_says_so():
 def test_padded_words_shorter_than_min_n_are_left_to_scikit_learns_rule():
     """scikit-learn counts a padded word shorter than min_n whole; a padded word has at least three characters."""
     assert not GramColumns(fitted(4, 5), 4, 5).usable
+
+
+def test_words_looked_up_a_slice_at_a_time_get_the_same_columns(monkeypatch):
+    from classifier import gram_columns
+
+    lookup = GramColumns(fitted(1, 4), 1, 4)
+    words = VOCABULARY_TEXT.split() * 7
+    whole = lookup.of_words(words)
+    monkeypatch.setattr(gram_columns, "SLICE_CHARS", 10)
+    sliced = lookup.of_words(words)
+    assert np.array_equal(whole[0], sliced[0]) and np.array_equal(whole[1], sliced[1])
