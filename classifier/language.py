@@ -38,8 +38,8 @@ def detect_language(cleaned: str) -> str:
         letters = len(cleaned.encode("ascii").translate(None, _ASCII_NOT_LETTERS))
     else:
         han = len(_HAN.findall(cleaned))
-        # Han characters are a fifth of the letters if they are a fifth of all characters: most Chinese
-        # posts are told without counting the letters, the dearer count.
+        # More than a fifth of all characters Han means more than a fifth of the letters: most Chinese posts
+        # are told without counting the letters, the dearer count.
         if han >= 2 and han > 0.2 * len(cleaned) and len(_KANA.findall(cleaned)) < 2:
             return "zh"
         letters = len(_NOT_LETTERS.sub("", cleaned))

@@ -130,7 +130,7 @@ class WordCachedCharNgrams(TransformerMixin, BaseEstimator):
     # benchmark's reference to x0.8 (benchmarks/README.md).
     CACHE_LIMIT = 100_000
     CACHEABLE_LENGTH = 24
-    NUMPY_FROM_CHARS = 100  # below this, numpy's set-up costs more than the dict lookups (session 13: 60 characters)
+    NUMPY_FROM_CHARS = 100  # missed characters; fewer cost less in the dict than numpy's set-up (even at ~60)
 
     def __init__(self, ngram_range=(1, 4), min_df=2, max_df=0.9):
         self.ngram_range = ngram_range
