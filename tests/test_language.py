@@ -19,6 +19,14 @@ from classifier.normalize import clean
         ("Presale live now, 1 BNB = 50,000 MOON, buy at moon-sale.example and join our telegram", "en"),
         ("长期收U，汇率置顶，见U打款 @otc_desk", "zh"),
         ("收U 出U 汇率7.32", "zh"),
+        # Han a fifth of the letters but not of all characters (digits, spaces and signs): still Chinese.
+        ("合约带单开多 BTC ETH SOL entry 64200 65100 66000 TP 67000 68500 70000 SL 62900 10x", "zh"),
+        # Japanese writes Han characters too; kana tell it apart, whichever of the two tests sees the Han.
+        (
+            "今日は東京で新しい友達と一緒に美味しいラーメンを食べました。とても楽しかったです。"
+            "明日は大阪に行って、たこ焼きを食べる予定です。",
+            "ja",
+        ),
     ],
 )
 def test_languages_are_told_apart(text, language):

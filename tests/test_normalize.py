@@ -70,6 +70,8 @@ def test_spaced_out_look_alikes_are_folded_too():
         ("a  b", "a b"),
         ("a\tb", "a b"),
         ("a \t\r b", "a b"),
+        ("a\fb\vc", "a b c"),
+        ("空 投 白名单  开放 now", "空投白名单开放 now"),
         ("one two three", "one two three"),
         ("one\n\n\ntwo  \n three", "one\ntwo \n three"),
         ("  lead and trail\t", "lead and trail"),
