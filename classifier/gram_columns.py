@@ -19,6 +19,7 @@ import numpy as np
 SLICE_CHARS = 65_536
 # Between words: a character no n-gram holds (words come from str.split(), so none holds a line break).
 _GAP = "\n"
+_PAD = "\0"  # after an n-gram shorter than the longest, in the vocabulary's own packing
 
 
 class GramColumns:
@@ -26,22 +27,23 @@ class GramColumns:
 
     def __init__(self, vocabulary: Mapping[str, int], min_n: int, max_n: int):
         self.max_n = max_n
-        alphabet = sorted({character for gram in vocabulary for character in gram})
+        alphabet = sorted(set("".join(vocabulary)))
         self.code_points = np.array([ord(c) for c in alphabet], dtype=np.int64)
         # Places 1..len(alphabet); 0 would pack like a shorter n-gram, so an unknown character gets its own.
         self.unknown = len(alphabet) + 1
         self.bits = self.unknown.bit_length()
         # A padded word is at least three characters long, so below that every n-gram is an ordinary one
         # (scikit-learn counts a padded word shorter than min_n whole, once).
-        self.usable = self.bits * max_n <= 63 and min_n <= 3 and _GAP not in alphabet
+        self.usable = self.bits * max_n <= 63 and min_n <= 3 and _GAP not in alphabet and _PAD not in alphabet
         if not self.usable:
             return
         self.lengths = range(min_n, max_n + 1)
-        keys = [self._pack_grams([g for g in vocabulary if len(g) == n], n) for n in range(1, max_n + 1)]
-        columns = [
-            np.array([i for g, i in vocabulary.items() if len(g) == n], dtype=np.int32) for n in range(1, max_n + 1)
-        ]
-        keys, columns = np.concatenate(keys), np.concatenate(columns)
+        # Every n-gram padded to max_n characters; the padding, the only character outside the alphabet
+        # here, packs as 0, like the characters a shorter n-gram does not have.
+        places = self._places("".join(gram.ljust(max_n, _PAD) for gram in vocabulary)).reshape(-1, max_n)
+        places[places == self.unknown] = 0
+        keys = sum(places[:, k] << (self.bits * k) for k in range(max_n))
+        columns = np.fromiter(vocabulary.values(), dtype=np.int32, count=len(vocabulary))
         order = np.argsort(keys)
         self.keys, self.columns = keys[order], columns[order]
 
@@ -51,10 +53,6 @@ class GramColumns:
         places = np.searchsorted(self.code_points, code_points)
         np.minimum(places, len(self.code_points) - 1, out=places)
         return np.where(self.code_points[places] == code_points, places + 1, self.unknown)
-
-    def _pack_grams(self, grams: list[str], n: int) -> np.ndarray:
-        places = self._places("".join(grams)).reshape(-1, n)
-        return sum(places[:, k] << (self.bits * k) for k in range(n)) if grams else np.zeros(0, dtype=np.int64)
 
     def of_words(self, words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """The columns of every n-gram of the words that the vocabulary holds, word after word, and how many

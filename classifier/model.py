@@ -211,8 +211,8 @@ class WordCachedCharNgrams(TransformerMixin, BaseEstimator):
         return found
 
     def _columns(self) -> GramColumns:
-        # Made on first use, not saved with the model: it is the vocabulary in another form (25 ms to make).
-        # Two threads may both make it; either result is the same.
+        # Made on first use, not saved with the model: it is the vocabulary in another form. The first batch
+        # after loading pays for it once (about 0.1 s). Two threads may both make it; either result is the same.
         if self._gram_columns is None:
             self._gram_columns = GramColumns(self.counter_.vocabulary_, *self.ngram_range)
         return self._gram_columns
