@@ -38,12 +38,13 @@ def detect_language(cleaned: str) -> str:
         letters = len(cleaned.encode("ascii").translate(None, _ASCII_NOT_LETTERS))
     else:
         han = len(_HAN.findall(cleaned))
+        chinese_script = han >= 2 and len(_KANA.findall(cleaned)) < 2
         # More than a fifth of all characters Han means more than a fifth of the letters: most Chinese posts
         # are told without counting the letters, the dearer count.
-        if han >= 2 and han > 0.2 * len(cleaned) and len(_KANA.findall(cleaned)) < 2:
+        if chinese_script and han > 0.2 * len(cleaned):
             return "zh"
         letters = len(_NOT_LETTERS.sub("", cleaned))
-        if han >= 2 and han / max(letters, 1) > 0.2 and len(_KANA.findall(cleaned)) < 2:
+        if chinese_script and han / max(letters, 1) > 0.2:
             return "zh"
     if letters < MIN_LETTERS:
         return "en"
